@@ -1,0 +1,42 @@
+# Two entry points: `make repro` (default pipeline on the embedded tiny models)
+# and `make test`. Both bootstrap .venv on first use and are no-ops after.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Torch wheels that lie on this kind of machine's disk; users elsewhere get
+# whatever pyproject's loose range resolves to (override TORCH_SPEC="").
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.vlmscope-installed
+DEV_STAMP := $(VENV)/.vlmscope-dev-installed
+
+.PHONY: install dev repro test clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@if [ -n "$(TORCH_SPEC)" ] && ! $(BIN)/python -c "import torch, torchvision" 2>/dev/null; then \
+		$(BIN)/pip install -q $(TORCH_SPEC) || $(BIN)/pip install -q torch torchvision; fi
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+dev: $(DEV_STAMP)
+
+repro: $(STAMP)
+	@if [ ! -d .dvc ]; then $(BIN)/dvc init -q; fi
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	@$(BIN)/python -m vlmscope.report.where artifacts/reports
+
+test: $(DEV_STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from vlmscope.cli import main
+
+main()

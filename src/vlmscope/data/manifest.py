@@ -1,0 +1,153 @@
+"""The dataset directory contract every generator, importer and stage shares.
+
+A dataset directory holds ``manifest.parquet`` (one row per sample),
+``images/`` and ``dataset.json`` (who made it, with which params, and a
+content fingerprint that downstream artifacts record as provenance).
+
+Required columns: ``sample_id`` (unique str), ``image`` (path relative to the
+directory), ``prompt``, ``answer``, ``split``. Task label columns (``relation``,
+``color``, ``count``, ``query_type``, ...) and ``choices`` (list[str], for
+multiple choice) are optional and become coordinates on activation stores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import polars as pl
+
+from vlmscope import __version__
+from vlmscope.errors import DatasetError, NotFound
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.fingerprint import fingerprint_dir
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "MANIFEST",
+    "INFO",
+    "DatasetInfo",
+    "read_manifest",
+    "write_dataset",
+    "load_dataset_info",
+    "resolve_image",
+]
+
+REQUIRED_COLUMNS: dict[str, type[pl.DataType]] = {
+    "sample_id": pl.String,
+    "image": pl.String,
+    "prompt": pl.String,
+    "answer": pl.String,
+    "split": pl.String,
+}
+MANIFEST = "manifest.parquet"
+INFO = "dataset.json"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``dataset.json`` records about a dataset directory."""
+
+    generator: str
+    """Generator or importer name (``spatial``, ``vrd``, ...)."""
+    params: dict[str, Any]
+    """The validated params the dataset was made with."""
+    seed: int | None
+    fingerprint: str
+    """SHA-256 over manifest and images: changes iff the content changes."""
+    n_samples: int
+    vlmscope_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _check_columns(df: pl.DataFrame, where: str) -> None:
+    for col, dtype in REQUIRED_COLUMNS.items():
+        if col not in df.columns:
+            raise DatasetError(f"{where}: missing required column {col!r} (columns: {', '.join(df.columns)})")
+        if df.schema[col] != dtype:
+            raise DatasetError(f"{where}: column {col!r} must be {dtype}, got {df.schema[col]}")
+    dup = df.filter(pl.col("sample_id").is_duplicated())["sample_id"]
+    if len(dup):
+        raise DatasetError(f"{where}: sample_id must be unique; duplicated: {dup.unique().head(5).to_list()}")
+    for col in ("sample_id", "image"):
+        nulls = df.filter(pl.col(col).is_null())
+        if len(nulls):
+            raise DatasetError(f"{where}: column {col!r} is null in {len(nulls)} row(s)")
+    bad = df.filter(
+        pl.col("image").str.starts_with("/") | pl.col("image").str.contains(r"(^|/)\.\.(/|$)")
+    )
+    if len(bad):
+        row = bad.row(0, named=True)
+        raise DatasetError(
+            f"{where}: image paths must be relative and stay inside the dataset; "
+            f"sample {row['sample_id']!r} has {row['image']!r}"
+        )
+
+
+def read_manifest(dataset_dir: str | os.PathLike[str]) -> pl.DataFrame:
+    """Read and validate ``DIR/manifest.parquet``; errors name the file and field."""
+    path = Path(dataset_dir) / MANIFEST
+    if not path.is_file():
+        raise NotFound(f"{path}: no manifest; is {dataset_dir} a vlmscope dataset directory?")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # polars raises several kinds
+        raise DatasetError(f"{path}: unreadable parquet: {e}") from e
+    _check_columns(df, str(path))
+    return df
+
+
+def load_dataset_info(dataset_dir: str | os.PathLike[str]) -> DatasetInfo:
+    path = Path(dataset_dir) / INFO
+    if not path.is_file():
+        raise NotFound(f"{path}: no dataset.json; is {dataset_dir} a vlmscope dataset directory?")
+    data = json.loads(path.read_text())
+    return DatasetInfo(**data)
+
+
+def resolve_image(dataset_dir: str | os.PathLike[str], rel: str) -> Path:
+    """Absolute path of a manifest ``image`` entry, refusing escapes from the directory."""
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise DatasetError(f"image path {rel!r} must be relative and inside {dataset_dir}")
+    return Path(dataset_dir) / p
+
+
+def write_dataset(
+    out: str | os.PathLike[str],
+    *,
+    generator: str,
+    params: Mapping[str, Any],
+    seed: int | None,
+    build: Callable[[Path], pl.DataFrame],
+    extra: Mapping[str, Any] | None = None,
+) -> DatasetInfo:
+    """Build a dataset atomically: ``build(tmpdir)`` writes images and returns the manifest.
+
+    The manifest is validated, written, fingerprinted and ``dataset.json`` is
+    written last; only then is the directory renamed to ``out``. A crash at any
+    point leaves ``out`` as it was before.
+    """
+    with atomic_dir(out) as tmp:
+        (tmp / "images").mkdir(exist_ok=True)
+        df = build(tmp)
+        _check_columns(df, f"{generator} manifest")
+        df.write_parquet(tmp / MANIFEST, compression="zstd", statistics=False)
+        fp = fingerprint_dir(tmp, exclude={INFO})
+        info = DatasetInfo(
+            generator=generator,
+            params=dict(params),
+            seed=seed,
+            fingerprint=fp,
+            n_samples=len(df),
+            extra=dict(extra or {}),
+        )
+        (tmp / INFO).write_text(info.to_json())
+    return info

@@ -1,0 +1,62 @@
+"""The error hierarchy every part of vlmscope raises on bad user input.
+
+Each error also subclasses the matching builtin (as zarr does), so callers
+that only know ``FileNotFoundError`` or ``ValueError`` still catch it. The CLI
+turns any ``VlmscopeError`` into a one-line message and a non-zero exit; a
+traceback means a bug in vlmscope, never in the user's input.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VlmscopeError",
+    "ConfigError",
+    "DatasetError",
+    "NotFound",
+    "StoreError",
+    "StoreMismatch",
+    "StoreLocked",
+    "ModelError",
+    "ImporterError",
+    "TrainingError",
+]
+
+
+class VlmscopeError(Exception):
+    """Base of every error vlmscope raises on purpose."""
+
+
+class ConfigError(VlmscopeError, ValueError):
+    """A parameter is out of range or of the wrong kind; the message names it."""
+
+
+class DatasetError(VlmscopeError, ValueError):
+    """A dataset directory or manifest breaks the contract (file, row, field named)."""
+
+
+class NotFound(VlmscopeError, FileNotFoundError):
+    """A file or directory the operation needs does not exist."""
+
+
+class StoreError(VlmscopeError, ValueError):
+    """An activation store is unusable as asked (incomplete, missing variable, ...)."""
+
+
+class StoreMismatch(StoreError):
+    """An existing store was made for another model, dataset or capture spec."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store's write lock."""
+
+
+class ModelError(VlmscopeError, ValueError):
+    """A model cannot be loaded or does not support what was asked of it."""
+
+
+class ImporterError(VlmscopeError, ValueError):
+    """A real-data source file is malformed (file and position named)."""
+
+
+class TrainingError(VlmscopeError, ValueError):
+    """A training run is misconfigured (nothing trainable, empty answer span, ...)."""
