@@ -25,7 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
     from torch import nn
 
-__all__ = ["ADAPTERS", "Capabilities", "EncodedBatch", "ModelAdapter", "ContrastiveAdapter", "LoadOptions"]
+__all__ = [
+    "ADAPTERS",
+    "Capabilities",
+    "EncodedBatch",
+    "ModelAdapter",
+    "ContrastiveAdapter",
+    "LoadOptions",
+    "TensorNames",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,27 @@ class LoadOptions:
     """``eager`` / ``sdpa`` / ``flash_attention_2``; ``None`` lets transformers choose."""
     revision: str | None = None
     """Hub revision (commit, tag, branch); ignored for local directories."""
+
+
+@dataclass(frozen=True)
+class TensorNames:
+    """Where the lens-relevant tensors live in a checkpoint's safetensors files.
+
+    Lets CPU analyses (logit lens, FFN analysis) read a handful of tensors
+    from disk without instantiating the model.
+    """
+
+    final_norm_weight: str
+    unembedding_weight: str
+    """With tied embeddings this is the input embedding's name."""
+    down_proj_weight: str
+    """Format string with ``{layer}``: the MLP down projection of decoder layer ``layer`` (D, F)."""
+    final_norm_bias: str | None = None
+    norm_kind: str = "rms"
+    """``rms`` (x * rsqrt(mean(x^2) + eps) * w) or ``layer`` (LayerNorm); Gemma-style ``rms_plus_one`` uses (1 + w)."""
+    norm_eps: float = 1e-6
+    text_config_key: str | None = "text_config"
+    """Where the LM config sits inside config.json (None when at top level)."""
 
 
 @dataclass
@@ -172,13 +201,19 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     def tokenizer(self) -> Any: ...
 
+    @classmethod
     @abc.abstractmethod
-    def weight_names(self) -> dict[str, str]:
-        """Checkpoint tensor names of ``final_norm.weight`` (and bias if any) and ``unembedding.weight``.
+    def tensor_names(cls, config: Any) -> TensorNames:
+        """Checkpoint tensor names for the lens, from a loaded ``transformers`` config alone."""
 
-        Keys: ``final_norm.weight``, optional ``final_norm.bias``, ``unembedding.weight``.
-        The lens reads only these tensors from the safetensors files.
-        """
+    @abc.abstractmethod
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part: keys ``vision``, ``projector``, ``language`` (training freezes by these)."""
+
+    def save_pretrained(self, out: str) -> None:
+        """Write a checkpoint (weights as safetensors, config, processor) that ``from_pretrained`` loads."""
+        self.model.save_pretrained(out)
+        self.processor.save_pretrained(out)
 
     # -- running -------------------------------------------------------------
     @property

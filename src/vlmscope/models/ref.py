@@ -1,0 +1,51 @@
+"""Pins of hub models inside the pipeline's ``artifacts/models/<name>`` directories.
+
+A hub model cannot be a DVC dependency (it is not a file here), so the
+``pin_model`` stage writes ``vlmscope-ref.json`` (hub id + revision) into
+``artifacts/models/<name>``. Stages resolve that directory with
+:func:`resolve_source`: a pin yields the hub id and revision, a checkpoint
+directory yields itself. Changing the pin's revision reruns that model's
+stages and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmscope.errors import ModelError, NotFound
+
+__all__ = ["REF_FILE", "ModelRef", "write_ref", "resolve_source"]
+
+REF_FILE = "vlmscope-ref.json"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    source: str
+    """Hub id (``llava-hf/llava-1.5-7b-hf``) or local checkpoint directory."""
+    revision: str | None = None
+
+
+def write_ref(out: str | os.PathLike[str], ref: ModelRef) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / REF_FILE
+    path.write_text(json.dumps({"source": ref.source, "revision": ref.revision}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def resolve_source(path: str | os.PathLike[str]) -> ModelRef:
+    """What to load for a pipeline model directory (a pin or a checkpoint)."""
+    p = Path(path)
+    ref = p / REF_FILE
+    if ref.is_file():
+        data = json.loads(ref.read_text())
+        if not data.get("source"):
+            raise ModelError(f"{ref}: field 'source' is empty")
+        return ModelRef(source=str(data["source"]), revision=data.get("revision"))
+    if not p.is_dir():
+        raise NotFound(f"{p}: no model directory (expected a checkpoint or a {REF_FILE} pin)")
+    return ModelRef(source=str(p))

@@ -1,0 +1,72 @@
+"""Read ``params.yaml`` sections into typed configs at the DVC-stage boundary.
+
+Stages never pass raw dicts down: a section is validated into the library's
+pydantic ``<Thing>Config`` here, and a bad key or value fails with the dotted
+path of the parameter in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from vlmscope.errors import ConfigError, NotFound
+
+__all__ = ["read_params", "section", "load_config", "run_stage"]
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def read_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"{p}: no params file (run from the repository root)")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def section(params: dict[str, Any], dotted: str) -> Any:
+    """``section(params, "datasets.spatial.generator")``; errors name the missing key."""
+    node: Any = params
+    done: list[str] = []
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            have = ", ".join(sorted(node)) if isinstance(node, dict) else type(node).__name__
+            where = ".".join(done) or "<top level>"
+            raise ConfigError(f"params.yaml: no key {part!r} under {where} (has: {have})")
+        node = node[part]
+        done.append(part)
+    return node
+
+
+def load_config(model: type[C], params: dict[str, Any], dotted: str, **overrides: Any) -> C:
+    """Validate ``params[dotted]`` (plus ``overrides``) into ``model``; errors carry the dotted path."""
+    raw = dict(section(params, dotted) or {})
+    raw.update(overrides)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first.get("loc", ()))
+        raise ConfigError(
+            f"params.yaml: {dotted}.{loc}: {first.get('msg')} (got {first.get('input')!r})"
+        ) from None
+
+
+def run_stage(main: Any) -> None:
+    """Run a ``stages/*.py`` main: user errors become one line and exit status 1."""
+    import sys
+
+    from vlmscope.errors import VlmscopeError
+
+    try:
+        main()
+    except VlmscopeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
