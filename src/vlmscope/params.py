@@ -62,9 +62,13 @@ def load_config(model: type[C], params: dict[str, Any], dotted: str, **overrides
 def run_stage(main: Any) -> None:
     """Run a ``stages/*.py`` main: user errors become one line and exit status 1."""
     import sys
+    import warnings
 
     from vlmscope.errors import VlmscopeError
 
+    if os.environ.get("VLMSCOPE_WARNINGS_AS_ERRORS") == "1":
+        # the end-to-end test runs every stage this way (STYLE.md practice 10)
+        warnings.simplefilter("error")
     try:
         main()
     except VlmscopeError as e:

@@ -28,6 +28,7 @@ from vlmscope.io.fingerprint import fingerprint_dir
 
 __all__ = [
     "REQUIRED_COLUMNS",
+    "SPLITS",
     "MANIFEST",
     "INFO",
     "DatasetInfo",
@@ -44,6 +45,8 @@ REQUIRED_COLUMNS: dict[str, type[pl.DataType]] = {
     "answer": pl.String,
     "split": pl.String,
 }
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+"""The only values ``split`` may take."""
 MANIFEST = "manifest.parquet"
 INFO = "dataset.json"
 
@@ -76,10 +79,18 @@ def _check_columns(df: pl.DataFrame, where: str) -> None:
     dup = df.filter(pl.col("sample_id").is_duplicated())["sample_id"]
     if len(dup):
         raise DatasetError(f"{where}: sample_id must be unique; duplicated: {dup.unique().head(5).to_list()}")
-    for col in ("sample_id", "image"):
+    for col in REQUIRED_COLUMNS:
         nulls = df.filter(pl.col(col).is_null())
         if len(nulls):
-            raise DatasetError(f"{where}: column {col!r} is null in {len(nulls)} row(s)")
+            first = nulls["sample_id"][0] if col != "sample_id" else None
+            at = f" (first: sample {first!r})" if first is not None else ""
+            raise DatasetError(f"{where}: column {col!r} is null in {len(nulls)} row(s){at}")
+    bad_split = df.filter(~pl.col("split").is_in(list(SPLITS)))
+    if len(bad_split):
+        row = bad_split.row(0, named=True)
+        raise DatasetError(
+            f"{where}: split must be one of {', '.join(SPLITS)}; sample {row['sample_id']!r} has {row['split']!r}"
+        )
     bad = df.filter(
         pl.col("image").str.starts_with("/") | pl.col("image").str.contains(r"(^|/)\.\.(/|$)")
     )
@@ -105,10 +116,24 @@ def read_manifest(dataset_dir: str | os.PathLike[str]) -> pl.DataFrame:
 
 
 def load_dataset_info(dataset_dir: str | os.PathLike[str]) -> DatasetInfo:
+    """Read ``DIR/dataset.json``; a malformed file raises DatasetError naming it."""
     path = Path(dataset_dir) / INFO
     if not path.is_file():
         raise NotFound(f"{path}: no dataset.json; is {dataset_dir} a vlmscope dataset directory?")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    known = set(DatasetInfo.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    missing = sorted(k for k in ("generator", "params", "seed", "fingerprint", "n_samples") if k not in data)
+    if unknown or missing:
+        raise DatasetError(
+            f"{path}: unexpected keys {unknown} / missing keys {missing}; "
+            "regenerate the dataset with this vlmscope version"
+        )
     return DatasetInfo(**data)
 
 
@@ -118,6 +143,14 @@ def resolve_image(dataset_dir: str | os.PathLike[str], rel: str) -> Path:
     if p.is_absolute() or ".." in p.parts:
         raise DatasetError(f"image path {rel!r} must be relative and inside {dataset_dir}")
     return Path(dataset_dir) / p
+
+
+def _check_images(df: pl.DataFrame, root: Path, where: str) -> None:
+    """Every distinct ``image`` must be a file under ``root`` (links to files are fine)."""
+    for rel in df["image"].unique(maintain_order=True).to_list():
+        if not resolve_image(root, rel).is_file():
+            sid = df.filter(pl.col("image") == rel)["sample_id"][0]
+            raise DatasetError(f"{where}: sample {sid!r} names image {rel!r}, which the build did not write")
 
 
 def write_dataset(
@@ -131,14 +164,16 @@ def write_dataset(
 ) -> DatasetInfo:
     """Build a dataset atomically: ``build(tmpdir)`` writes images and returns the manifest.
 
-    The manifest is validated, written, fingerprinted and ``dataset.json`` is
-    written last; only then is the directory renamed to ``out``. A crash at any
-    point leaves ``out`` as it was before.
+    The manifest is validated (columns, splits, every image present), written,
+    fingerprinted and ``dataset.json`` is written last; only then is the
+    directory renamed to ``out``. A crash at any point leaves ``out`` as it
+    was before.
     """
     with atomic_dir(out) as tmp:
         (tmp / "images").mkdir(exist_ok=True)
         df = build(tmp)
         _check_columns(df, f"{generator} manifest")
+        _check_images(df, tmp, f"{generator} manifest")
         df.write_parquet(tmp / MANIFEST, compression="zstd", statistics=False)
         fp = fingerprint_dir(tmp, exclude={INFO})
         info = DatasetInfo(

@@ -1,0 +1,52 @@
+"""Evaluation: exact answer parsing, metrics over predictions, and the evaluate runner.
+
+- :mod:`~vlmscope.evaluation.parsing`: ``parse_choice``, ``parse_count``,
+  ``parse_yes_no``, ``normalize_open`` (documented rules, no substring matches).
+- :mod:`~vlmscope.evaluation.metrics`: accuracy, macro accuracy, per-group
+  tables, original/masked pair stats, counting MAE; pure polars functions.
+- :mod:`~vlmscope.evaluation.runner`: ``evaluate(model, dataset, out, config)``
+  writing ``predictions.jsonl``, ``metrics.json`` and ``per_group.csv``.
+"""
+
+from vlmscope.evaluation.config import EvaluateConfig
+from vlmscope.evaluation.metrics import (
+    CountStats,
+    PairedStats,
+    accuracy,
+    count_stats,
+    flatten_metrics,
+    group_table,
+    macro_accuracy,
+    pair_rows,
+    paired_by_group,
+    paired_stats,
+)
+from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, parse_count, parse_yes_no
+from vlmscope.evaluation.runner import evaluate, option_nll
+from vlmscope.evaluation.scoring import pick_group_columns, prepare_rows, score_index, score_text, summarize
+
+__all__ = [
+    "EvaluateConfig",
+    "evaluate",
+    "option_nll",
+    "parse_choice",
+    "parse_count",
+    "parse_yes_no",
+    "normalize_open",
+    "letter",
+    "accuracy",
+    "macro_accuracy",
+    "group_table",
+    "PairedStats",
+    "pair_rows",
+    "paired_stats",
+    "paired_by_group",
+    "CountStats",
+    "count_stats",
+    "flatten_metrics",
+    "prepare_rows",
+    "score_text",
+    "score_index",
+    "pick_group_columns",
+    "summarize",
+]

@@ -83,6 +83,8 @@ class TensorNames:
     norm_eps: float = 1e-6
     text_config_key: str | None = "text_config"
     """Where the LM config sits inside config.json (None when at top level)."""
+    final_logit_softcapping: float | None = None
+    """Gemma 2 style soft cap: logits = c * tanh(unembedding(x) / c); None when the model has none."""
 
 
 @dataclass

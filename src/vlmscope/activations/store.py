@@ -1,0 +1,545 @@
+"""The activation store: a sharded Zarr v3 group that xarray opens lazily.
+
+Layout (``N`` samples, ``L`` stored layers, ``S`` samples per shard)::
+
+    STORE/zarr.json                group attrs: provenance, ``complete`` (set last)
+    STORE/sample, layer, <labels>  small coordinate arrays (one chunk each)
+    STORE/hidden/c/<k>/0/0         one file per shard k: samples [k*S, (k+1)*S)
+
+Every data variable has ``sample`` as its first dimension. It is sharded
+along samples only (a shard = ``S`` samples x all layers x all features, one
+file) and chunked inside the shard as ``(S, 1, ...)`` when its second
+dimension is ``layer``: reading one layer for all samples is then one
+contiguous chunk per shard, and a store is a handful of files. Each shard is
+written once, from an in-memory buffer of ``S`` samples (zarr's local store
+writes files atomically: temp file + rename).
+
+Floating variables are stored in one storage dtype (``float32``, ``float16``
+or ``bfloat16``; see :mod:`vlmscope.activations.encoding` for the overflow
+policy). :func:`open_activations` decodes bfloat16 lazily to float32.
+
+Public entry points: :func:`open_activations`, :func:`write_activations` and,
+for incremental writers, :class:`StoreLayout` + :class:`StoreWriter`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from vlmscope import __version__
+from vlmscope.activations.encoding import (
+    BF16_ENCODING,
+    count_nonfinite,
+    decode_bfloat16,
+    fill_value,
+    storage_dtype_of,
+    to_storage,
+    to_zarr_bits,
+    zarr_dtype,
+)
+from vlmscope.errors import ConfigError, NotFound, StoreError
+from vlmscope.io.atomic import atomic_dir
+
+__all__ = [
+    "FORMAT",
+    "LOCK_NAME",
+    "PROGRESS_DIR",
+    "Coordinate",
+    "VariableSpec",
+    "StoreLayout",
+    "StoreWriter",
+    "open_activations",
+    "write_activations",
+    "read_store_attrs",
+    "store_files",
+]
+
+FORMAT = "vlmscope-activations/1"
+"""Value of the ``format`` group attribute; bumps when the layout changes incompatibly."""
+LOCK_NAME = ".vlmscope.lock"
+"""Writer lock file inside the store (removed when the store completes)."""
+PROGRESS_DIR = ".vlmscope-progress"
+"""Durable per-shard progress records inside the store (removed when the store completes)."""
+_SIDE_FILES = (LOCK_NAME, PROGRESS_DIR)
+
+
+@dataclass(frozen=True)
+class Coordinate:
+    """A coordinate array: ``dims`` is ``("sample",)`` for labels, ``("layer",)`` for ``layer`` ..."""
+
+    name: str
+    dims: tuple[str, ...]
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """A data variable: ``dims[0]`` is ``sample``; ``shape`` is the trailing (per-sample) shape.
+
+    ``dtype`` ``"float"`` means the store's storage dtype; anything else
+    (``"bool"``, ``"int64"``) is stored as that numpy dtype.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str = "float"
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.dims or self.dims[0] != "sample":
+            raise ConfigError(f"variable {self.name!r}: first dimension must be 'sample', got {self.dims}")
+        if len(self.dims) != len(self.shape) + 1:
+            raise ConfigError(f"variable {self.name!r}: dims {self.dims} do not match shape (N, *{self.shape})")
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype == "float"
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Everything needed to create the empty store: coordinates, variables, dtype, shard size."""
+
+    coords: tuple[Coordinate, ...]
+    """Must include ``sample`` (dims ``("sample",)``), the sample ids."""
+    variables: tuple[VariableSpec, ...]
+    dtype: str
+    """Storage dtype of floating variables: ``float32``, ``float16`` or ``bfloat16``."""
+    shard_samples: int
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.coords] + [v.name for v in self.variables]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"store layout: names used twice: {dup}")
+        if "sample" not in {c.name for c in self.coords}:
+            raise ConfigError("store layout: a 'sample' coordinate (the sample ids) is required")
+        if self.shard_samples < 1:
+            raise ConfigError(f"shard_samples must be >= 1, got {self.shard_samples}")
+        zarr_dtype(self.dtype)  # validates
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.coord("sample").values)
+
+    @property
+    def n_shards(self) -> int:
+        return max(1, -(-self.n_samples // self.shard_samples))
+
+    def coord(self, name: str) -> Coordinate:
+        for c in self.coords:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def shard_bounds(self, k: int) -> tuple[int, int]:
+        """``[start, stop)`` sample rows of shard ``k``."""
+        if not 0 <= k < self.n_shards:
+            raise IndexError(f"shard {k} out of range 0..{self.n_shards - 1}")
+        start = k * self.shard_samples
+        return start, min(start + self.shard_samples, self.n_samples)
+
+    def variable(self, name: str) -> VariableSpec:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def empty_buffer(self, name: str, rows: int) -> np.ndarray:
+        """A NaN-filled (rows, *shape) buffer in storage precision for variable ``name``."""
+        from vlmscope.activations.encoding import storage_numpy_dtype
+
+        spec = self.variable(name)
+        if spec.is_float:
+            buf = np.empty((rows, *spec.shape), dtype=storage_numpy_dtype(self.dtype))
+            buf[...] = np.nan
+            return buf
+        return np.zeros((rows, *spec.shape), dtype=np.dtype(spec.dtype))
+
+
+def _chunks(spec: VariableSpec, shard: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(inner chunk shape, shard shape) of a variable."""
+    shard_shape = (shard, *spec.shape)
+    if len(spec.dims) >= 2 and spec.dims[1] == "layer":
+        return (shard, 1, *spec.shape[1:]), shard_shape
+    return shard_shape, shard_shape
+
+
+def _compressors() -> list[Any]:
+    from zarr.codecs import BloscCodec
+
+    # byte shuffle groups exponent bytes together: floats compress, fast enough to hide behind the GPU
+    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
+
+
+def _json_safe(value: Any) -> Any:
+    """Attributes must be JSON: numpy scalars/arrays and paths become plain values."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ConfigError(f"store attribute value {value!r} ({type(value).__name__}) is not JSON-serialisable")
+
+
+def _coord_array(values: np.ndarray) -> tuple[np.ndarray, Any]:
+    """(values, zarr dtype) for a coordinate: strings as variable-length UTF-8."""
+    values = np.asarray(values)
+    if values.dtype.kind in ("U", "O", "T"):
+        from zarr.dtype import VariableLengthUTF8
+
+        return np.array([("" if v is None else str(v)) for v in values.tolist()], dtype=object), VariableLengthUTF8()
+    return values, values.dtype
+
+
+def _clear_dir(path: Path) -> None:
+    """Remove everything in ``path`` except the lock file (held by this process)."""
+    for child in path.iterdir():
+        if child.name == LOCK_NAME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+class StoreWriter:
+    """Writes one store incrementally: create (or reopen), write rows/shards, finalize.
+
+    Not thread-safe; one writer per process, and one process per store unless
+    the processes write disjoint shards (ranks of a distributed run).
+    """
+
+    def __init__(self, path: Path, group: Any, layout: StoreLayout) -> None:
+        self.path = path
+        self._group = group
+        self.layout = layout
+        self._arrays: dict[str, Any] = {}
+
+    # -- creation -----------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], layout: StoreLayout, attrs: Mapping[str, Any]) -> StoreWriter:
+        """Create the empty store at ``path`` (contents other than the lock file are removed).
+
+        The group is marked ``complete=false``, ``initialized=false`` until every
+        array exists, so a crash during creation is detected and redone.
+        """
+        import zarr
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        _clear_dir(path)
+        base = {
+            **_json_safe(dict(attrs)),
+            "format": FORMAT,
+            "vlmscope_version": __version__,
+            "dtype": layout.dtype,
+            "shard_samples": layout.shard_samples,
+            "n_samples": layout.n_samples,
+            "complete": False,
+            "initialized": False,
+        }
+        group = zarr.create_group(zarr.storage.LocalStore(path), attributes=base)
+        sample_coords = [c.name for c in layout.coords if c.dims == ("sample",) and c.name != "sample"]
+        other_coords = [c.name for c in layout.coords if c.dims != ("sample",) and c.name not in c.dims]
+        for c in layout.coords:
+            values, dt = _coord_array(c.values)
+            if values.shape[0] == 0:
+                raise ConfigError(f"coordinate {c.name!r} is empty")
+            arr = group.create_array(
+                name=c.name,
+                shape=values.shape,
+                dtype=dt,
+                chunks=values.shape,
+                dimension_names=c.dims,
+                compressors="auto",
+                overwrite=True,
+            )
+            arr[...] = values
+        shard = min(layout.shard_samples, max(layout.n_samples, 1))
+        for v in layout.variables:
+            chunks, shards = _chunks(v, shard)
+            dt = zarr_dtype(layout.dtype) if v.is_float else np.dtype(v.dtype)
+            fv = fill_value(layout.dtype) if v.is_float else 0
+            var_attrs: dict[str, Any] = {**_json_safe(dict(v.attrs))}
+            coords_here = [n for n in sample_coords] + [
+                n for n in other_coords if set(layout.coord(n).dims) <= set(v.dims)
+            ]
+            if coords_here:
+                var_attrs["coordinates"] = " ".join(coords_here)
+            if v.is_float and layout.dtype == "bfloat16":
+                var_attrs["vlmscope_encoding"] = BF16_ENCODING
+            group.create_array(
+                name=v.name,
+                shape=(layout.n_samples, *v.shape),
+                dtype=dt,
+                chunks=chunks,
+                shards=shards,
+                fill_value=fv,
+                dimension_names=v.dims,
+                compressors=_compressors(),
+                attributes=var_attrs,
+                overwrite=True,
+            )
+        group.attrs.update({"initialized": True})
+        return cls(path, group, layout)
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike[str], layout: StoreLayout) -> StoreWriter:
+        """Reopen an initialized store for more writes (resume); ``layout`` must be the one it was made with."""
+        import zarr
+
+        path = Path(path)
+        group = zarr.open_group(zarr.storage.LocalStore(path), mode="r+")
+        if not group.attrs.get("initialized", False):
+            raise StoreError(f"{path}: store was never fully created; create it again")
+        for v in layout.variables:
+            if v.name not in group:
+                raise StoreError(f"{path}: variable {v.name!r} missing from the store")
+            shape = tuple(group[v.name].shape)
+            if shape != (layout.n_samples, *v.shape):
+                raise StoreError(
+                    f"{path}: variable {v.name!r} has shape {shape}, expected {(layout.n_samples, *v.shape)}"
+                )
+        return cls(path, group, layout)
+
+    def _array(self, name: str) -> Any:
+        if name not in self._arrays:
+            self._arrays[name] = self._group[name]
+        return self._arrays[name]
+
+    # -- writing ------------------------------------------------------------
+    def write_rows(self, start: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write rows ``[start, start + n)`` of each variable; floats already in storage precision.
+
+        Callers write whole shards (``start`` a multiple of ``shard_samples``,
+        ``n`` the shard's size) so every shard file is written exactly once.
+        """
+        for name, values in arrays.items():
+            spec = self.layout.variable(name)
+            if spec.is_float:
+                bits = to_zarr_bits(values, self.layout.dtype)
+            else:
+                bits = values.astype(np.dtype(spec.dtype), copy=False)
+            self._array(name)[start : start + values.shape[0]] = bits
+
+    def read_rows(self, start: int, stop: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Rows ``[start, stop)`` in storage precision (for resuming a partly written shard)."""
+        from vlmscope.activations.encoding import storage_numpy_dtype
+
+        out = {}
+        for name in names:
+            raw = np.asarray(self._array(name)[start:stop])
+            spec = self.layout.variable(name)
+            if spec.is_float and self.layout.dtype == "bfloat16":
+                raw = raw.view(storage_numpy_dtype("bfloat16"))
+            out[name] = raw
+        return out
+
+    def update_attrs(self, attrs: Mapping[str, Any]) -> None:
+        self._group.attrs.update(_json_safe(dict(attrs)))
+
+    def finalize(self, attrs: Mapping[str, Any]) -> None:
+        """Write the final attributes, then ``complete=true`` in a separate, last write."""
+        self.update_attrs({k: v for k, v in attrs.items() if k != "complete"})
+        self._group.attrs.update({"complete": True})
+
+
+# -- reading ----------------------------------------------------------------
+
+
+def read_store_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The group attributes of a store, or None when ``path`` holds no Zarr group yet."""
+    meta = Path(path) / "zarr.json"
+    if not meta.is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise StoreError(f"{meta}: unreadable store metadata ({e}); delete {path} and extract again") from e
+    if data.get("node_type") != "group":
+        raise StoreError(f"{path}: not a vlmscope activation store (root is a Zarr {data.get('node_type')})")
+    return dict(data.get("attributes", {}))
+
+
+def store_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Every regular file under a store (what the ``<= 100 files`` goal counts)."""
+    return sorted(p for p in Path(path).rglob("*") if p.is_file())
+
+
+def open_activations(
+    path: str | os.PathLike[str],
+    *,
+    allow_incomplete: bool = False,
+    include_skipped: bool = False,
+    decode_bfloat16_to_float32: bool = True,
+    chunks: Any = None,
+) -> xr.Dataset:
+    """Open an activation store lazily as an ``xarray.Dataset``.
+
+    Nothing is read until values are asked for: ``ds.hidden.sel(layer=12).values``
+    reads only layer 12's chunk of each shard. String coordinates come back
+    as ``object`` arrays of ``str``.
+
+    Args:
+        allow_incomplete: open a store whose ``complete`` attribute is false
+            (an extraction interrupted or still running); unwritten rows are NaN.
+        include_skipped: keep samples the extraction skipped (``--on-error skip``,
+            all-NaN rows; listed in ``attrs["skipped"]``). By default they are dropped.
+        decode_bfloat16_to_float32: bfloat16 stores come back as float32
+            (lazily, on read); with False the raw uint16 bits are returned.
+        chunks: passed to ``xr.open_zarr`` (None: no dask, lazy indexing).
+
+    Raises:
+        NotFound: ``path`` does not exist or holds no store.
+        StoreError: not a vlmscope store, or incomplete without ``allow_incomplete``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotFound(f"{path}: no activation store here; create it with `vlmscope extract --out {path}`")
+    attrs = read_store_attrs(path)
+    if attrs is None:
+        raise NotFound(f"{path}: no zarr.json; not an activation store (run `vlmscope extract --out {path}`)")
+    if attrs.get("format") != FORMAT:
+        raise StoreError(
+            f"{path}: not a vlmscope activation store (format {attrs.get('format')!r}, expected {FORMAT!r})"
+        )
+    if not attrs.get("complete", False) and not allow_incomplete:
+        raise StoreError(
+            f"{path}: store is incomplete (complete=false): its extraction was interrupted or is still "
+            "running. Rerun the same `vlmscope extract` command to resume it, or pass "
+            "allow_incomplete=True to read what is there (unwritten rows are NaN)"
+        )
+    with warnings.catch_warnings():
+        # an incomplete store carries the lock file and progress records beside the arrays
+        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
+        try:
+            ds = xr.open_zarr(path, consolidated=False, chunks=chunks, zarr_format=3)
+        except Exception as e:  # zarr/xarray raise many kinds on a damaged store
+            raise StoreError(f"{path}: cannot open the store ({type(e).__name__}: {e})") from e
+    ds = _decode(ds, decode_bfloat16_to_float32)
+    skipped = attrs.get("skipped") or []
+    if skipped and not include_skipped:
+        ids = {s["sample_id"] for s in skipped}
+        keep = np.array([s not in ids for s in ds["sample"].values.tolist()], dtype=bool)
+        ds = ds.isel(sample=np.flatnonzero(keep))
+    return ds
+
+
+def _decode(ds: xr.Dataset, bf16_to_f32: bool) -> xr.Dataset:
+    from xarray.coding.common import lazy_elemwise_func
+
+    # string coordinates: numpy StringDType -> object (what pandas/sklearn/polars expect)
+    str_coords = {n: c for n, c in ds.coords.items() if c.dtype.kind in ("T", "U")}
+    if str_coords:
+        ds = ds.assign_coords({n: (c.dims, c.values.astype(object), c.attrs) for n, c in str_coords.items()})
+    if bf16_to_f32:
+        for name in list(ds.data_vars):
+            var = ds[name].variable
+            if var.attrs.get("vlmscope_encoding") != BF16_ENCODING:
+                continue
+            attrs = {k: v for k, v in var.attrs.items() if k != "vlmscope_encoding"}
+            attrs["stored_as"] = "bfloat16"
+            data = lazy_elemwise_func(var._data, decode_bfloat16, np.float32)
+            ds[name] = xr.Variable(var.dims, data, attrs, encoding=var.encoding)
+    return ds
+
+
+# -- writing a whole in-memory Dataset ---------------------------------------
+
+
+def _layout_from_dataset(ds: xr.Dataset, dtype: str | None, shard_samples: int) -> tuple[StoreLayout, dict[str, np.ndarray]]:
+    if "sample" not in ds.dims:
+        raise ConfigError(f"write_activations: dataset has no 'sample' dimension (dims: {dict(ds.sizes)})")
+    float_dtypes = set()
+    variables, data = [], {}
+    for name, da in ds.data_vars.items():
+        if da.dims[0] != "sample":
+            raise ConfigError(f"write_activations: variable {name!r} must have 'sample' first, has {da.dims}")
+        values = np.asarray(da.values)
+        sdt = storage_dtype_of(values)
+        if sdt is not None:
+            float_dtypes.add(sdt)
+            kind = "float"
+        elif values.dtype.kind in ("b", "i", "u"):
+            kind = values.dtype.name
+        else:
+            raise ConfigError(f"write_activations: variable {name!r} has unsupported dtype {values.dtype}")
+        attrs = {k: v for k, v in da.attrs.items() if k not in ("coordinates", "vlmscope_encoding", "stored_as")}
+        variables.append(VariableSpec(str(name), tuple(map(str, da.dims)), tuple(values.shape[1:]), kind, attrs))
+        data[str(name)] = values
+    if dtype is None:
+        if len(float_dtypes) > 1:
+            raise ConfigError(
+                f"write_activations: floating variables mix dtypes {sorted(float_dtypes)}; pass dtype= to pick one"
+            )
+        dtype = float_dtypes.pop() if float_dtypes else "float32"
+    coords = []
+    for name, c in ds.coords.items():
+        if c.ndim != 1:
+            raise ConfigError(f"write_activations: coordinate {name!r} must be 1-D, has dims {c.dims}")
+        coords.append(Coordinate(str(name), (str(c.dims[0]),), np.asarray(c.values)))
+    if "sample" not in ds.coords:
+        coords.append(Coordinate("sample", ("sample",), np.array([str(i) for i in range(ds.sizes["sample"])])))
+    return StoreLayout(tuple(coords), tuple(variables), dtype, shard_samples), data
+
+
+def write_activations(
+    path: str | os.PathLike[str],
+    ds: xr.Dataset,
+    *,
+    dtype: str | None = None,
+    shard_samples: int = 1024,
+) -> Path:
+    """Write an in-memory Dataset as a complete store in the sharded layout (atomically).
+
+    For tests, benchmarks and derived stores. Every data variable must have
+    ``sample`` first; floating variables are stored in ``dtype`` (default:
+    their own, float64 as float32), other attrs are kept, and ``complete`` is
+    set last. ``path`` is replaced only once the new store is finished.
+
+    Raises:
+        StoreError: a value overflows the storage dtype (see
+            :mod:`vlmscope.activations.encoding`).
+        ConfigError: the Dataset does not fit the layout.
+    """
+    layout, data = _layout_from_dataset(ds, dtype, shard_samples)
+    attrs = {k: v for k, v in ds.attrs.items() if k not in ("complete", "initialized")}
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        writer = StoreWriter.create(tmp, layout, attrs)
+        valid = np.ones(layout.n_samples, dtype=bool)
+        if attrs.get("skipped"):
+            ids = {s["sample_id"] for s in attrs["skipped"]}
+            valid = np.array([str(s) not in ids for s in layout.coord("sample").values.tolist()])
+        nonfinite = {v.name: 0 for v in layout.variables if v.is_float}
+        for k in range(layout.n_shards):
+            lo, hi = layout.shard_bounds(k)
+            block = {}
+            for v in layout.variables:
+                values = data[v.name][lo:hi]
+                if v.is_float:
+                    values = to_storage(values, layout.dtype, name=v.name, where=f"{path} rows {lo}..{hi - 1}")
+                    nonfinite[v.name] += count_nonfinite(values, valid[lo:hi])
+                block[v.name] = values
+            writer.write_rows(lo, block)
+        writer.finalize({"nonfinite": nonfinite})
+    return path

@@ -1,0 +1,260 @@
+"""Shared, safe plumbing for the real-data importers.
+
+Every importer reads foreign files (JSON, parquet) that vlmscope did not
+write, so every access goes through a helper here that names the file, the
+record and the field in its error:
+
+- :func:`load_json` turns a ``JSONDecodeError`` into ``file:line:col``.
+- :func:`field` fetches a required record field with a type check.
+- :func:`safe_relative` refuses absolute paths and ``..`` escapes *before*
+  anything touches the filesystem (a record cannot make the importer read
+  ``/etc/passwd`` or write outside the dataset).
+- :class:`ImageSink` places source images under ``DATASET/images/``, by hard
+  link when source and dataset share a filesystem (instant, no extra disk;
+  images are never modified in place, and the dataset fingerprint covers
+  their bytes) and by copy otherwise or when ``image_mode="copy"`` (use copy
+  when the source tree may be edited or deleted later).
+- :class:`ImportReport` counts every dropped row by reason; it is written to
+  ``DATASET/import_report.json`` and printed by the CLI, so nothing is
+  dropped silently.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict
+
+from vlmscope.errors import ImporterError, NotFound
+
+__all__ = [
+    "ImageMode",
+    "ImportConfigBase",
+    "ImportReport",
+    "ImageSink",
+    "REPORT",
+    "field",
+    "find_image",
+    "image_readable",
+    "infer_split",
+    "load_json",
+    "safe_relative",
+]
+
+ImageMode = Literal["link", "copy"]
+REPORT = "import_report.json"
+_MAX_EXAMPLES = 5
+
+
+class ImportConfigBase(BaseModel):
+    """Knobs every importer shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_mode: ImageMode = "link"
+    """``link``: hard link source images (copy across filesystems); ``copy``: always copy."""
+
+
+@dataclass
+class ImportReport:
+    """What an import kept and what it dropped (by reason, with a few examples)."""
+
+    importer: str
+    n_records: int = 0
+    """Source records read (images for VRD, conversations for LLaVA, ...)."""
+    n_rows: int = 0
+    """Manifest rows written."""
+    n_images: int = 0
+    """Distinct images placed under ``images/``."""
+    dropped: dict[str, int] = dc_field(default_factory=dict)
+    """Rows dropped per reason (``missing_image``, ``same_family``, ``duplicate``, ...)."""
+    examples: dict[str, list[str]] = dc_field(default_factory=dict)
+    notes: list[str] = dc_field(default_factory=list)
+
+    def drop(self, reason: str, example: str, n: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < _MAX_EXAMPLES and example not in ex:
+            ex.append(example)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "importer": self.importer,
+            "n_records": self.n_records,
+            "n_rows": self.n_rows,
+            "n_images": self.n_images,
+            "dropped": dict(sorted(self.dropped.items())),
+            "examples": dict(sorted(self.examples.items())),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def summary(self) -> str:
+        """One paragraph for the terminal."""
+        lines = [
+            f"{self.importer}: {self.n_records} source records -> {self.n_rows} rows, {self.n_images} images"
+        ]
+        for reason, n in sorted(self.dropped.items()):
+            ex = ", ".join(self.examples.get(reason, []))
+            lines.append(f"  dropped {n} row(s): {reason}" + (f" (e.g. {ex})" if ex else ""))
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def load_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; malformed JSON names the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as e:
+        raise ImporterError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ImporterError(f"{path}: not UTF-8 text (byte {e.start}): is this the right file?") from None
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", float: "a number"}
+
+
+def field(record: Any, name: str, types: type | tuple[type, ...], where: str) -> Any:
+    """``record[name]``, checked to be of ``types``; errors name ``where`` and the field.
+
+    ``bool`` is never accepted where an integer is expected (JSON ``true`` is
+    not a count).
+    """
+    if not isinstance(record, Mapping):
+        raise ImporterError(f"{where}: expected an object with field {name!r}, got {type(record).__name__}")
+    if name not in record:
+        raise ImporterError(f"{where}: missing field {name!r} (fields: {', '.join(map(str, record))})")
+    value = record[name]
+    tt = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, tt) or (isinstance(value, bool) and bool not in tt):
+        want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in tt)
+        raise ImporterError(f"{where}: field {name!r} must be {want}, got {value!r:.80}")
+    return value
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def safe_relative(value: str, where: str) -> PurePosixPath:
+    """``value`` as a relative POSIX path that cannot leave its root.
+
+    Refuses absolute paths (``/x``, ``C:\\x``, ``\\\\server``), ``..``
+    components and empty paths; the error names ``where`` and the value.
+    Backslashes are read as separators so Windows-made annotations work.
+    """
+    raw = value.replace("\\", "/")
+    p = PurePosixPath(raw)
+    if not raw.strip() or p.is_absolute() or _DRIVE.match(value) or value.startswith("\\\\"):
+        raise ImporterError(
+            f"{where}: image path {value!r} must be relative to the images directory (absolute paths are refused)"
+        )
+    if ".." in p.parts:
+        raise ImporterError(f"{where}: image path {value!r} escapes the images directory with '..'")
+    parts = [x for x in p.parts if x not in (".", "")]
+    if not parts:
+        raise ImporterError(f"{where}: image path {value!r} names no file")
+    return PurePosixPath(*parts)
+
+
+def find_image(root: Path, rel: PurePosixPath, alternatives: tuple[str, ...] = ()) -> Path | None:
+    """The first existing file among ``root/rel`` and ``root/<alt>/rel``; ``None`` if none."""
+    for prefix in ("", *alternatives):
+        p = root / prefix / rel if prefix else root / rel
+        if p.is_file():
+            return p
+    return None
+
+
+def image_readable(path: Path) -> bool:
+    """Whether PIL recognises the file's header (cheap: no pixel decode)."""
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - header parsed lazily
+        return True
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+_SPLIT_WORDS = (("train", "train"), ("valid", "valid"), ("val", "valid"), ("test", "test"))
+
+
+def infer_split(path: Path, given: str | None) -> str:
+    """``given`` if set, else the split the file name says (``sg_train_...`` -> train) or its folder is named."""
+    if given is not None:
+        return given
+    tokens = re.split(r"[^a-z]+", path.stem.lower())
+    for word, split in _SPLIT_WORDS:
+        if word in tokens:
+            return split
+    for word, split in _SPLIT_WORDS:
+        if path.parent.name.lower() == word:
+            return split
+    raise ImporterError(
+        f"{path}: cannot tell the split from the file or folder name; pass --split train|valid|test"
+    )
+
+
+class ImageSink:
+    """Places source images under ``<dataset>/images/`` once each; returns manifest paths.
+
+    Two different source files may not land on one destination name; the
+    error names both, so a flattening mistake never overwrites an image.
+    """
+
+    def __init__(self, dataset_dir: Path, mode: ImageMode) -> None:
+        self.root = dataset_dir
+        self.mode = mode
+        self._placed: dict[str, Path] = {}
+
+    def __len__(self) -> int:
+        return len(self._placed)
+
+    def place(self, src: Path, rel: PurePosixPath) -> str:
+        """Put ``src`` at ``images/<rel>`` and return that manifest path (``images/...``)."""
+        dest_rel = str(PurePosixPath("images") / rel)
+        prev = self._placed.get(dest_rel)
+        if prev is not None:
+            if prev != src and not os.path.samefile(prev, src):
+                raise ImporterError(f"two source images map to {dest_rel}: {prev} and {src}")
+            return dest_rel
+        dest = self.root / dest_rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._link_or_copy(src, dest)
+        self._placed[dest_rel] = src
+        return dest_rel
+
+    def write(self, rel: PurePosixPath, data: bytes) -> str:
+        """Write image bytes to ``images/<rel>`` (importers whose images live inside the source)."""
+        dest_rel = str(PurePosixPath("images") / rel)
+        if dest_rel in self._placed:
+            raise ImporterError(f"two images map to {dest_rel}")
+        dest = self.root / dest_rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        self._placed[dest_rel] = dest
+        return dest_rel
+
+    def _link_or_copy(self, src: Path, dest: Path) -> None:
+        if self.mode == "link":
+            try:
+                os.link(src, dest)
+                return
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                    raise
+        shutil.copyfile(src, dest)

@@ -1,0 +1,211 @@
+"""The counting study's synthetic sets (``questions.json`` + ``answers.json``) -> counting rows.
+
+Layout of one dataset folder (``balanced``, ``clustered``,
+``distractors_1_small_red_stars``, ``unseen_combinations``, ...)::
+
+    questions.json  {image_id: {"<color>_<shape>s": {"count_closed": "How many ...? Choose from [...]."}}}
+    answers.json    {image_id: {"<color>_<shape>s": 3}}   (or {... : {"count_closed": 3}})
+    train_ids.json, valid_ids.json, test_ids.json   optional JSON lists of image ids
+
+Every (image, entity, question kind) becomes one row (``query_type`` = the
+kind, e.g. ``count_closed``; ``question_kinds`` keeps a subset). The entity
+key gives ``entity_type`` (``red_triangle``; a leading size word is kept,
+``small_red_triangle``), ``color``, ``shape`` and ``size`` (null when absent).
+Images are ``<image_id>`` or ``<image_id>.png|.jpg|.jpeg`` under the images
+directory; rows whose image is missing are dropped and counted. A split
+list file assigns those ids to its split; other ids get ``split``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import Field
+
+from vlmscope.data.importers.common import (
+    REPORT,
+    ImageSink,
+    ImportConfigBase,
+    ImportReport,
+    field,
+    find_image,
+    image_readable,
+    load_json,
+    safe_relative,
+)
+from vlmscope.data.manifest import write_dataset
+from vlmscope.errors import ImporterError, NotFound
+
+__all__ = ["CountingQaImportConfig", "import_counting_qa", "parse_entity"]
+
+_SPLIT_FILES = {"train": "train_ids.json", "valid": "valid_ids.json", "test": "test_ids.json"}
+_EXTS = ("", ".png", ".jpg", ".jpeg")
+_SIZES = {"small", "large", "big", "medium", "tiny"}
+
+
+class CountingQaImportConfig(ImportConfigBase):
+    """How the counting study's question/answer files become rows."""
+
+    split: Literal["train", "valid", "test"] = "test"
+    """Split of images not listed in a ``*_ids.json`` file."""
+    question_kinds: list[str] | None = Field(default=None, min_length=1)
+    """Question kinds to keep (``count_closed``, ``count_open``, ...); ``None`` keeps all."""
+    prompt_prefix: str = ""
+    """Text put before every question (the study used "Answer using as few words as possible. ")."""
+
+
+def parse_entity(key: str) -> dict[str, str | None]:
+    """``'small_red_circles' -> {entity_type: 'small_red_circle', size: 'small', color: 'red', shape: 'circle'}``."""
+    parts = key.strip().split("_")
+    shape = parts[-1]
+    if shape.endswith("s") and len(shape) > 1:
+        shape = shape[:-1]
+    size = parts[0] if len(parts) >= 3 and parts[0] in _SIZES else None
+    rest = parts[1 if size else 0 : -1]
+    color = "_".join(rest) if rest else None
+    entity = "_".join(p for p in (size, color, shape) if p)
+    return {"entity_type": entity, "size": size, "color": color, "shape": shape}
+
+
+def _split_lists(folder: Path) -> dict[str, str]:
+    assigned: dict[str, str] = {}
+    for split, name in _SPLIT_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            continue
+        ids = load_json(path)
+        if not isinstance(ids, list):
+            raise ImporterError(f"{path}: expected a JSON list of image ids, got {type(ids).__name__}")
+        for k, i in enumerate(ids):
+            if not isinstance(i, (str, int)) or isinstance(i, bool):
+                raise ImporterError(f"{path}: entry {k} must be an image id (string or integer), got {i!r:.80}")
+            if str(i) in assigned and assigned[str(i)] != split:
+                raise ImporterError(f"{path}: image id {i!r} is also listed in {_SPLIT_FILES[assigned[str(i)]]}")
+            assigned[str(i)] = split
+    return assigned
+
+
+def _answer(answers: Any, image_id: str, entity: str, kind: str, path: Path) -> int:
+    where = f"{path}: [{image_id!r}][{entity!r}]"
+    per_image = answers.get(image_id)
+    if not isinstance(per_image, dict):
+        raise ImporterError(f"{path}: no answers for image {image_id!r} (questions.json asks about it)")
+    value = per_image.get(entity)
+    if isinstance(value, dict):
+        value = field(value, kind, int, where)
+    if value is None:
+        raise ImporterError(f"{where}: missing answer for the question in questions.json")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ImporterError(f"{where}: answer must be a non-negative integer count, got {value!r:.80}")
+    return value
+
+
+def _folder(src: Path) -> Path:
+    src = Path(src)
+    if src.is_file():
+        return src.parent
+    if src.is_dir():
+        return src
+    raise NotFound(f"{src}: no such file or directory")
+
+
+def import_counting_qa(
+    sources: Sequence[Path],
+    images: Path,
+    out: Path,
+    config: CountingQaImportConfig = CountingQaImportConfig(),
+) -> ImportReport:
+    """Import one or more counting-study folders into the dataset directory ``out``.
+
+    ``images`` holds the image files of every source folder (ids must not clash).
+    """
+    if not sources:
+        raise ImporterError("counting-qa: give at least one folder with questions.json and answers.json")
+    report = ImportReport("counting-qa")
+    rows: list[dict[str, Any]] = []
+    keep = set(config.question_kinds) if config.question_kinds else None
+    found_ids: set[str] = set()
+    for src in sources:
+        folder = _folder(Path(src))
+        qpath, apath = folder / "questions.json", folder / "answers.json"
+        questions, answers = load_json(qpath), load_json(apath)
+        for name, obj in ((qpath, questions), (apath, answers)):
+            if not isinstance(obj, dict):
+                raise ImporterError(f"{name}: expected a JSON object keyed by image id, got {type(obj).__name__}")
+        splits = _split_lists(folder)
+        for image_id, entities in questions.items():
+            where = f"{qpath}: [{image_id!r}]"
+            report.n_records += 1
+            if not isinstance(entities, dict):
+                raise ImporterError(f"{where}: expected an object keyed by '<color>_<shape>s', got {entities!r:.80}")
+            rel = safe_relative(image_id, where)
+            src_img = None
+            for ext in _EXTS:
+                src_img = find_image(Path(images), rel.with_name(rel.name + ext))
+                if src_img is not None:
+                    break
+            todo = []
+            for entity, kinds in entities.items():
+                ewhere = f"{where}[{entity!r}]"
+                if not isinstance(kinds, dict) or not kinds:
+                    raise ImporterError(f"{ewhere}: expected an object of question kinds, got {kinds!r:.80}")
+                for kind in kinds:
+                    question = field(kinds, kind, str, ewhere)
+                    if keep is not None and kind not in keep:
+                        continue
+                    todo.append((entity, kind, question, _answer(answers, image_id, entity, kind, apath)))
+            if not todo:
+                continue
+            if src_img is None:
+                report.drop("missing_image", image_id, len(todo))
+                continue
+            if not image_readable(src_img):
+                report.drop("unreadable_image", image_id, len(todo))
+                continue
+            for entity, kind, question, count in todo:
+                sid = f"{image_id}-{entity}-{kind}"
+                if sid in found_ids:
+                    raise ImporterError(f"{where}: image id {image_id!r} appears in two source folders")
+                found_ids.add(sid)
+                rows.append(
+                    {
+                        "sample_id": sid,
+                        "src": src_img,
+                        "rel": PurePosixPath(src_img.relative_to(Path(images)).as_posix()),
+                        "prompt": f"{config.prompt_prefix}{question.strip()}",
+                        "count": count,
+                        "split": splits.get(image_id, config.split),
+                        "query_type": kind,
+                        "image_id": image_id,
+                        **parse_entity(entity),
+                    }
+                )
+    if not rows:
+        raise ImporterError(f"counting-qa: no rows to write; {report.summary()}")
+    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+
+    def build(tmp: Path) -> pl.DataFrame:
+        sink = ImageSink(tmp, config.image_mode)
+        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
+        (tmp / REPORT).write_text(report.to_json())
+        cols = ["sample_id", "prompt", "split", "count", "query_type", "entity_type", "size", "color", "shape", "image_id"]
+        data: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in cols}
+        data["image"] = image_paths
+        data["answer"] = [str(r["count"]) for r in rows]
+        data["answer_type"] = ["count"] * len(rows)
+        df = pl.DataFrame(data, schema_overrides={"count": pl.Int64, "size": pl.String, "color": pl.String})
+        return df.select("sample_id", "image", "prompt", "answer", "split", "answer_type", pl.exclude(
+            "sample_id", "image", "prompt", "answer", "split", "answer_type"))
+
+    write_dataset(
+        out,
+        generator="counting-qa",
+        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
+        seed=None,
+        build=build,
+        extra={"import_report": report.to_dict()},
+    )
+    return report

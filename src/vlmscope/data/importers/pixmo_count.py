@@ -1,0 +1,215 @@
+"""Balanced Pixmo-Count -> counting rows (train / valid / test from the folders).
+
+The counting study's balanced Pixmo-Count ships one ``samples.json`` per
+split folder (``train/``, ``valid/``, ``test/``; 2948 / 474 / 471 records),
+each a JSON list of ``{"image_url", "image_sha256", "count", "points",
+"label", "image_path"}``. Images are not redistributed: ``image_path`` is
+resolved under the images directory you downloaded them to.
+
+``SRC`` may be the folder holding the split folders, one split folder, or a
+``samples.json`` file; the split is the name of the folder holding
+``samples.json`` (``val`` is read as ``valid``) unless ``split`` is set.
+
+Rows: ``answer`` = str(count), ``answer_type`` = ``count``, columns
+``count``, ``label``, ``image_sha256``, ``image_url`` and ``points`` (list of
+``[x, y]``; list columns are not carried onto activation stores). With
+``verify_sha256`` an image whose bytes do not hash to ``image_sha256`` is
+dropped and counted (a re-downloaded URL may serve another picture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import field_validator
+
+from vlmscope.data.importers.common import (
+    REPORT,
+    ImageSink,
+    ImportConfigBase,
+    ImportReport,
+    field,
+    find_image,
+    image_readable,
+    infer_split,
+    load_json,
+    safe_relative,
+)
+from vlmscope.data.manifest import write_dataset
+from vlmscope.errors import ImporterError, NotFound
+
+__all__ = ["PixmoCountImportConfig", "import_pixmo_count", "find_sample_files"]
+
+SAMPLES = "samples.json"
+_SPLIT_DIRS = ("train", "valid", "val", "test")
+
+
+class PixmoCountImportConfig(ImportConfigBase):
+    """How Pixmo-Count records become rows."""
+
+    split: Literal["train", "valid", "test"] | None = None
+    """Split for all rows; ``None`` takes it from the folder holding ``samples.json``."""
+    prompt_template: str = "How many {label} are there? Answer using as few words as possible."
+    """Question text; ``{label}`` is the record's label."""
+    verify_sha256: bool = False
+    """Drop (and count) images whose SHA-256 differs from ``image_sha256``."""
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if "{label}" not in v:
+            raise ValueError(f"prompt_template must contain {{label}}, got {v!r}")
+        try:
+            v.format(label="x")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
+        return v
+
+
+def find_sample_files(src: Path) -> list[Path]:
+    """The ``samples.json`` files ``src`` designates (file, split folder, or root of split folders)."""
+    src = Path(src)
+    if src.is_file():
+        return [src]
+    if not src.is_dir():
+        raise NotFound(f"{src}: no such file or directory")
+    if (src / SAMPLES).is_file():
+        return [src / SAMPLES]
+    found = [src / d / SAMPLES for d in _SPLIT_DIRS if (src / d / SAMPLES).is_file()]
+    if not found:
+        raise NotFound(f"{src}: no samples.json in it or in its {'/'.join(_SPLIT_DIRS)} folders")
+    return found
+
+
+def _points(value: Any, where: str) -> list[list[float]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ImporterError(f"{where}: field 'points' must be a list, got {value!r:.80}")
+    out = []
+    for k, p in enumerate(value):
+        if isinstance(p, dict) and "x" in p and "y" in p:
+            x, y = p["x"], p["y"]
+        elif isinstance(p, (list, tuple)) and len(p) == 2:
+            x, y = p
+        else:
+            raise ImporterError(f"{where}: points[{k}] must be {{'x', 'y'}} or [x, y], got {p!r:.80}")
+        if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in (x, y)):
+            raise ImporterError(f"{where}: points[{k}] coordinates must be numbers, got {p!r:.80}")
+        out.append([float(x), float(y)])
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read(path: Path, images: Path, split: str, cfg: PixmoCountImportConfig, report: ImportReport) -> list[dict[str, Any]]:
+    data = load_json(path)
+    if not isinstance(data, list):
+        raise ImporterError(f"{path}: expected a JSON list of samples, got {type(data).__name__}")
+    rows = []
+    for i, rec in enumerate(data):
+        where = f"{path}: record {i}"
+        report.n_records += 1
+        count = field(rec, "count", int, where)
+        if count < 0:
+            raise ImporterError(f"{where}: field 'count' must be >= 0, got {count}")
+        label = field(rec, "label", str, where).strip()
+        rel = safe_relative(field(rec, "image_path", str, where), where)
+        sha = rec.get("image_sha256")
+        url = rec.get("image_url")
+        for name, v in (("image_sha256", sha), ("image_url", url)):
+            if v is not None and not isinstance(v, str):
+                raise ImporterError(f"{where}: field {name!r} must be a string, got {v!r:.80}")
+        points = _points(rec.get("points"), where)
+        src = find_image(images, rel)
+        if src is None:
+            report.drop("missing_image", str(rel))
+            continue
+        if not image_readable(src):
+            report.drop("unreadable_image", str(rel))
+            continue
+        if cfg.verify_sha256:
+            if sha is None:
+                raise ImporterError(f"{where}: missing field 'image_sha256' (needed by verify_sha256)")
+            if _sha256(src).lower() != sha.lower():
+                report.drop("sha256_mismatch", str(rel))
+                continue
+        rows.append(
+            {
+                "sample_id": f"pixmo-{split}-{i:05d}",
+                "src": src,
+                "rel": rel,
+                "split": split,
+                "count": count,
+                "label": label,
+                "image_sha256": sha,
+                "image_url": url,
+                "points": points,
+            }
+        )
+    return rows
+
+
+def import_pixmo_count(
+    sources: Sequence[Path], images: Path, out: Path, config: PixmoCountImportConfig = PixmoCountImportConfig()
+) -> ImportReport:
+    """Import balanced Pixmo-Count split folders into the dataset directory ``out``."""
+    files = [f for s in sources for f in find_sample_files(Path(s))]
+    if not files:
+        raise ImporterError("pixmo-count: give a samples.json file or a folder of split folders")
+    report = ImportReport("pixmo-count")
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows.extend(_read(f, Path(images), infer_split(f, config.split), config, report))
+    ids = [r["sample_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ImporterError("pixmo-count: two sources map to the same split; import each split folder once")
+    if not rows:
+        raise ImporterError(f"pixmo-count: no rows to write; {report.summary()}")
+    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+
+    def build(tmp: Path) -> pl.DataFrame:
+        sink = ImageSink(tmp, config.image_mode)
+        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
+        (tmp / REPORT).write_text(report.to_json())
+        return pl.DataFrame(
+            {
+                "sample_id": ids,
+                "image": image_paths,
+                "prompt": [config.prompt_template.format(label=r["label"]) for r in rows],
+                "answer": [str(r["count"]) for r in rows],
+                "split": [r["split"] for r in rows],
+                "answer_type": ["count"] * len(rows),
+                "count": [r["count"] for r in rows],
+                "label": [r["label"] for r in rows],
+                "image_sha256": [r["image_sha256"] for r in rows],
+                "image_url": [r["image_url"] for r in rows],
+                "points": [r["points"] for r in rows],
+            },
+            schema_overrides={
+                "count": pl.Int64,
+                "image_sha256": pl.String,
+                "image_url": pl.String,
+                "points": pl.List(pl.List(pl.Float64)),
+            },
+        )
+
+    write_dataset(
+        out,
+        generator="pixmo-count",
+        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
+        seed=None,
+        build=build,
+        extra={"import_report": report.to_dict()},
+    )
+    return report

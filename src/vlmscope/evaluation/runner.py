@@ -1,0 +1,334 @@
+"""``evaluate``: run a model over a dataset split and write predictions and metrics.
+
+Writes into ``out`` (replaced atomically, so DVC never sees half a result):
+
+- ``predictions.jsonl``: one JSON object per row: ``sample_id``, ``prompt``,
+  ``answer``, ``answer_type``, ``output`` (raw generation; null in the
+  scoring modes), ``scores`` (per-option mean NLL or similarity; null when
+  generating), ``parsed``, ``prediction``, ``correct``, then the group columns.
+- ``metrics.json``: flat numbers (see :func:`vlmscope.evaluation.metrics.flatten_metrics`).
+- ``per_group.csv``: ``group, value, n, n_correct, accuracy, macro_accuracy``.
+- ``config.json``: the config, model, family and dataset fingerprint.
+
+Modes (shapes: B samples per batch, K options, T tokens, V vocabulary):
+
+- ``generate``: ``adapter.encode(images, prompts)`` (left-padded) then greedy
+  ``adapter.generate``; identical to batch size 1 because the adapters pass
+  position ids from the attention mask.
+- ``option-loss``: every (sample, option) pair is encoded with the option as
+  the answer; its score is the mean NLL of the answer tokens (the option's
+  tokens plus the end-of-sequence token the adapter appends: "the answer is
+  this option and nothing more"). Lowest wins. Only the last logits
+  (answer length + 1) are materialised, so (B, T, V) never is.
+- ``contrastive``: ``ContrastiveAdapter.score(images, texts)`` of each image
+  against ``contrastive_template`` filled with each option; highest wins.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from vlmscope.data.manifest import INFO, load_dataset_info, read_manifest, resolve_image
+from vlmscope.errors import ConfigError, DatasetError, ModelError, NotFound
+from vlmscope.evaluation.config import EvaluateConfig
+from vlmscope.evaluation.scoring import Scored, pick_group_columns, prepare_rows, score_index, score_text, summarize
+from vlmscope.io.atomic import atomic_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL.Image import Image
+
+    from vlmscope.models.adapter import ContrastiveAdapter, ModelAdapter
+
+__all__ = ["evaluate", "option_nll", "load_rows", "PREDICTIONS", "METRICS", "PER_GROUP", "CONFIG"]
+
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+PER_GROUP = "per_group.csv"
+CONFIG = "config.json"
+
+Progress = Callable[[int], None]
+
+
+def load_rows(dataset: Path, config: EvaluateConfig) -> pl.DataFrame:
+    """The manifest rows of ``config.split`` (first ``limit``), validated for scoring."""
+    df = read_manifest(dataset)
+    if config.split != "all":
+        df = df.filter(pl.col("split") == config.split)
+    if config.limit is not None:
+        df = df.head(config.limit)
+    if df.height == 0:
+        splits = sorted(read_manifest(dataset)["split"].unique().to_list())
+        raise DatasetError(f"{dataset}: no rows in split {config.split!r} (splits present: {splits}); pass --split")
+    return prepare_rows(df, str(dataset))
+
+
+def _images(dataset: Path, rows: Sequence[dict[str, Any]]) -> list[Image]:
+    from PIL import Image as PILImage
+
+    cache: dict[str, Image] = {}
+    out = []
+    for r in rows:
+        rel = r["image"]
+        if rel not in cache:
+            path = resolve_image(dataset, rel)
+            if not path.is_file():
+                raise NotFound(f"{path}: image of sample {r['sample_id']!r} is missing from {dataset}")
+            with PILImage.open(path) as im:
+                cache[rel] = im.convert("RGB")
+        out.append(cache[rel])
+    return out
+
+
+def _batches(n: int, size: int) -> Iterator[range]:
+    for start in range(0, n, size):
+        yield range(start, min(start + size, n))
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params
+
+
+def option_nll(adapter: ModelAdapter, images: Sequence[Image], prompts: Sequence[str], options: Sequence[str]) -> list[float]:
+    """Mean NLL per pair of the ``options[i]`` tokens (answer span incl. eos) after ``prompts[i]`` with ``images[i]``.
+
+    Returns one float per pair (B,). Logits are kept only for the trailing
+    answer window when the adapter right-aligns answers (the generic adapter
+    does) and the model accepts ``logits_to_keep``.
+    """
+    import torch
+
+    batch = adapter.encode(images, prompts, answers=options).to(adapter.device)
+    labels = batch.labels
+    if labels is None:
+        raise ModelError(f"{type(adapter).__name__}.encode returned no labels for the given answers")
+    is_label = labels != -100  # (B, T)
+    n_answer = is_label.sum(1)
+    if bool((n_answer == 0).any()):
+        raise ModelError("an option encoded to zero answer tokens; cannot score it")
+    T = labels.shape[1]
+    window = int(n_answer.max()) + 1
+    right_aligned = bool(is_label[:, -1].all()) and bool((is_label.flip(1).cumprod(1).sum(1) == n_answer).all())
+    kwargs: dict[str, Any] = {"use_cache": False}
+    if right_aligned and window < T and _accepts(adapter.model.forward, "logits_to_keep"):
+        kwargs["logits_to_keep"] = window
+    else:
+        window = T
+    with torch.inference_mode():
+        logits = adapter.model(**batch.inputs, **kwargs).logits  # (B, W, V)
+    logits = logits[:, -window:, :].float()
+    target = labels[:, -window:][:, 1:]  # (B, W-1): token t+1 predicted at t
+    mask = target != -100
+    logp = logits[:, :-1].log_softmax(-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    nll = -(logp * mask).sum(1) / mask.sum(1)
+    return [float(x) for x in nll.cpu()]
+
+
+def _run_generate(
+    adapter: Any, dataset: Path, rows: list[dict[str, Any]], config: EvaluateConfig, tick: Progress
+) -> list[tuple[str | None, list[float] | None, Scored]]:
+    from vlmscope.models.adapter import ModelAdapter
+
+    if not isinstance(adapter, ModelAdapter) or not adapter.capabilities.generation:
+        raise ConfigError(
+            f"--mode generate needs a generative model; {adapter.source!r} ({adapter.family}) cannot generate: "
+            "use --mode contrastive"
+        )
+    out: list[tuple[str | None, list[float] | None, Scored]] = []
+    for idx in _batches(len(rows), config.batch_size):
+        chunk = [rows[i] for i in idx]
+        batch = adapter.encode(_images(dataset, chunk), [r["prompt"] for r in chunk])
+        texts = adapter.generate(batch, max_new_tokens=config.max_new_tokens)
+        out.extend((t, None, score_text(r, t)) for r, t in zip(chunk, texts, strict=True))
+        tick(len(chunk))
+    return out
+
+
+def _require_choices(rows: list[dict[str, Any]], mode: str) -> None:
+    bad = [r for r in rows if r["answer_type"] != "choice"]
+    if bad:
+        raise DatasetError(
+            f"--mode {mode} scores options, but {len(bad)} row(s) have no choices "
+            f"(e.g. sample {bad[0]['sample_id']!r}, answer_type {bad[0]['answer_type']!r}); use --mode generate"
+        )
+
+
+def _run_option_loss(
+    adapter: Any, dataset: Path, rows: list[dict[str, Any]], config: EvaluateConfig, tick: Progress
+) -> list[tuple[str | None, list[float] | None, Scored]]:
+    from vlmscope.models.adapter import ModelAdapter
+
+    if not isinstance(adapter, ModelAdapter):
+        raise ConfigError(f"--mode option-loss needs a language model; {adapter.source!r} is {adapter.family}")
+    _require_choices(rows, "option-loss")
+    pairs = [(i, k) for i, r in enumerate(rows) for k in range(len(r["choices"]))]
+    losses: list[list[float]] = [[math.nan] * len(r["choices"]) for r in rows]
+    left = [len(r["choices"]) for r in rows]
+    for idx in _batches(len(pairs), config.batch_size):
+        chunk = [pairs[j] for j in idx]
+        sel = [rows[i] for i, _ in chunk]
+        nll = option_nll(
+            adapter, _images(dataset, sel), [r["prompt"] for r in sel], [r["choices"][k] for r, (_, k) in zip(sel, chunk)]
+        )
+        done = 0
+        for (i, k), v in zip(chunk, nll, strict=True):
+            losses[i][k] = v
+            left[i] -= 1
+            done += left[i] == 0
+        tick(done)
+    out = []
+    for r, ls in zip(rows, losses, strict=True):
+        best = min(range(len(ls)), key=ls.__getitem__)
+        out.append((None, ls, score_index(r, best)))
+    return out
+
+
+def _run_contrastive(
+    adapter: Any, dataset: Path, rows: list[dict[str, Any]], config: EvaluateConfig, tick: Progress
+) -> list[tuple[str | None, list[float] | None, Scored]]:
+    import torch
+
+    from vlmscope.models.adapter import ContrastiveAdapter
+
+    if not isinstance(adapter, ContrastiveAdapter):
+        raise ConfigError(
+            f"--mode contrastive needs a CLIP/SigLIP-like model; {adapter.source!r} is {adapter.family}: "
+            "use --mode generate or option-loss"
+        )
+    _require_choices(rows, "contrastive")
+    out: list[tuple[str | None, list[float] | None, Scored]] = []
+    for idx in _batches(len(rows), config.batch_size):
+        chunk = [rows[i] for i in idx]
+        images = _images(dataset, chunk)
+        by_k: dict[int, list[int]] = {}
+        for j, r in enumerate(chunk):
+            by_k.setdefault(len(r["choices"]), []).append(j)
+        scores: list[list[float]] = [[] for _ in chunk]
+        for js in by_k.values():
+            texts = [[config.contrastive_template.format(option=o) for o in chunk[j]["choices"]] for j in js]
+            with torch.inference_mode():
+                s = adapter.score([images[j] for j in js], texts)  # (b, K)
+            for j, row in zip(js, s.float().cpu().tolist(), strict=True):
+                scores[j] = row
+        for r, s in zip(chunk, scores, strict=True):
+            best = max(range(len(s)), key=s.__getitem__)
+            out.append((None, s, score_index(r, best)))
+        tick(len(chunk))
+    return out
+
+
+_MODES = {"generate": _run_generate, "option-loss": _run_option_loss, "contrastive": _run_contrastive}
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _progress_bar(total: int, enabled: bool) -> tuple[Any, Progress]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Bar(
+        TextColumn("evaluate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (enabled and console.is_terminal),
+        transient=True,
+    )
+    task = bar.add_task("evaluate", total=total)
+    return bar, lambda n: bar.advance(task, n)
+
+
+def evaluate(
+    model: str,
+    dataset: Path,
+    out: Path,
+    config: EvaluateConfig = EvaluateConfig(),
+    *,
+    adapter: ModelAdapter | ContrastiveAdapter | None = None,
+    progress: bool = True,
+) -> dict[str, float | int]:
+    """Score ``model`` (hub id or local checkpoint) on ``dataset`` and write ``out``; returns the flat metrics.
+
+    ``adapter`` reuses an already loaded model (``model`` is then only recorded).
+    """
+    dataset = Path(dataset)
+    frame = load_rows(dataset, config)
+    groups = pick_group_columns(frame, config)
+    if adapter is None:
+        from vlmscope.models import LoadOptions, load_model
+
+        adapter = load_model(
+            model, family=config.family, options=LoadOptions(dtype=config.dtype, device_map=config.device_map)
+        )
+    rows = list(frame.iter_rows(named=True))
+    bar, tick = _progress_bar(len(rows), progress)
+    with bar:
+        results = _MODES[config.mode](adapter, dataset, rows, config, tick)
+
+    scored = [s for _, _, s in results]
+    preds = frame.with_columns(
+        pl.Series("correct", [s.correct for s in scored], dtype=pl.Boolean),
+        pl.Series(
+            "parsed_count",
+            [s.parsed if r["answer_type"] == "count" else None for r, s in zip(rows, scored, strict=True)],
+            dtype=pl.Int64,
+        ),
+        pl.Series(
+            "unparsed",
+            [s.prediction is None for s in scored],
+            dtype=pl.Boolean,
+        ),
+    )
+    metrics, table = summarize(preds, groups, config)
+
+    records = []
+    for r, (text, scores, s) in zip(rows, results, strict=True):
+        rec = {
+            "sample_id": r["sample_id"],
+            "prompt": r["prompt"],
+            "answer": r["answer"],
+            "answer_type": r["answer_type"],
+            "output": text,
+            "scores": None if scores is None else [_json_value(x) for x in scores],
+            "parsed": s.parsed,
+            "prediction": s.prediction,
+            "correct": s.correct,
+        }
+        rec.update({g: r[g] for g in groups if g not in rec})
+        records.append(rec)
+    info = load_dataset_info(dataset) if (dataset / INFO).is_file() else None
+    provenance = {
+        "config": config.model_dump(),
+        "model": model,
+        "model_revision": getattr(adapter, "revision", None),
+        "family": getattr(adapter, "family", None),
+        "dataset": str(dataset),
+        "dataset_fingerprint": info.fingerprint if info else None,
+        "groups": groups,
+        "n_rows": len(rows),
+    }
+    with atomic_dir(out) as tmp:
+        with open(tmp / PREDICTIONS, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        (tmp / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        table.write_csv(tmp / PER_GROUP)
+        (tmp / CONFIG).write_text(json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+    return metrics

@@ -1,0 +1,212 @@
+"""From manifest rows and model outputs to per-row verdicts, and from those to metrics.
+
+Scoring is chosen per row by the manifest's ``answer_type``:
+
+- ``choice``: :func:`parse_choice` against ``choices``, compared with
+  ``answer_index``. Letters count only when the row is lettered (its
+  ``answer`` is the letter of ``answer_index``, the lettered-prompt
+  convention); otherwise only option texts do.
+- ``count``: :func:`parse_count` vs ``int(answer)``.
+- ``open``: :func:`normalize_open` equality with the answer.
+
+A manifest without ``answer_type`` gets one per row: ``choice`` when
+``choices`` and ``answer_index`` are set, ``count`` when the answer is a
+whole number, else ``open``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from vlmscope.errors import DatasetError
+from vlmscope.evaluation.config import EvaluateConfig
+from vlmscope.evaluation.metrics import (
+    accuracy,
+    count_stats,
+    flatten_metrics,
+    group_table,
+    macro_accuracy,
+    pair_rows,
+    paired_by_group,
+    paired_from_pairs,
+)
+from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, parse_count
+
+__all__ = [
+    "ANSWER_TYPES",
+    "Scored",
+    "prepare_rows",
+    "score_text",
+    "score_index",
+    "pick_group_columns",
+    "summarize",
+]
+
+ANSWER_TYPES = ("choice", "count", "open")
+_NEVER_GROUP = {"sample_id", "image", "prompt", "answer", "answer_index", "answer_text", "choices", "gt_class"}
+_MAX_GROUP_TEXT = 40
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One row's verdict."""
+
+    parsed: int | str | None
+    """Option index (choice, None = unparsed), count (-1 = unparsed) or normalised text (open)."""
+    prediction: str | None
+    """The predicted answer as text (option text, count), None when nothing parsed."""
+    correct: bool
+
+
+def prepare_rows(df: pl.DataFrame, where: str) -> pl.DataFrame:
+    """Validate the scoring columns and add ``answer_type`` (filled) and ``gt_class``.
+
+    Errors name ``where``, the sample and the field. Returns a new frame.
+    """
+    has_choices = "choices" in df.columns and "answer_index" in df.columns
+    inferred = (
+        pl.when(
+            pl.col("choices").is_not_null() & pl.col("answer_index").is_not_null()
+            if has_choices
+            else pl.lit(False)
+        )
+        .then(pl.lit("choice"))
+        .when(pl.col("answer").str.strip_chars().str.contains(r"^\d+$"))
+        .then(pl.lit("count"))
+        .otherwise(pl.lit("open"))
+    )
+    if "answer_type" in df.columns:
+        df = df.with_columns(pl.col("answer_type").cast(pl.String).fill_null(inferred))
+    else:
+        df = df.with_columns(inferred.alias("answer_type"))
+    bad = df.filter(~pl.col("answer_type").is_in(ANSWER_TYPES))
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise DatasetError(
+            f"{where}: sample {r['sample_id']!r} has answer_type {r['answer_type']!r}; expected one of {ANSWER_TYPES}"
+        )
+    gt: list[str] = []
+    for r in df.select("sample_id", "answer", "answer_type", *(["choices", "answer_index"] if has_choices else [])).iter_rows(
+        named=True
+    ):
+        kind, sid = r["answer_type"], r["sample_id"]
+        if r["answer"] is None:
+            raise DatasetError(f"{where}: sample {sid!r} has no answer")
+        if kind == "choice":
+            choices, idx = r.get("choices"), r.get("answer_index")
+            if not choices:
+                raise DatasetError(f"{where}: choice sample {sid!r} needs a non-empty 'choices' list")
+            if idx is None or not 0 <= idx < len(choices):
+                raise DatasetError(
+                    f"{where}: sample {sid!r} has answer_index {idx!r} outside its {len(choices)} choices"
+                )
+            gt.append(choices[idx])
+        elif kind == "count":
+            if not r["answer"].strip().isdigit():
+                raise DatasetError(f"{where}: count sample {sid!r} has answer {r['answer']!r}; expected a whole number")
+            gt.append(str(int(r["answer"])))
+        else:
+            gt.append(normalize_open(r["answer"]))
+    return df.with_columns(pl.Series("gt_class", gt, dtype=pl.String))
+
+
+def _lettered(row: dict[str, Any]) -> bool:
+    idx = row.get("answer_index")
+    return idx is not None and row["answer"].strip().upper().rstrip(".)") == letter(idx)
+
+
+def score_text(row: dict[str, Any], text: str) -> Scored:
+    """Score generated ``text`` against a prepared manifest row (a dict with the columns above)."""
+    kind = row["answer_type"]
+    if kind == "choice":
+        choices = list(row["choices"])
+        idx = parse_choice(text, choices, letters=_lettered(row))
+        return Scored(idx, None if idx is None else choices[idx], idx == row["answer_index"])
+    if kind == "count":
+        n = parse_count(text)
+        return Scored(n, str(n) if n >= 0 else None, n == int(row["answer"]))
+    norm = normalize_open(text)
+    return Scored(norm, norm or None, bool(norm) and norm == normalize_open(row["answer"]))
+
+
+def score_index(row: dict[str, Any], picked: int) -> Scored:
+    """Score an option picked by loss or similarity (option-loss / contrastive modes)."""
+    choices = list(row["choices"])
+    return Scored(picked, choices[picked], picked == row["answer_index"])
+
+
+def pick_group_columns(df: pl.DataFrame, config: EvaluateConfig) -> list[str]:
+    """Label columns to break accuracy down by.
+
+    ``config.group_by`` when given (each must exist). Otherwise every column
+    that is not scoring plumbing (``sample_id``, ``prompt``, ``choices`` ...,
+    names ending in ``_id``), is a string / integer / boolean column with 2 to
+    ``max_group_values`` distinct values, and is not long text (mean length
+    over 40 characters: captions, hashes) or JSON (a value starting with
+    ``{`` or ``[``).
+    """
+    if config.group_by is not None:
+        missing = [c for c in config.group_by if c not in df.columns]
+        if missing:
+            raise DatasetError(f"group_by columns {missing} are not in the manifest (columns: {df.columns})")
+        return list(config.group_by)
+    out = []
+    for name, dtype in df.schema.items():
+        if name in _NEVER_GROUP or name.endswith("_id") or name in config.pair_key:
+            continue
+        if not (dtype == pl.String or dtype == pl.Boolean or dtype.is_integer()):
+            continue
+        col = df[name]
+        n = col.n_unique()
+        if not 2 <= n <= config.max_group_values:
+            continue
+        if dtype == pl.String:
+            text = col.drop_nulls()
+            if (text.str.len_chars().mean() or 0) > _MAX_GROUP_TEXT or text.str.contains(r"^\s*[\[{]").any():
+                continue
+        out.append(name)
+    return out
+
+
+def summarize(
+    predictions: pl.DataFrame, groups: Sequence[str], config: EvaluateConfig
+) -> tuple[dict[str, float | int], pl.DataFrame]:
+    """``(flat metrics, per-group table)`` of a predictions frame.
+
+    ``predictions`` holds the prepared manifest columns plus ``correct``,
+    ``parsed_count`` (count rows) and ``unparsed``.
+    """
+    label = config.class_column or "gt_class"
+    if label not in predictions.columns:
+        raise DatasetError(f"class_column {label!r} is not in the manifest (columns: {predictions.columns})")
+    overall: dict[str, float | int | None] = {
+        "accuracy": accuracy(predictions),
+        "macro_accuracy": macro_accuracy(predictions, label=label),
+        "n": predictions.height,
+        "n_correct": int(predictions["correct"].sum()),
+        "n_unparsed": int(predictions["unparsed"].sum()),
+    }
+    table = group_table(predictions, groups, label=label)
+    paired = by_group = None
+    if "variant" in predictions.columns and all(k in predictions.columns for k in config.pair_key):
+        carry = [g for g in config.pair_group_by if g in predictions.columns and g != "variant"]
+        pairs = pair_rows(predictions, key=config.pair_key, carry=carry)
+        paired = paired_from_pairs(pairs)
+        if paired is not None:
+            by_group = {}
+            for g in carry:
+                by_group.update(paired_by_group(pairs, g))
+    counts = None
+    count_rows = predictions.filter(pl.col("answer_type") == "count")
+    if count_rows.height:
+        counts = count_stats(
+            count_rows.with_columns(pl.col("answer").str.strip_chars().cast(pl.Int64).alias("true_count")),
+            predicted="parsed_count",
+            truth="true_count",
+        )
+    flat = flatten_metrics(overall=overall, groups=table, paired=paired, paired_by_group=by_group, counts=counts)
+    return flat, table

@@ -1,0 +1,181 @@
+"""Training rows from vlmscope dataset directories, ablation subsampling, image cache.
+
+Training reads the same dataset contract as every other stage
+(:mod:`vlmscope.data.manifest`): one row per (image, prompt, answer). The
+unseen-class study's answers look like ``"[0.1, 0.2, 0.5, 0.6] dog"``; the
+*class* of such a row is the text after the bracket (:func:`class_of`), which
+is also the only part the loss sees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from vlmscope.data.manifest import read_manifest, resolve_image
+from vlmscope.errors import DatasetError, TrainingError
+from vlmscope.training.config import SubsampleConfig
+
+__all__ = [
+    "Example",
+    "load_examples",
+    "class_of",
+    "bbox_prefix",
+    "subsample",
+    "ImageCache",
+    "split_rows",
+]
+
+_BBOX = re.compile(r"^\s*(\[[^\]]*\])\s*(.*)$", re.S)
+
+
+def bbox_prefix(answer: str) -> str | None:
+    """The leading ``[...]`` of a ``"[bbox] classname"`` answer, or None."""
+    m = _BBOX.match(answer)
+    return m.group(1) if m else None
+
+
+def class_of(answer: str) -> str:
+    """``"[0.1, 0.2, 0.3, 0.4] dog"`` -> ``"dog"``; answers without a bracket are their own class."""
+    m = _BBOX.match(answer)
+    return (m.group(2) if m else answer).strip()
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training row."""
+
+    sample_id: str
+    image: Path
+    """Absolute image path."""
+    prompt: str
+    answer: str
+    answer_type: str
+    label: str
+    """Class used by subsampling (and by the CLIP trainer): a label column or :func:`class_of` the answer."""
+    dataset: str
+    """Name of the dataset directory the row came from."""
+    choices: tuple[str, ...] | None = None
+    answer_index: int | None = None
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Other scalar label columns (``query_type``, ``count`` ...), for per-group metrics."""
+
+
+def split_rows(df: pl.DataFrame, splits: Sequence[str], where: str) -> pl.DataFrame:
+    """Rows whose ``split`` is in ``splits``; error lists the splits the manifest has."""
+    out = df.filter(pl.col("split").is_in(list(splits)))
+    if out.is_empty():
+        have = sorted(df["split"].unique().to_list())
+        raise DatasetError(f"{where}: no rows in split(s) {list(splits)}; the manifest has splits {have}")
+    return out
+
+
+def load_examples(
+    dataset: str | os.PathLike[str],
+    splits: Sequence[str],
+    *,
+    class_column: str | None = None,
+    allow_empty: bool = False,
+) -> list[Example]:
+    """Rows of ``splits`` from a dataset directory, in manifest order."""
+    root = Path(dataset)
+    df = read_manifest(root)
+    where = str(root / "manifest.parquet")
+    if class_column is not None and class_column not in df.columns:
+        raise DatasetError(f"{where}: class column {class_column!r} not found (columns: {', '.join(df.columns)})")
+    if allow_empty:
+        df = df.filter(pl.col("split").is_in(list(splits)))
+    else:
+        df = split_rows(df, splits, where)
+    scalar = [c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Array, pl.Struct))]
+    skip = {"sample_id", "image", "prompt", "answer", "split", "answer_type", "answer_index"}
+    out = []
+    for row in df.iter_rows(named=True):
+        answer = row["answer"]
+        if answer is None or row["prompt"] is None:
+            raise DatasetError(f"{where}: sample {row['sample_id']!r} has an empty prompt or answer")
+        label = class_of(answer) if class_column is None else str(row[class_column])
+        choices = row.get("choices")
+        out.append(
+            Example(
+                sample_id=row["sample_id"],
+                image=resolve_image(root, row["image"]),
+                prompt=row["prompt"],
+                answer=answer,
+                answer_type=row.get("answer_type") or "open",
+                label=label,
+                dataset=root.name,
+                choices=tuple(choices) if choices is not None else None,
+                answer_index=row.get("answer_index"),
+                extra=tuple((c, row[c]) for c in scalar if c not in skip),
+            )
+        )
+    return out
+
+
+def subsample(examples: Sequence[Example], cfg: SubsampleConfig) -> tuple[list[Example], dict[str, Any]]:
+    """Keep a seeded proportion of the rows (see :class:`SubsampleConfig`); returns (rows, record).
+
+    The record lists the kept classes and counts so the checkpoint documents
+    exactly which ablation it was trained on.
+    """
+    labels = sorted({e.label for e in examples})
+    record: dict[str, Any] = {"mode": cfg.mode, "proportion": cfg.proportion, "seed": cfg.seed,
+                              "rows_before": len(examples), "classes_before": len(labels)}  # fmt: skip
+    if cfg.proportion >= 1.0:
+        record.update(rows_after=len(examples), classes_after=len(labels), kept_classes=labels)
+        return list(examples), record
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.mode == "class-exclusive":
+        n_keep = max(1, round(cfg.proportion * len(labels)))
+        keep = set(np.asarray(labels, dtype=object)[np.sort(rng.permutation(len(labels))[:n_keep])].tolist())
+        kept = [e for e in examples if e.label in keep]
+    else:
+        by_class: dict[str, list[int]] = {}
+        for i, e in enumerate(examples):
+            by_class.setdefault(e.label, []).append(i)
+        chosen: list[int] = []
+        for lab in labels:
+            idx = by_class[lab]
+            n_keep = max(1, round(cfg.proportion * len(idx)))
+            chosen.extend(np.asarray(idx)[rng.permutation(len(idx))[:n_keep]].tolist())
+        kept = [examples[i] for i in sorted(chosen)]
+    kept_labels = sorted({e.label for e in kept})
+    record.update(rows_after=len(kept), classes_after=len(kept_labels), kept_classes=kept_labels)
+    if not kept:
+        raise TrainingError(f"subsample kept no rows (proportion {cfg.proportion}, mode {cfg.mode})")
+    return kept, record
+
+
+class ImageCache:
+    """Decoded RGB images by path, loaded once per run (datasets share images across rows).
+
+    ``keep=False`` decodes on every call (datasets too large to hold in memory).
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
+        self._images: dict[Path, Any] = {}
+        self.keep = keep
+
+    def get(self, path: Path) -> Any:
+        img = self._images.get(path)
+        if img is None:
+            from PIL import Image
+
+            if not path.is_file():
+                raise DatasetError(f"image {path} listed in the manifest does not exist")
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+            if self.keep:
+                self._images[path] = img
+        return img
+
+    def many(self, paths: Sequence[Path]) -> list[Any]:
+        return [self.get(p) for p in paths]

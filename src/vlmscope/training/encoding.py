@@ -1,0 +1,172 @@
+"""Encode training rows once, batch them many times, and the answer-span LM loss.
+
+Encoding (processor + tokenizer + answer labels) costs far more than a tiny
+model's forward pass, and every epoch would redo it. :class:`EncodedCache`
+encodes each row once through the adapter (batch of one, answers appended)
+and :func:`collate` left-pads any subset into a batch that equals what
+``adapter.encode`` returns for those rows together (tested), so the model
+sees exactly the inference-time prompt tokens.
+
+The loss sees only the answer span (answer tokens + eos); for
+``"[bbox] classname"`` answers the bracket's tokens are masked too, so only
+the class name (and eos) is learned, as in the unseen-class study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from vlmscope.errors import TrainingError
+from vlmscope.models.adapter import EncodedBatch, ModelAdapter
+from vlmscope.training.data import Example, ImageCache, bbox_prefix
+
+__all__ = ["EncodedCache", "collate", "mask_bbox", "answer_loss", "per_example_loss"]
+
+
+def mask_bbox(labels: torch.Tensor, answer: str, tokenizer: Any, where: str) -> torch.Tensor:
+    """(1, T) labels with the ``[bbox]`` tokens of ``answer`` set to -100.
+
+    The answer's tokens are decoded one prefix at a time; the shortest prefix
+    whose text covers the bracket is masked. Raises when nothing but eos is
+    left to learn.
+    """
+    prefix = bbox_prefix(answer)
+    pos = (labels[0] != -100).nonzero().flatten()
+    ids = labels[0, pos].tolist()
+    eos = tokenizer.eos_token_id
+    content = [i for i in ids if i != eos]
+    if not content:
+        raise TrainingError(f"{where}: answer {answer!r} tokenizes to nothing (only eos); fix the manifest row")
+    if prefix is None:
+        return labels
+    out = labels.clone()
+    for k in range(1, len(ids) + 1):
+        text = tokenizer.decode(ids[:k], skip_special_tokens=True).lstrip()
+        if len(text) >= len(prefix):
+            out[0, pos[:k]] = -100
+            left = [i for i in ids[k:] if i != eos]
+            if not left:
+                raise TrainingError(
+                    f"{where}: answer {answer!r} has no class name after its bracket; "
+                    "the loss span would be empty"
+                )
+            return out
+    raise TrainingError(f"{where}: answer {answer!r}: bracket not found among its tokens")
+
+
+def collate(items: Sequence[EncodedBatch], pad_id: int) -> EncodedBatch:
+    """Left-pad single-row encodings into one batch (what ``adapter.encode`` gives for all rows).
+
+    Per-token inputs are the 2-D ``(1, T)`` tensors (``input_ids``,
+    ``attention_mask``, ``position_ids``, ``token_type_ids`` ...): padded on
+    the left with ``pad_id`` (``input_ids``) or 0; every other tensor
+    (``pixel_values``, ``image_sizes``, ``image_grid_thw`` ...) is
+    concatenated along dim 0.
+    """
+    if not items:
+        raise TrainingError("cannot collate an empty batch")
+    T = max(int(it.inputs["input_ids"].shape[1]) for it in items)
+
+    def lpad(x: torch.Tensor, fill: int | bool) -> torch.Tensor:
+        n = T - x.shape[1]
+        if n == 0:
+            return x
+        return torch.cat([torch.full((x.shape[0], n), fill, dtype=x.dtype), x], dim=1)
+
+    first = items[0]
+    inputs: dict[str, Any] = {}
+    for key, val in first.inputs.items():
+        if not isinstance(val, torch.Tensor):
+            inputs[key] = val
+            continue
+        t_i = int(first.inputs["input_ids"].shape[1])
+        if val.ndim == 2 and val.shape == (1, t_i):
+            fill = pad_id if key == "input_ids" else 0
+            inputs[key] = torch.cat([lpad(it.inputs[key], fill) for it in items])
+        else:
+            inputs[key] = torch.cat([it.inputs[key] for it in items])
+    labels = (
+        torch.cat([lpad(it.labels, -100) for it in items]) if first.labels is not None else None  # type: ignore[arg-type]
+    )
+    answer_mask = (
+        torch.cat([lpad(it.answer_mask, False) for it in items])  # type: ignore[arg-type]
+        if first.answer_mask is not None
+        else None
+    )
+    return EncodedBatch(
+        inputs=inputs,
+        attention_mask=inputs["attention_mask"],
+        image_mask=torch.cat([lpad(it.image_mask, False) for it in items]),
+        last_index=torch.cat([it.last_index + (T - it.inputs["input_ids"].shape[1]) for it in items]),
+        patch_grids=[g for it in items for g in it.patch_grids],
+        labels=labels,
+        answer_mask=answer_mask,
+    )
+
+
+class EncodedCache:
+    """Per-row encodings (with answer labels), computed on first use and kept."""
+
+    def __init__(self, adapter: ModelAdapter, examples: Sequence[Example], *, images: ImageCache | None = None,
+                 with_answers: bool = True) -> None:  # fmt: skip
+        self.adapter = adapter
+        self.examples = list(examples)
+        self.images = images or ImageCache()
+        self.with_answers = with_answers
+        self._enc: dict[int, EncodedBatch] = {}
+        tok = adapter.tokenizer
+        self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def one(self, i: int) -> EncodedBatch:
+        enc = self._enc.get(i)
+        if enc is None:
+            ex = self.examples[i]
+            where = f"{ex.dataset}: sample {ex.sample_id!r}"
+            enc = self.adapter.encode(
+                [self.images.get(ex.image)], [ex.prompt], answers=[ex.answer] if self.with_answers else None
+            )
+            if self.with_answers:
+                assert enc.labels is not None  # encode with answers always sets labels
+                enc.labels = mask_bbox(enc.labels, ex.answer, self.adapter.tokenizer, where)
+            self._enc[i] = enc
+        return enc
+
+    def warm(self) -> None:
+        """Encode every row now (surfaces bad rows before training starts)."""
+        for i in range(len(self.examples)):
+            self.one(i)
+
+    def batch(self, indices: Sequence[int]) -> EncodedBatch:
+        return collate([self.one(int(i)) for i in indices], self.pad_id)
+
+
+def answer_loss(model: nn.Module, batch: EncodedBatch) -> torch.Tensor:
+    """Mean cross-entropy over the batch's answer tokens (labels != -100), next-token shifted."""
+    logits = model(**batch.inputs).logits  # (B, T, V)
+    return _shifted_ce(logits, batch.labels, reduction="mean")  # type: ignore[arg-type]
+
+
+def per_example_loss(model: nn.Module, batch: EncodedBatch) -> torch.Tensor:
+    """(B,) mean answer-token cross-entropy of each row (for evaluation and MCQA scoring)."""
+    logits = model(**batch.inputs).logits
+    return _shifted_ce(logits, batch.labels, reduction="row")  # type: ignore[arg-type]
+
+
+def _shifted_ce(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str) -> torch.Tensor:
+    logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
+    target = labels[:, 1:].to(logits.device)  # (B, T-1)
+    ce = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+    valid = (target != -100).float()
+    if reduction == "mean":
+        n = valid.sum()
+        if n == 0:
+            raise TrainingError("batch has no answer tokens to learn from")
+        return (ce * valid).sum() / n
+    return (ce * valid).sum(1) / valid.sum(1).clamp(min=1)

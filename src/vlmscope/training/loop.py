@@ -1,0 +1,390 @@
+"""The one training loop every gradient trainer runs (projector, LoRA, CLIP, default).
+
+A trainer supplies a :class:`LoopSpec` (the model with ``requires_grad`` set
+on exactly what should train, a batch builder and a loss); the loop owns the
+rest: ``accelerate`` (single process, DDP, DeepSpeed), AdamW, the cosine
+schedule with warm-up, bf16 autocast on GPU, deterministic batch order,
+checkpoints every N steps with resume after a kill, keep-best on validation,
+dvclive curves and a rich progress bar.
+
+Determinism: the batch of step ``s`` is a pure function of ``(seed, s)``
+(:func:`vlmscope.training.schedule.batch_indices`) and every checkpoint
+stores each rank's RNG state, so a run killed after checkpoint ``s`` and
+resumed ends with the weights of the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from vlmscope.errors import TrainingError
+from vlmscope.training import checkpoint as ckpt
+from vlmscope.training.config import LoopConfig
+from vlmscope.training.schedule import batch_indices, cosine_with_warmup, warmup_steps
+from vlmscope.training.tracking import Tracker
+
+__all__ = [
+    "LoopSpec",
+    "LoopResult",
+    "StepInfo",
+    "make_accelerator",
+    "run_loop",
+    "trainable_state",
+    "params_fingerprint",
+    "move_to",
+    "finish_run_dir",
+]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What callbacks see after every optimizer step."""
+
+    step: int
+    """Optimizer steps completed (1-based)."""
+    total_steps: int
+    loss: float
+    """This step's loss, averaged over ranks."""
+    lr: float
+    run_dir: Path
+    is_main: bool
+
+
+@dataclass
+class LoopSpec:
+    """What a trainer hands to :func:`run_loop`."""
+
+    model: nn.Module
+    """Parameters with ``requires_grad=True`` are trained; all others stay frozen."""
+    n_examples: int
+    make_batch: Callable[[np.ndarray], Any]
+    """(b,) example indices -> a batch on CPU (anything with ``.to(device)`` or a dict of tensors)."""
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor]
+    """(model, batch) -> scalar loss."""
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None
+    """Validation metrics of the (unwrapped) model; run on the main process."""
+    select: str | None = None
+    """Metric name that picks the best checkpoint (``None``: keep the last weights)."""
+    mode: Literal["max", "min"] = "max"
+    fingerprint: str = ""
+    """Identity of the config and inputs; a checkpoint made under another one is refused."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Logged to dvclive's params.yaml."""
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    """Optimizer steps completed in total (including those before a resume)."""
+    total_steps: int
+    resumed_from: int | None
+    stopped_early: bool
+    """True when ``max_minutes`` ended the run before ``total_steps``."""
+    seconds: float
+    """Wall time of this process's run (not counting earlier runs that were resumed)."""
+    losses: list[tuple[int, float]]
+    """(step, mean loss over the logging window) as logged."""
+    best: dict[str, Any] | None
+    world_size: int
+    rank_fingerprints: list[str]
+    """SHA-256 of every rank's trainable weights at the end (all equal unless DDP broke)."""
+    model: nn.Module
+    """The unwrapped model, best weights loaded when keep-best was on."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "total_steps": self.total_steps,
+            "resumed_from": self.resumed_from,
+            "stopped_early": self.stopped_early,
+            "seconds": round(self.seconds, 3),
+            "world_size": self.world_size,
+            "rank_fingerprints": self.rank_fingerprints,
+            "ranks_identical": len(set(self.rank_fingerprints)) == 1,
+            "best": self.best,
+            "losses": [[s, round(v, 6)] for s, v in self.losses],
+        }
+
+
+def make_accelerator(cfg: LoopConfig) -> Any:
+    """An ``accelerate.Accelerator`` honouring ``mixed_precision`` (bf16 autocast on GPU only)."""
+    from accelerate import Accelerator
+
+    mp = cfg.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if mp != "no" and not torch.cuda.is_available():
+        mp = "no"  # fp32 on CPU: bf16 CPU autocast is slow and changes the numerics
+    return Accelerator(mixed_precision=mp, step_scheduler_with_optimizer=False)
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    if hasattr(batch, "to") and not isinstance(batch, dict):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters by name (the model's own names, no DDP prefix)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def params_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _optimizer(named: dict[str, nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in named.items() if p.ndim >= 2]
+    no_decay = [p for n, p in named.items() if p.ndim < 2]
+    groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(), disable=not (enabled and sys.stderr.isatty()), transient=True,
+    )
+
+
+def _load_trainable(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    named = trainable_state(model)
+    missing = sorted(set(named) - set(tensors))
+    extra = sorted(set(tensors) - set(named))
+    if missing or extra:
+        raise TrainingError(
+            f"{where}: trainable tensors do not match the model (missing {missing[:3]}, unexpected {extra[:3]}); "
+            "the checkpoint belongs to another setup: delete it or pass --no-resume"
+        )
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(tensors[n].to(p.dtype))
+
+
+def run_loop(
+    spec: LoopSpec,
+    cfg: LoopConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    accelerator: Any = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+    progress: bool = True,
+) -> LoopResult:
+    """Train ``spec.model`` under ``cfg``; checkpoints and curves go to ``run_dir``."""
+    from accelerate.utils import DistributedType, gather_object
+
+    t0 = time.monotonic()
+    acc = accelerator or make_accelerator(cfg)
+    is_main, rank, world = acc.is_main_process, acc.process_index, acc.num_processes
+    deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
+    run_dir = Path(run_dir)
+    ckpt_root = run_dir / "checkpoints"
+    model = spec.model
+
+    named = trainable_state(model)
+    if not named:
+        raise TrainingError("no trainable parameters selected: every parameter has requires_grad=False")
+    if spec.n_examples < 1:
+        raise TrainingError("no training examples: the training split is empty")
+    total = cfg.total_steps(spec.n_examples, world)
+    warm = warmup_steps(total, cfg.warmup_ratio)
+    optimizer = _optimizer(named, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_with_warmup(s, total, warm, cfg.min_lr_ratio)
+    )
+
+    # -- resume ---------------------------------------------------------------
+    if is_main:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        ckpt.clean_partial(ckpt_root)
+    acc.wait_for_everyone()
+    start, resumed_from, prior_seconds, rng_state = 0, None, 0.0, None
+    best: dict[str, Any] | None = None
+    last = ckpt.last_checkpoint(ckpt_root) if cfg.resume else None
+    if last is not None:
+        meta = json.loads((last.path / ckpt.STATE).read_text())
+        if meta.get("fingerprint") != spec.fingerprint:
+            raise TrainingError(
+                f"{last.path}: checkpoint was made with another config or input "
+                f"({meta.get('fingerprint', '?')[:12]} vs {spec.fingerprint[:12]}); "
+                f"delete {run_dir} or pass --no-resume"
+            )
+        if meta.get("world_size", world) != world:
+            raise TrainingError(
+                f"{last.path}: checkpoint was made with {meta.get('world_size')} processes, "
+                f"this run has {world}; relaunch with the same number or pass --no-resume"
+            )
+        if not deepspeed:
+            loaded = ckpt.load_checkpoint(last)
+            _load_trainable(model, loaded.trainable, str(last.path))
+            optimizer.load_state_dict(loaded.optimizer)
+            scheduler.load_state_dict(loaded.scheduler)
+            rng_state = loaded.rng[rank] if rank < len(loaded.rng) else None
+        start, resumed_from = last.step, last.step
+        prior_seconds = float(meta.get("seconds", 0.0))
+        best = meta.get("best")
+
+    if deepspeed:  # the JSON's "auto" values cannot be inferred without a DataLoader
+        ds_cfg = acc.state.deepspeed_plugin.deepspeed_config
+        ds_cfg["train_micro_batch_size_per_gpu"] = cfg.batch_size
+        ds_cfg["gradient_accumulation_steps"] = cfg.grad_accum
+        ds_cfg["train_batch_size"] = cfg.batch_size * cfg.grad_accum * world
+        ds_cfg["gradient_clipping"] = cfg.max_grad_norm or 0.0
+    model, optimizer = acc.prepare(model, optimizer)
+    if deepspeed:
+        if last is not None:
+            acc.load_state(str(last.path / "accelerate"))
+    if rng_state is not None:
+        ckpt.restore_rng(rng_state)
+
+    tracker = Tracker(run_dir / "dvclive", enabled=is_main, resume_step=resumed_from)
+    tracker.log_params({"total_steps": total, "world_size": world, **spec.params})
+    device = acc.device
+    bs, accum = cfg.batch_size, cfg.grad_accum
+    global_batch = bs * accum * world
+
+    def save(step: int) -> None:
+        meta = {
+            "fingerprint": spec.fingerprint, "world_size": world, "total_steps": total,
+            "seconds": prior_seconds + time.monotonic() - t0, "best": best,
+        }
+        if deepspeed:
+            tmp = ckpt_root / f".{ckpt.checkpoint_name(step)}.tmp-ds"
+            acc.save_state(str(tmp / "accelerate"))
+            acc.wait_for_everyone()
+            if is_main:
+                (tmp / ckpt.STATE).write_text(json.dumps({"step": step, **meta}, indent=2, default=str))
+                os.replace(tmp, ckpt_root / ckpt.checkpoint_name(step))
+        else:
+            rngs = gather_object([ckpt.capture_rng()]) if world > 1 else [ckpt.capture_rng()]
+            if is_main:
+                ckpt.save_checkpoint(
+                    ckpt_root, step, trainable=trainable_state(acc.unwrap_model(model)),
+                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs, meta=meta,
+                )
+        if is_main:
+            ckpt.prune_checkpoints(ckpt_root, cfg.keep_checkpoints)
+        acc.wait_for_everyone()
+
+    def validate(step: int) -> None:
+        nonlocal best
+        if spec.evaluate is None:
+            return
+        if is_main:
+            inner = acc.unwrap_model(model)
+            was_training = inner.training
+            inner.eval()
+            with torch.no_grad():
+                metrics = spec.evaluate(inner)
+            inner.train(was_training)
+            tracker.log(step, {f"valid/{k}": v for k, v in metrics.items()})
+            if spec.select is not None:
+                if spec.select not in metrics:
+                    raise TrainingError(f"validation returned no {spec.select!r} (got {sorted(metrics)})")
+                value = float(metrics[spec.select])
+                better = best is None or (value > best["value"] if spec.mode == "max" else value < best["value"])
+                if better:
+                    best = {"step": step, "metric": spec.select, "value": value, "metrics": metrics}
+                    ckpt.save_best(run_dir, trainable_state(inner), best)
+        acc.wait_for_everyone()
+        best = gather_object([best])[0] if world > 1 else best
+
+    model.train()
+    losses: list[tuple[int, float]] = []
+    window: list[float] = []
+    stopped_early = False
+    step = start
+    with _progress(progress and is_main) as bar:
+        task = bar.add_task("train", total=total, completed=start, info="")
+        while step < total:
+            idx = batch_indices(step, global_batch, spec.n_examples, cfg.seed)
+            step_loss = torch.zeros((), device=device)
+            for k in range(accum):
+                lo = (k * world + rank) * bs
+                batch = move_to(spec.make_batch(idx[lo : lo + bs]), device)
+                ctx = acc.no_sync(model) if k < accum - 1 else contextlib.nullcontext()
+                with ctx, acc.autocast():
+                    loss = spec.loss_fn(model, batch)
+                    if not deepspeed:  # the DeepSpeed engine scales by its own accumulation count
+                        loss = loss / accum
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"loss is {loss.item()} at step {step + 1}; lower --lr")
+                acc.backward(loss)
+                step_loss += loss.detach() / (accum if deepspeed else 1)
+            if cfg.max_grad_norm is not None and acc.sync_gradients and not deepspeed:
+                acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            mean_loss = float(acc.reduce(step_loss, reduction="mean")) if world > 1 else float(step_loss)
+            window.append(mean_loss)
+            lr = scheduler.get_last_lr()[0]
+            if step % cfg.log_every == 0 or step == total or step == start + 1:
+                avg = float(np.mean(window))
+                losses.append((step, avg))
+                tracker.log(step, {"train/loss": avg, "train/lr": lr})
+                window = []
+            bar.update(task, completed=step, info=f"loss {mean_loss:.4f}")
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
+                validate(step)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                save(step)
+            info = StepInfo(step, total, mean_loss, lr, run_dir, is_main)
+            for cb in callbacks:
+                cb(info)
+            if cfg.max_minutes is not None and step < total:
+                over = torch.tensor(
+                    float(prior_seconds + time.monotonic() - t0 > cfg.max_minutes * 60), device=device
+                )
+                if float(acc.reduce(over, reduction="sum")) > 0:
+                    stopped_early = True
+                    save(step)
+                    break
+    validate(step)
+    acc.wait_for_everyone()
+    inner = acc.unwrap_model(model)
+    if spec.select is not None and best is not None:
+        loaded_best = ckpt.load_best(run_dir)
+        if loaded_best is not None:
+            _load_trainable(inner, loaded_best[0], str(run_dir / "best"))
+    fp = params_fingerprint(trainable_state(inner))
+    fps = gather_object([fp]) if world > 1 else [fp]
+    tracker.close()
+    return LoopResult(
+        steps=step, total_steps=total, resumed_from=resumed_from, stopped_early=stopped_early,
+        seconds=time.monotonic() - t0, losses=losses, best=best, world_size=world,
+        rank_fingerprints=list(fps), model=inner,
+    )
+
+
+def finish_run_dir(run_dir: Path, cfg: LoopConfig, is_main: bool) -> None:
+    """Delete the checkpoints of a finished run unless ``keep_run_dir``."""
+    if is_main and not cfg.keep_run_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+

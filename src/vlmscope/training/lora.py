@@ -1,0 +1,138 @@
+"""``vlmscope train lora``: peft LoRA on the LM's linear layers (STUDIES.md E).
+
+The medical study's recipe: r 128, alpha 256, lr 2e-4, ZeRO-3
+(``configs/accelerate/deepspeed_zero3.yaml``). Targets are matched by the
+module's last name (``q_proj``, ``down_proj`` ...) but only inside the
+adapter's ``language`` parameter group, so the vision tower's attention
+projections (which share those names in CLIP) are never adapted.
+
+The output is the merged full checkpoint (it loads like any other) plus
+``adapter/`` (``adapter_config.json`` + ``adapter_model.safetensors``), the
+unmerged adapter that ``vlmscope merge --adapter`` folds into the base.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from vlmscope.errors import TrainingError
+from vlmscope.models.adapter import ModelAdapter
+from vlmscope.training.config import LoopConfig, SubsampleConfig
+from vlmscope.training.loop import LoopResult, StepInfo
+from vlmscope.training.projector import load_rows
+from vlmscope.training.data import subsample
+from vlmscope.training.vlm import (
+    VlmRun,
+    check_answers,
+    default_run_dir,
+    inputs_fingerprint,
+    load_generative,
+    run_vlm_training,
+)
+
+__all__ = ["LoraTrainConfig", "train_lora", "lora_targets", "ADAPTER_DIR"]
+
+ADAPTER_DIR = "adapter"
+
+
+class LoraTrainConfig(BaseModel):
+    """LoRA fine-tuning of the LM (the medical study's recipe by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loop: LoopConfig = Field(default_factory=lambda: LoopConfig(lr=2e-4, epochs=1.0, warmup_ratio=0.03))
+    r: int = Field(default=128, ge=1, le=4096)
+    alpha: float = Field(default=256, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    """Last names of the LM's linear layers to adapt."""
+    train_projector: bool = False
+    """Also train the projector fully (peft ``modules_to_save``), as LLaVA's LoRA recipe does."""
+    subsample: SubsampleConfig = SubsampleConfig()
+    train_split: tuple[str, ...] = ("train",)
+    valid_split: tuple[str, ...] = ()
+    cache_encodings: bool = True
+
+
+def lora_targets(adapter: ModelAdapter, names: Sequence[str]) -> list[str]:
+    """Full module names of the LM's ``nn.Linear`` layers whose last name is in ``names``."""
+    language = {id(p) for p in adapter.parameter_groups()["language"]}
+    wanted = set(names)
+    found, linear_names = [], set()
+    for full, mod in adapter.model.named_modules():
+        if isinstance(mod, nn.Linear) and id(mod.weight) in language:
+            last = full.rsplit(".", 1)[-1]
+            linear_names.add(last)
+            if last in wanted:
+                found.append(full)
+    if not found:
+        raise TrainingError(
+            f"no trainable parameters selected: no LM linear layer is named {sorted(wanted)}; "
+            f"the LM's linear layers are named {sorted(linear_names)}"
+        )
+    return found
+
+
+def _projector_modules(adapter: ModelAdapter) -> list[str]:
+    paths = getattr(adapter, "projector_paths", None)
+    if not paths:
+        raise TrainingError(f"{adapter.family} adapter does not name its projector; use --no-train-projector")
+    return list(paths)
+
+
+def train_lora(
+    model: str | os.PathLike[str],
+    datasets: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: LoraTrainConfig = LoraTrainConfig(),
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """LoRA-train ``model`` on ``datasets``; writes the merged checkpoint + ``adapter/`` to ``out``."""
+    from accelerate.utils import set_seed
+    from peft import LoraConfig, get_peft_model
+
+    set_seed(cfg.loop.seed)
+    adapter = load_generative(model)
+    train = load_rows(datasets, cfg.train_split, class_column=cfg.subsample.class_column)
+    train, record = subsample(train, cfg.subsample)
+    check_answers(adapter, train)
+    valid = load_rows(datasets, cfg.valid_split, allow_empty=True) if cfg.valid_split else []
+    targets = lora_targets(adapter, cfg.target_modules)
+    for p in adapter.model.parameters():
+        p.requires_grad_(False)
+    peft_cfg = LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, bias="none",
+        modules_to_save=_projector_modules(adapter) if cfg.train_projector else None,
+    )
+    peft_model = get_peft_model(adapter.model, peft_cfg)
+    n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    out = Path(out)
+    run = VlmRun(
+        adapter=adapter, train=train, loop=cfg.loop, out=out, module=peft_model,
+        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
+        fingerprint=inputs_fingerprint(cfg, model, datasets),
+        training_args={
+            "trainer": "lora", "config": cfg.model_dump(mode="json"), "model": str(model),
+            "datasets": [str(d) for d in datasets], "subsample": record, "target_modules": targets,
+            "trainable_parameters": n_trainable,
+        },
+        valid=valid or None, cache_encodings=cfg.cache_encodings,
+    )
+
+    def save_and_merge(tmp: Path, result: LoopResult) -> dict[str, Any]:
+        trained: Any = result.model
+        trained.save_pretrained(str(tmp / ADAPTER_DIR))
+        adapter.model = trained.merge_and_unload()
+        return {"lora_parameters": n_trainable, "lora_modules": len(targets)}
+
+    _, metrics = run_vlm_training(run, write_extra=save_and_merge, callbacks=callbacks, accelerator=accelerator)
+    return metrics

@@ -1,0 +1,108 @@
+"""``vlmscope merge``: fold a LoRA adapter or separately trained tensors into a full checkpoint.
+
+Two ways, both giving a directory that ``load_model`` loads like any other:
+
+- ``--adapter A``: peft ``merge_and_unload`` of a LoRA adapter onto the base
+  (the base is loaded once, in float32, then saved).
+- ``--projector P`` / ``--tensors T``: a safetensors file of named tensors
+  (``projector.safetensors`` from ``train projector``, ``head.safetensors``
+  from ``train output-layer``) replaces the base's tensors *by name*, shard by
+  shard through the base's index, without instantiating the model. Names
+  saved by transformers < 4.52 (``multi_modal_projector.*`` vs
+  ``model.multi_modal_projector.*``) are matched through the family's legacy
+  prefixes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file
+
+from vlmscope import __version__
+from vlmscope.errors import ModelError, NotFound, TrainingError
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.training.weights import replace_tensors, weight_map
+
+__all__ = ["merge_adapter", "merge_tensors", "resolve_tensor_file", "MERGE_INFO"]
+
+MERGE_INFO = "merge_info.json"
+
+
+def resolve_tensor_file(path: str | os.PathLike[str]) -> Path:
+    """A safetensors file, or a training output directory holding ``projector.safetensors`` / ``head.safetensors``."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        for name in ("projector.safetensors", "head.safetensors"):
+            if (p / name).is_file():
+                return p / name
+        raise NotFound(f"{p}: no projector.safetensors or head.safetensors; pass the .safetensors file itself")
+    raise NotFound(f"{p}: no such file or directory")
+
+
+def merge_tensors(
+    base: str | os.PathLike[str],
+    tensors: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Copy ``base`` to ``out`` with the tensors of ``tensors`` replaced by name; returns a summary."""
+    base = Path(base)
+    src = resolve_tensor_file(tensors)
+    new = load_file(str(src))
+    if not new:
+        raise TrainingError(f"{src}: holds no tensors; nothing to merge")
+    keys = weight_map(base).keys()
+    missing = sorted(set(new) - set(keys))
+    if missing:
+        raise ModelError(
+            f"{src}: tensor(s) {missing[:3]} are not in {base}'s checkpoint ({len(keys)} tensors, e.g. "
+            f"{sorted(keys)[:2]}); the file was trained on another architecture"
+        )
+    mapped = dict(new)
+    with atomic_dir(out) as tmp:
+        shards = replace_tensors(base, tmp, mapped)
+        info = {"base": str(base), "tensors": str(src), "replaced": sorted(mapped), "shards": shards,
+                "vlmscope_version": __version__}  # fmt: skip
+        (tmp / MERGE_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info
+
+
+def merge_adapter(
+    base: str | os.PathLike[str],
+    adapter: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Load ``base``, apply the peft adapter at ``adapter``, merge and save to ``out``."""
+    from peft import PeftModel
+
+    from vlmscope.models.tiny import read_sidecar, write_sidecar
+    from vlmscope.training.vlm import load_generative
+
+    a = Path(adapter)
+    if not (a / "adapter_config.json").is_file():
+        sub = a / "adapter"
+        if (sub / "adapter_config.json").is_file():
+            a = sub
+        else:
+            raise NotFound(f"{adapter}: no adapter_config.json; pass the directory `train lora` wrote or its adapter/")
+    model = load_generative(base)
+    try:
+        peft_model = PeftModel.from_pretrained(model.model, str(a))
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise ModelError(f"cannot apply adapter {a} to {base}: {e}") from e
+    model.model = peft_model.merge_and_unload()
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(str(tmp))
+        sidecar = read_sidecar(base) if Path(base).is_dir() else None
+        if sidecar is not None:
+            fam = sidecar.pop("family")
+            sidecar.pop("vlmscope_version", None)
+            write_sidecar(tmp, fam, **{**sidecar, "merged_adapter": str(a)})
+        info = {"base": str(base), "adapter": str(a), "vlmscope_version": __version__}
+        (tmp / MERGE_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info

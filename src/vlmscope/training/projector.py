@@ -1,0 +1,123 @@
+"""``vlmscope train projector``: train only the vision-to-LM projector (STUDIES.md D).
+
+The vision tower and the LM stay frozen; the loss sees only the answer span
+(for ``"[bbox] classname"`` answers only the class name). The study's
+defaults: lr 1e-3, one epoch, cosine with 3% warm-up, bf16 on GPU, ZeRO-2
+(``configs/accelerate/deepspeed_zero2.yaml``). Dataset ablations subsample
+the training rows class-preserving or class-exclusive (seeded; the kept
+classes are recorded in ``training_args.json``).
+
+The output is a full checkpoint (every tensor under the base's names, so it
+loads like any other) plus ``projector.safetensors`` holding only the
+trained tensors, which ``vlmscope merge --projector`` folds into any
+checkpoint of the same architecture.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import save_file
+
+from vlmscope.errors import TrainingError
+from vlmscope.training.config import LoopConfig, SubsampleConfig
+from vlmscope.training.data import Example, load_examples, subsample
+from vlmscope.training.loop import LoopResult, StepInfo, trainable_state
+from vlmscope.training.vlm import (
+    VlmRun,
+    check_answers,
+    default_run_dir,
+    freeze_except,
+    inputs_fingerprint,
+    load_generative,
+    run_vlm_training,
+)
+
+__all__ = ["ProjectorTrainConfig", "train_projector", "load_rows", "checkpoint_names", "PROJECTOR_FILE"]
+
+PROJECTOR_FILE = "projector.safetensors"
+
+
+class ProjectorTrainConfig(BaseModel):
+    """Projector-only training (the unseen-class study's recipe by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loop: LoopConfig = Field(default_factory=lambda: LoopConfig(lr=1e-3, epochs=1.0, warmup_ratio=0.03))
+    subsample: SubsampleConfig = SubsampleConfig()
+    train_split: tuple[str, ...] = ("train",)
+    valid_split: tuple[str, ...] = ()
+    """Rows whose answer loss picks the best checkpoint (empty: keep the last weights)."""
+    cache_encodings: bool = True
+    """Keep every row's processed image and tokens in memory (turn off for datasets that do not fit)."""
+
+
+def checkpoint_names(model: Any, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Runtime parameter names -> the names ``save_pretrained`` writes (transformers 5 renames on save)."""
+    from transformers.core_model_loading import revert_weight_conversion
+
+    out = revert_weight_conversion(model, dict(tensors))
+    if len(out) != len(tensors):
+        raise TrainingError(f"cannot map {len(tensors)} trained tensors to checkpoint names (got {len(out)})")
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def load_rows(
+    datasets: Sequence[str | os.PathLike[str]],
+    splits: Sequence[str],
+    *,
+    class_column: str | None = None,
+    allow_empty: bool = False,
+) -> list[Example]:
+    """The rows of ``splits`` from every dataset, in order."""
+    rows: list[Example] = []
+    for d in datasets:
+        rows.extend(load_examples(d, splits, class_column=class_column, allow_empty=allow_empty))
+    return rows
+
+
+def train_projector(
+    model: str | os.PathLike[str],
+    datasets: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: ProjectorTrainConfig = ProjectorTrainConfig(),
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """Train ``model``'s projector on ``datasets``; writes ``out`` and returns its metrics."""
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.loop.seed)
+    adapter = load_generative(model)
+    train = load_rows(datasets, cfg.train_split, class_column=cfg.subsample.class_column)
+    train, record = subsample(train, cfg.subsample)
+    check_answers(adapter, train)
+    valid = load_rows(datasets, cfg.valid_split, allow_empty=True) if cfg.valid_split else []
+    sizes = freeze_except(adapter, ["projector"])
+    out = Path(out)
+    run = VlmRun(
+        adapter=adapter, train=train, loop=cfg.loop, out=out,
+        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
+        fingerprint=inputs_fingerprint(cfg, model, datasets),
+        training_args={
+            "trainer": "projector", "config": cfg.model_dump(mode="json"), "model": str(model),
+            "datasets": [str(d) for d in datasets], "subsample": record, "trainable_parameters": sizes,
+        },
+        valid=valid or None, cache_encodings=cfg.cache_encodings,
+    )
+
+    def write_projector(tmp: Path, result: LoopResult) -> dict[str, Any]:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in trainable_state(result.model).items()}
+        save_file(checkpoint_names(result.model, tensors), str(tmp / PROJECTOR_FILE))
+        return {"projector_parameters": sizes["projector"], "subsample_rows": record["rows_after"],
+                "subsample_classes": record["classes_after"]}  # fmt: skip
+
+    _, metrics = run_vlm_training(run, write_extra=write_projector, callbacks=callbacks, accelerator=accelerator)
+    return metrics

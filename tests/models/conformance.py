@@ -1,0 +1,269 @@
+"""The conformance suite every generative family's tiny checkpoint must pass.
+
+Subclass :class:`AdapterConformance` in ``tests/models/test_<family>.py``
+(``from tests.models.conformance import AdapterConformance``)::
+
+    class TestLlava(AdapterConformance):
+        tiny = "llava"          # name passed to build_tiny / tiny_checkpoint
+        family = "llava"        # the adapter family load_model must pick
+
+Override ``make_images`` when a family needs other image sizes, and set
+``contiguous_image_tokens = False`` when its image tokens are interleaved
+with text (none so far). Everything runs in float32 on CPU with eager
+attention, so batch-invariance tolerances are tight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from vlmscope.models import LoadOptions, load_model
+from vlmscope.models.lm_adapter import ImageTextAdapter
+
+__all__ = ["AdapterConformance", "make_image", "safetensors_shapes"]
+
+ATOL = 1e-4
+
+
+def make_image(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
+    """A deterministic RGB image with coloured blocks (width, height = size)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    arr = np.full((h, w, 3), 255, dtype=np.uint8)
+    for _ in range(3):
+        x, y = rng.integers(0, w - 8), rng.integers(0, h - 8)
+        arr[y : y + 8, x : x + 8] = rng.integers(0, 255, size=3)
+    return Image.fromarray(arr)
+
+
+def safetensors_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor name -> shape across a checkpoint's safetensors files."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            for k in fh.keys():
+                shapes[k] = tuple(fh.get_slice(k).get_shape())
+    return shapes
+
+
+class AdapterConformance:
+    tiny: ClassVar[str]
+    family: ClassVar[str]
+    contiguous_image_tokens: ClassVar[bool] = True
+    questions: ClassVar[tuple[str, str, str]] = (
+        "What color is the circle?",
+        "Is the red square left of, right of, above or below the blue triangle in this picture?",
+        "How many?",
+    )
+
+    # -- fixtures --------------------------------------------------------------
+    @pytest.fixture(scope="class")
+    @classmethod
+    def checkpoint(cls, tiny_checkpoint: Callable[[str], Path]) -> Path:
+        return tiny_checkpoint(cls.tiny)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def adapter(cls, checkpoint: Path) -> ImageTextAdapter:
+        a = load_model(checkpoint, options=LoadOptions(attn_implementation="eager"))
+        assert isinstance(a, ImageTextAdapter)
+        return a
+
+    def make_images(self) -> list[Image.Image]:
+        """Three images; the first is the one whose invariance is checked."""
+        return [make_image(0, (48, 40)), make_image(1, (40, 56)), make_image(2, (64, 64))]
+
+    def _forward(self, adapter: ImageTextAdapter, batch: Any, **kw: Any) -> Any:
+        with torch.inference_mode():
+            return adapter.model(**batch.inputs, output_hidden_states=True, **kw)
+
+    # -- loading -----------------------------------------------------------------
+    def test_loads_with_detected_family(self, adapter: ImageTextAdapter, checkpoint: Path) -> None:
+        assert adapter.family == self.family
+        assert adapter.source == str(checkpoint)
+        assert adapter.tokenizer.padding_side == "left"
+        assert adapter.model.training is False
+
+    # -- positions -------------------------------------------------------------
+    def test_hidden_states_count_and_shapes(self, adapter: ImageTextAdapter) -> None:
+        images = self.make_images()
+        batch = adapter.encode(images, list(self.questions))
+        out = self._forward(adapter, batch)
+        B, T = batch.inputs["input_ids"].shape
+        assert len(out.hidden_states) == adapter.num_layers + 1
+        for h in out.hidden_states:
+            assert h.shape == (B, T, adapter.hidden_size)
+        assert out.logits.shape[:2] == (B, T)
+
+    def test_image_mask_and_last_index(self, adapter: ImageTextAdapter) -> None:
+        images = self.make_images()
+        batch = adapter.encode(images, list(self.questions))
+        ids = batch.inputs["input_ids"]
+        B, T = ids.shape
+        assert batch.image_mask.dtype == torch.bool and batch.image_mask.shape == (B, T)
+        assert torch.equal(batch.image_mask, ids == adapter.image_token_id)
+        assert torch.equal(batch.last_index, torch.full((B,), T - 1))
+        assert bool(batch.attention_mask[:, -1].all()), "left padding: every row ends on a real token"
+        for b in range(B):
+            pos = torch.nonzero(batch.image_mask[b]).flatten()
+            assert len(pos) > 0
+            assert bool(batch.attention_mask[b, pos].all()), "image tokens are never padding"
+            if self.contiguous_image_tokens:
+                assert int(pos[-1] - pos[0]) + 1 == len(pos), "image tokens form one span"
+            rows, cols = batch.patch_grids[b]
+            assert rows >= 1 and cols >= 1 and rows * cols <= len(pos)
+            # the last prompt token is the end of the generation prefix, exactly as the template writes it
+            prompt = adapter.format_prompt(self.questions[b])
+            tail = adapter.tokenizer(prompt, add_special_tokens=False)["input_ids"][-3:]
+            assert adapter.image_token_id not in tail
+            assert ids[b, T - 3 :].tolist() == tail
+        # the model accepted as many image tokens as the vision tower produced (it raises otherwise)
+        self._forward(adapter, batch)
+
+    def test_answers_append_labels_after_prompt(self, adapter: ImageTextAdapter) -> None:
+        images = self.make_images()
+        answers = ["red", "left of", "3"]
+        plain = adapter.encode(images, list(self.questions))
+        batch = adapter.encode(images, list(self.questions), answers=answers)
+        assert batch.labels is not None and batch.answer_mask is not None
+        for b, a in enumerate(answers):
+            want = adapter.answer_ids(a, adapter.format_prompt(self.questions[b]))
+            span = batch.inputs["input_ids"][b][batch.answer_mask[b]].tolist()
+            assert span == want
+            assert batch.labels[b][batch.answer_mask[b]].tolist() == want
+            assert bool((batch.labels[b][~batch.answer_mask[b]] == -100).all())
+            li = int(batch.last_index[b])
+            assert bool(batch.answer_mask[b, li + 1 :].all()) and not bool(batch.answer_mask[b, li])
+        # causal: the last prompt token's states do not see the appended answer
+        h_plain = self._forward(adapter, plain).hidden_states
+        h_ans = self._forward(adapter, batch).hidden_states
+        for b in range(len(answers)):
+            for layer in range(adapter.num_layers + 1):
+                x = h_plain[layer][b, plain.last_index[b]]
+                y = h_ans[layer][b, batch.last_index[b]]
+                torch.testing.assert_close(y, x, atol=ATOL, rtol=1e-4)
+        out = adapter.model(**batch.inputs, labels=batch.labels)
+        assert torch.isfinite(out.loss)
+
+    def test_batch_invariance_of_last_token_states(self, adapter: ImageTextAdapter) -> None:
+        images = self.make_images()
+        alone = adapter.encode(images[:1], list(self.questions[:1]))
+        batch = adapter.encode(images, list(self.questions))
+        assert int(batch.attention_mask[0].sum()) < batch.attention_mask.shape[1], "sample 0 must be padded"
+        h1 = self._forward(adapter, alone).hidden_states
+        hb = self._forward(adapter, batch).hidden_states
+        for layer in range(adapter.num_layers + 1):
+            torch.testing.assert_close(
+                hb[layer][0, batch.last_index[0]], h1[layer][0, alone.last_index[0]], atol=ATOL, rtol=1e-4
+            )
+
+    def test_greedy_generation_batched_matches_unbatched(self, adapter: ImageTextAdapter) -> None:
+        images = self.make_images()
+        batched = adapter.generate(adapter.encode(images, list(self.questions)), max_new_tokens=4)
+        single = [adapter.generate(adapter.encode([im], [q]), max_new_tokens=4)[0] for im, q in zip(images, self.questions)]
+        assert len(batched) == len(images)
+        assert all(isinstance(t, str) for t in batched)
+        assert batched == single
+
+    # -- structure -------------------------------------------------------------
+    def test_final_norm_and_unembedding_give_the_logits(self, adapter: ImageTextAdapter) -> None:
+        batch = adapter.encode(self.make_images()[:1], list(self.questions[:1]))
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(_m: Any, _i: Any, out: Any) -> None:
+            captured["h"] = out[0] if isinstance(out, tuple) else out
+
+        handle = adapter.decoder_layers[-1].register_forward_hook(hook)
+        try:
+            out = self._forward(adapter, batch)
+        finally:
+            handle.remove()
+        with torch.inference_mode():
+            normed = adapter.final_norm(captured["h"])
+            logits = adapter.unembedding(normed)
+        torch.testing.assert_close(normed, out.hidden_states[-1], atol=ATOL, rtol=1e-4)
+        torch.testing.assert_close(logits, out.logits.float(), atol=ATOL, rtol=1e-4)
+
+    def test_mlp_down_proj_input_is_the_ffn_activation(self, adapter: ImageTextAdapter) -> None:
+        batch = adapter.encode(self.make_images()[:2], list(self.questions[:2]))
+        shapes = []
+        handles = []
+        for i in range(adapter.num_layers):
+            mod = adapter.mlp_down_proj(i)
+            assert isinstance(mod, torch.nn.Linear) and mod.out_features == adapter.hidden_size
+            handles.append(mod.register_forward_hook(lambda m, inp, out: shapes.append(tuple(inp[0].shape))))
+        try:
+            self._forward(adapter, batch)
+        finally:
+            for h in handles:
+                h.remove()
+        B, T = batch.inputs["input_ids"].shape
+        F = adapter.mlp_down_proj(0).in_features
+        assert shapes == [(B, T, F)] * adapter.num_layers
+
+    def test_attention_maps_from_eager_attention(self, adapter: ImageTextAdapter) -> None:
+        if not adapter.capabilities.attention:
+            pytest.skip("family has no attention capture")
+        batch = adapter.encode(self.make_images()[:2], list(self.questions[:2]))
+        out = self._forward(adapter, batch, output_attentions=True)
+        T = batch.inputs["input_ids"].shape[1]
+        assert len(out.attentions) == adapter.num_layers
+        a = out.attentions[-1]
+        assert a.shape[0] == 2 and a.shape[-2:] == (T, T)
+        rows = a[0, :, batch.last_index[0]]  # (heads, T)
+        torch.testing.assert_close(rows.sum(-1), torch.ones(rows.shape[0]), atol=1e-4, rtol=0)
+        pad = ~batch.attention_mask[0].bool()
+        assert bool(pad.any()), "sample 0 must be padded"
+        assert float(rows[:, pad].abs().max()) == 0.0, "no attention to left padding"
+
+    def test_tensor_names_exist_with_right_shapes(self, adapter: ImageTextAdapter, checkpoint: Path) -> None:
+        names = type(adapter).tensor_names(adapter.model.config)
+        shapes = safetensors_shapes(checkpoint)
+        D = adapter.hidden_size
+        V = adapter.unembedding.weight.shape[0]
+        assert shapes[names.final_norm_weight] == (D,)
+        assert shapes[names.unembedding_weight] == (V, D)
+        F = adapter.mlp_down_proj(0).in_features
+        for i in range(adapter.num_layers):
+            assert shapes[names.down_proj_weight.format(layer=i)] == (D, F)
+        if names.final_norm_bias is not None:
+            assert shapes[names.final_norm_bias] == (D,)
+        # the stored tensors are the ones the adapter exposes
+        files = sorted(checkpoint.glob("*.safetensors"))
+        stored = {}
+        for f in files:
+            with safe_open(str(f), framework="pt") as fh:
+                for k in (names.final_norm_weight, names.unembedding_weight, names.down_proj_weight.format(layer=0)):
+                    if k in fh.keys():
+                        stored[k] = fh.get_tensor(k)
+        torch.testing.assert_close(stored[names.final_norm_weight], adapter.final_norm.weight.detach())
+        torch.testing.assert_close(stored[names.unembedding_weight], adapter.unembedding.weight.detach())
+        torch.testing.assert_close(
+            stored[names.down_proj_weight.format(layer=0)], adapter.mlp_down_proj(0).weight.detach()
+        )
+
+    def test_parameter_groups_partition_all_parameters(self, adapter: ImageTextAdapter) -> None:
+        groups = adapter.parameter_groups()
+        assert set(groups) == {"vision", "projector", "language"}
+        assert all(len(v) > 0 for v in groups.values())
+        ids = [id(p) for ps in groups.values() for p in ps]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == {id(p) for p in adapter.model.parameters()}
+        assert any(p is adapter.unembedding.weight for p in groups["language"])
+        assert any(p is adapter.decoder_layers[0].mlp.down_proj.weight for p in groups["language"])
+
+    def test_save_pretrained_round_trips(self, adapter: ImageTextAdapter, tmp_path: Path) -> None:
+        adapter.save_pretrained(str(tmp_path / "copy"))
+        again = load_model(tmp_path / "copy", family=self.family)
+        batch = adapter.encode(self.make_images()[:1], list(self.questions[:1]))
+        torch.testing.assert_close(
+            self._forward(again, batch).logits, self._forward(adapter, batch).logits, atol=ATOL, rtol=1e-4
+        )

@@ -1,0 +1,1 @@
+"""Fixtures of the model-layer tests (tiny checkpoints come from tests/conftest.py)."""

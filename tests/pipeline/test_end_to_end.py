@@ -1,0 +1,165 @@
+"""The whole pipeline on the embedded tiny models, then shared through a real SSH remote.
+
+One module-scoped run of ``dvc repro`` (smoke profile, stage scripts run with
+warnings as errors) serves every test here. The SSH round trip pushes the
+artifacts to an sshd on 127.0.0.1, clones the repository fresh, pulls, and
+checks that nothing GPU-class reruns while a changed probe param reruns only
+the probe stages (and the report that reads them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.pipeline.sshd import running_sshd, sshd_unavailable_reason
+from vlmscope.profiles import apply_profile
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+GPU_CLASS = ("extract@", "train_default", "evaluate@", "generate@", "generate_train@", "tiny_model")
+
+pytestmark = pytest.mark.e2e
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VLMSCOPE_WARNINGS_AS_ERRORS"] = "1"
+    env["HF_HUB_OFFLINE"] = "1"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "vlmscope-test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@localhost"
+    return env
+
+
+def run(cmd: list[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "dvc"), *args], cwd, check=check)
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def _copy_project(dst: Path) -> None:
+    """Tracked and untracked-not-ignored files of this checkout (what a clone would hold)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if rel.startswith(("artifacts/", "dvc.lock")) or not (ROOT / rel).is_file():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dst / rel)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("e2e") / "repo"
+    repo.mkdir()
+    _copy_project(repo)
+    apply_profile(repo / "profiles" / "smoke.yaml", repo / "params.yaml")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "project"], repo)
+    out = dvc("repro", cwd=repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "repro"], repo)
+    (repo / ".first-repro.log").write_text(out.stdout)
+    return repo
+
+
+def test_repro_runs_every_stage_and_writes_the_report(project: Path) -> None:
+    ran = stages_run((project / ".first-repro.log").read_text())
+    listed = [line.split()[0] for line in dvc("stage", "list", cwd=project).stdout.splitlines() if line.strip()]
+    assert sorted(ran) == sorted(listed)
+    html = project / "artifacts" / "reports" / "index.html"
+    assert html.is_file() and html.stat().st_size > 10_000
+    for name in ("spatial", "color", "relations", "counting"):
+        store = project / "artifacts" / "activations" / "default" / f"{name}.zarr"
+        assert store.is_dir()
+        assert sum(1 for p in store.rglob("*") if p.is_file()) <= 100
+
+
+def test_second_repro_runs_nothing(project: Path) -> None:
+    out = dvc("repro", cwd=project)
+    assert stages_run(out.stdout) == []
+    assert "up to date" in dvc("status", cwd=project).stdout
+
+
+def test_metrics_show_lists_probe_and_eval_metrics(project: Path) -> None:
+    data = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
+    files = json.dumps(data)
+    assert "artifacts/probes/default/spatial/metrics.json" in files
+    assert "artifacts/evals/default/counting/metrics.json" in files
+
+
+def test_probe_param_change_reruns_only_probe_stages(project: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    run(["git", "clone", "-q", str(project), str(work)], tmp_path)
+    # a fresh clone shares the cache through a local remote here; the SSH test covers real transport
+    dvc("remote", "add", "-f", "-d", "tmp", str(tmp_path / "remote"), cwd=project)
+    dvc("push", cwd=project)
+    dvc("remote", "add", "-f", "-d", "tmp", str(tmp_path / "remote"), cwd=work)
+    dvc("pull", cwd=work)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["probe"]["C"] = 0.1
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = stages_run(dvc("repro", cwd=work).stdout)
+    assert ran, "changing probe.C must rerun the probe stages"
+    assert all(s.startswith("probe@") or s == "report" for s in ran), ran
+    assert any(s.startswith("probe@") for s in ran)
+
+
+def test_ssh_remote_round_trip(project: Path, tmp_path: Path) -> None:
+    reason = sshd_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_sshd(tmp_path / "sshd") as server:
+        remote_dir = tmp_path / "ssh-remote"
+        remote_dir.mkdir()
+        url = f"ssh://{server.host}{remote_dir}"
+        dvc("remote", "add", "-f", "-d", "ssh", url, cwd=project)
+        dvc("remote", "modify", "ssh", "port", str(server.port), cwd=project)
+        dvc("remote", "modify", "ssh", "user", server.user, cwd=project)
+        dvc("remote", "modify", "ssh", "keyfile", str(server.keyfile), cwd=project)
+        dvc("remote", "modify", "ssh", "allow_agent", "false", cwd=project)
+        dvc("push", "-r", "ssh", cwd=project)
+        assert any(remote_dir.rglob("*")), "nothing was pushed"
+        run(["git", "add", "-A"], project)
+        run(["git", "commit", "-qm", "ssh remote", "--allow-empty"], project)
+
+        clone = tmp_path / "clone"
+        run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+        assert not (clone / "artifacts" / "activations").exists()
+        dvc("pull", "-r", "ssh", cwd=clone)
+        store = clone / "artifacts" / "activations" / "default" / "spatial.zarr"
+        assert store.is_dir()
+        ran = stages_run(dvc("repro", cwd=clone).stdout)
+        assert not [s for s in ran if s.startswith(GPU_CLASS)], ran
+        assert ran == [], f"a pulled clone must be up to date, but reran {ran}"
+
+
+def test_exp_run_sets_a_param_and_shows_probe_metrics(project: Path) -> None:
+    dvc("exp", "run", "-S", "probe.C=0.5", "-n", "c05", cwd=project)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
+    text = json.dumps(shown)
+    assert "c05" in text
+    assert "artifacts/probes/default/spatial/metrics.json" in text
