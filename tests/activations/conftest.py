@@ -37,8 +37,8 @@ def activations() -> Callable[..., xr.Dataset]:
     return make_activations
 
 
-FAMILY = "llava"
-"""Tiny family the extraction tests run on (Llama LM, CLIP tower, 4x4 image tokens, 2 blocks)."""
+FAMILY = "composite"
+"""Tiny family the extraction tests run on: the pipeline's embedded default (CLIP-style tower, Llama LM)."""
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -74,7 +73,11 @@ def test_chunks_shards_and_file_count(tmp_path, activations):
     arr = zarr.open_array(tmp_path / "s.zarr" / "hidden", mode="r")
     assert arr.shards == (S, L, D)  # one shard = S samples x all layers x all features
     assert arr.chunks == (S, 1, D)  # one layer of a shard is one contiguous inner chunk
-    shard_files = sorted(p.relative_to(tmp_path / "s.zarr" / "hidden") for p in (tmp_path / "s.zarr" / "hidden").rglob("*") if p.is_file() and p.name != "zarr.json")
+    shard_files = sorted(
+        p.relative_to(tmp_path / "s.zarr" / "hidden")
+        for p in (tmp_path / "s.zarr" / "hidden").rglob("*")
+        if p.is_file() and p.name != "zarr.json"
+    )
     assert [str(p) for p in shard_files] == [f"c/{k}/0/0" for k in range(4)]
     # 1 group + 2 variables x (meta + 4 shards) + 6 coordinates x (meta + 1 chunk)
     files = store_files(tmp_path / "s.zarr")
@@ -112,7 +115,7 @@ def test_open_is_lazy_and_one_layer_reads_one_layers_bytes(tmp_path, activations
     # one inner chunk per shard (+ the small shard index): about 1/L of the bytes
     assert one_layer < on_disk / L * 1.25, (one_layer, on_disk)
     reads.clear()
-    ds.hidden.values
+    assert ds.hidden.values.shape == (n, L, D)
     assert sum(b for _, b in reads) >= on_disk * 0.95
 
 

@@ -87,7 +87,12 @@ def test_paired_stats_per_group_and_edge_cases() -> None:
     by = paired_by_group(pairs, "query_type")
     # count: orig TTT, masked TFT -> drop 1/3, retain 2/3, no wrong originals -> fix None
     c = by[("query_type", "count")]
-    assert (c.accuracy_original, c.accuracy_masked, c.retain_rate, c.fix_rate) == (1.0, pytest.approx(2 / 3), pytest.approx(2 / 3), None)
+    assert (c.accuracy_original, c.accuracy_masked, c.retain_rate, c.fix_rate) == (
+        1.0,
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3),
+        None,
+    )
     s = by[("query_type", "shape")]
     assert s.retain_rate == 0.0 and s.fix_rate == pytest.approx(0.5)
     # unmatched rows are ignored; no pairs -> None
@@ -180,8 +185,14 @@ def test_summarize_end_to_end_on_a_frame() -> None:
     scored = [score_text(r, t) for r, t in zip(df.iter_rows(named=True), outputs, strict=True)]
     preds = df.with_columns(
         pl.Series("correct", [s.correct for s in scored]),
-        pl.Series("parsed_count", [s.parsed if isinstance(s.parsed, int) and t in ("count",) else None
-                                   for s, t in zip(scored, df["answer_type"], strict=True)], dtype=pl.Int64),
+        pl.Series(
+            "parsed_count",
+            [
+                s.parsed if isinstance(s.parsed, int) and t in ("count",) else None
+                for s, t in zip(scored, df["answer_type"], strict=True)
+            ],
+            dtype=pl.Int64,
+        ),
         pl.Series("unparsed", [s.prediction is None for s in scored]),
     )
     flat, table = summarize(preds, ["query_type"], EvaluateConfig())

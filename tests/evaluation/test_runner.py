@@ -32,8 +32,22 @@ def test_generation_is_identical_at_batch_size_one(
     assert bool((enc.attention_mask == 0).any()), "prompts of different lengths must be left-padded"
 
     cfg = {"split": "all", "limit": 7, "max_new_tokens": 4}
-    evaluate(str(path), relations_dataset, tmp_path / "b1", EvaluateConfig(batch_size=1, **cfg), adapter=adapter, progress=False)
-    evaluate(str(path), relations_dataset, tmp_path / "b4", EvaluateConfig(batch_size=4, **cfg), adapter=adapter, progress=False)
+    evaluate(
+        str(path),
+        relations_dataset,
+        tmp_path / "b1",
+        EvaluateConfig(batch_size=1, **cfg),
+        adapter=adapter,
+        progress=False,
+    )
+    evaluate(
+        str(path),
+        relations_dataset,
+        tmp_path / "b4",
+        EvaluateConfig(batch_size=4, **cfg),
+        adapter=adapter,
+        progress=False,
+    )
     one, four = _jsonl(tmp_path / "b1" / "predictions.jsonl"), _jsonl(tmp_path / "b4" / "predictions.jsonl")
     assert [r["output"] for r in one] == [r["output"] for r in four]
     assert all(isinstance(r["output"], str) for r in one) and any(r["output"] for r in one)
@@ -77,7 +91,9 @@ def test_option_loss_picks_the_lowest_independent_loss_and_pairs_variants(
     for qt, part in df.partition_by("query_type", as_dict=True).items():
         assert metrics[f"accuracy/query_type/{qt[0]}"] == pytest.approx(part["correct"].mean())
     # every question is asked of the original and the masked image, linked by source_id
-    sources = pl.DataFrame([manifest[p["sample_id"]] for p in preds]).group_by("source_id").agg(pl.col("variant").n_unique())
+    sources = (
+        pl.DataFrame([manifest[p["sample_id"]] for p in preds]).group_by("source_id").agg(pl.col("variant").n_unique())
+    )
     assert metrics["paired/n_pairs"] == sources.filter(pl.col("variant") == 2).height > 0
     orig = df.filter(pl.col("variant") == "original")["correct"].mean()
     assert metrics["paired/accuracy_original"] == pytest.approx(orig)
@@ -145,15 +161,54 @@ def test_cli_evaluate_loads_the_model_and_writes_outputs(
     out = tmp_path / "cli"
     res = runner.invoke(
         app,
-        ["evaluate", "--model", str(path), "--dataset", str(relations_dataset), "--out", str(out),
-         "--split", "all", "--limit", "3", "--max-new-tokens", "2", "--batch-size", "2"],
+        [
+            "evaluate",
+            "--model",
+            str(path),
+            "--dataset",
+            str(relations_dataset),
+            "--out",
+            str(out),
+            "--split",
+            "all",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "2",
+            "--batch-size",
+            "2",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "accuracy" in res.output and "n 3" in res.output
     assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "metrics.json", "per_group.csv", "config.json"}
 
-    res = runner.invoke(app, ["evaluate", "--model", str(path), "--dataset", str(relations_dataset), "--out", str(out),
-                              "--mode", "beam"])
+    res = runner.invoke(
+        app,
+        ["evaluate", "--model", str(path), "--dataset", str(relations_dataset), "--out", str(out), "--mode", "beam"],
+    )
     assert res.exit_code == 1 and "--mode" in res.output and "'beam'" in res.output
     res = runner.invoke(app, ["evaluate", "--model", str(path), "--dataset", str(tmp_path / "nope"), "--out", str(out)])
     assert res.exit_code == 1 and "no manifest" in res.output
+
+
+def test_contrastive_mode_scores_templated_options(
+    tiny_checkpoint: Any, relations_dataset: Path, tmp_path: Path
+) -> None:
+    from vlmscope.models import load_model
+
+    path = tiny_checkpoint("clip")
+    adapter = load_model(path)
+    cfg = EvaluateConfig(mode="contrastive", split="all", limit=6, batch_size=4, contrastive_template="{option} shapes")
+    metrics = evaluate(str(path), relations_dataset, tmp_path / "k", cfg, adapter=adapter, progress=False)
+    preds = _jsonl(tmp_path / "k" / "predictions.jsonl")
+    manifest = {r["sample_id"]: r for r in read_manifest(relations_dataset).iter_rows(named=True)}
+    for p in preds:
+        row = manifest[p["sample_id"]]
+        image = Image.open(resolve_image(relations_dataset, row["image"])).convert("RGB")
+        ref = adapter.score([image], [[f"{o} shapes" for o in row["choices"]]])[0].tolist()
+        assert p["scores"] == pytest.approx(ref, abs=1e-4)
+        assert p["parsed"] == max(range(len(ref)), key=ref.__getitem__)
+    assert metrics["accuracy"] == pytest.approx(sum(p["correct"] for p in preds) / len(preds))
+    with pytest.raises(ConfigError, match="generate needs a generative model"):
+        evaluate(str(path), relations_dataset, tmp_path / "x", EvaluateConfig(split="all"), adapter=adapter)

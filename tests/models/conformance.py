@@ -165,6 +165,19 @@ class AdapterConformance:
                 hb[layer][0, batch.last_index[0]], h1[layer][0, alone.last_index[0]], atol=ATOL, rtol=1e-4
             )
 
+    def test_batch_invariance_with_default_attention(self, checkpoint: Path) -> None:
+        """The same invariance with transformers' default (sdpa) attention, as extraction runs it."""
+        adapter = load_model(checkpoint)
+        images = self.make_images()
+        alone = adapter.encode(images[:1], list(self.questions[:1]))
+        batch = adapter.encode(images, list(self.questions))
+        h1 = self._forward(adapter, alone).hidden_states
+        hb = self._forward(adapter, batch).hidden_states
+        for layer in range(adapter.num_layers + 1):
+            torch.testing.assert_close(
+                hb[layer][0, batch.last_index[0]], h1[layer][0, alone.last_index[0]], atol=ATOL, rtol=1e-4
+            )
+
     def test_greedy_generation_batched_matches_unbatched(self, adapter: ImageTextAdapter) -> None:
         images = self.make_images()
         batched = adapter.generate(adapter.encode(images, list(self.questions)), max_new_tokens=4)

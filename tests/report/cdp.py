@@ -96,8 +96,13 @@ class Page:
     def screenshot(self, path: Path, width: int = 1280) -> None:
         """A full-page PNG: the viewport is resized to the document's height first."""
         height = int(self.evaluate("Math.ceil(document.documentElement.scrollHeight)"))
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=min(height, 16000),
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=min(height, 16000),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
 
@@ -135,8 +140,15 @@ def chromium_page(profile: Path, *, width: int = 1280, height: int = 900, timeou
     import websocket  # websocket-client
 
     profile.mkdir(parents=True, exist_ok=True)
-    cmd = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1",
-           "--remote-debugging-port=0", f"--window-size={width},{height}", "about:blank"]
+    cmd = [
+        str(CHROMIUM),
+        *FLAGS,
+        f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        f"--window-size={width},{height}",
+        "about:blank",
+    ]
     env = dict(os.environ)
     # own process group: the browser's helper processes are ended with it, by its group id
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)

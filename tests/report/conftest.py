@@ -83,8 +83,12 @@ def _write_eval(root: Path, model: str, dataset: Path, groups: list[str], *, spl
             if s is not None:
                 by_group[("query_type", qt)] = s
     metrics = flatten_metrics(
-        overall={"accuracy": accuracy(preds), "n": preds.height, "macro_accuracy": accuracy(preds),
-                 "n_correct": int(preds["correct"].sum())},
+        overall={
+            "accuracy": accuracy(preds),
+            "n": preds.height,
+            "macro_accuracy": accuracy(preds),
+            "n_correct": int(preds["correct"].sum()),
+        },
         groups=table,
         paired=p,
         paired_by_group=by_group,
@@ -98,8 +102,11 @@ def _write_eval(root: Path, model: str, dataset: Path, groups: list[str], *, spl
     return preds
 
 
-def _write_probe(root: Path, model: str, dataset: str, label: str, peak: int, rng: np.random.Generator) -> None:
-    out = root / "probes" / model / dataset / label
+def _write_probe(
+    root: Path, model: str, dataset: str, label: str, peak: int, rng: np.random.Generator, *, per_label: bool = True
+) -> None:
+    """``probes/<model>/<dataset>/<label>/`` or (``per_label=False``) ``probes/<model>/<dataset>/``."""
+    out = root / "probes" / model / dataset / (label if per_label else "")
     out.mkdir(parents=True)
     layers = np.arange(N_LAYERS)
     acc = np.clip(0.3 + 0.6 * np.exp(-((layers - peak) ** 2) / 2.0) + rng.normal(0, 0.01, N_LAYERS), 0, 1)
@@ -119,7 +126,9 @@ def _write_probe(root: Path, model: str, dataset: str, label: str, peak: int, rn
         }
     ).write_csv(out / "per_layer.csv")
     best = int(np.argmax(acc))
-    (out / "metrics.json").write_text(json.dumps({"best_layer": best, "best_accuracy": float(acc[best])}))
+    (out / "metrics.json").write_text(
+        json.dumps({"best_layer": best, "best_accuracy": float(acc[best]), "label": label})
+    )
 
 
 def _write_store(root: Path, model: str, dataset_dir: Path) -> None:
@@ -151,8 +160,13 @@ def _write_store(root: Path, model: str, dataset_dir: Path) -> None:
             "patch_col": ("patch", np.tile(np.arange(GRID[1]), GRID[0])),
             "split": ("sample", np.array(manifest["split"].to_list(), dtype=object)),
         },
-        attrs={"model": model, "family": "composite", "dataset": str(dataset_dir), "patch_grid": list(GRID),
-               "attention": True},
+        attrs={
+            "model": model,
+            "family": "composite",
+            "dataset": str(dataset_dir),
+            "patch_grid": list(GRID),
+            "attention": True,
+        },
     )
     write_activations(root / "activations" / model / f"{dataset_dir.name}.zarr", ds)
 
@@ -162,14 +176,18 @@ def build_artifacts(root: Path, parts: frozenset[str] = frozenset({"all"})) -> P
     want = (lambda p: True) if "all" in parts else (lambda p: p in parts)
     rng = np.random.default_rng(0)
     model = "tiny"
-    spatial = _dataset(root, "spatial", "spatial", _rows("sp", 24, "relation", ["left of", "right of", "above", "below"]))
+    spatial = _dataset(
+        root, "spatial", "spatial", _rows("sp", 24, "relation", ["left of", "right of", "above", "below"])
+    )
     qtypes = ["count", "recognition_color", "explicit_arrow_direction"]
     rel_rows = _rows("rel", 24, "query_type", qtypes)
     for i, row in enumerate(rel_rows):  # rows 12..23 ask rows 0..11's questions on masked copies
         row["variant"] = "original" if i < 12 else "masked"
         row["source_id"] = f"img{i % 12 // 3}"
     relations = _dataset(root, "relations", "relations", rel_rows)
-    counting = _dataset(root, "counting", "counting", _rows("cnt", 18, "count", [str(k) for k in range(1, 7)], choices=False))
+    counting = _dataset(
+        root, "counting", "counting", _rows("cnt", 18, "count", [str(k) for k in range(1, 7)], choices=False)
+    )
     _dataset(root, "vg-unseen", "llava", _rows("vg", 12, "entity_type", ["cat", "dog", "zebra"]))
 
     if want("evals"):
@@ -179,14 +197,19 @@ def build_artifacts(root: Path, parts: frozenset[str] = frozenset({"all"})) -> P
     if want("probes"):
         _write_probe(root, model, "spatial", "relation", 3, rng)
         _write_probe(root, model, "spatial", "color", 2, rng)
-        _write_probe(root, model, "counting", "count", 1, rng)
+        _write_probe(root, model, "counting", "count", 1, rng, per_label=False)
     if want("lens"):
         layers = np.arange(1, N_LAYERS)
         d = root / "lens" / model / "counting" / "logit"
         d.mkdir(parents=True)
         pl.DataFrame(
-            {"layer": layers, "top1_accuracy": [0.0, 0.1, 0.3, 0.6], "mean_target_prob": [0.01, 0.05, 0.2, 0.5],
-             "mean_target_rank": [900.0, 300.0, 20.0, 2.0], "n": [18] * 4}
+            {
+                "layer": layers,
+                "top1_accuracy": [0.0, 0.1, 0.3, 0.6],
+                "mean_target_prob": [0.01, 0.05, 0.2, 0.5],
+                "mean_target_rank": [900.0, 300.0, 20.0, 2.0],
+                "n": [18] * 4,
+            }
         ).write_csv(d / "summary.csv")
         d = root / "lens" / model / "vg-unseen" / "ffn"
         d.mkdir(parents=True)
@@ -200,14 +223,36 @@ def build_artifacts(root: Path, parts: frozenset[str] = frozenset({"all"})) -> P
                     "gt": "cat",
                     "prompt": "What is in the box?",
                     "layers": [
-                        {"layer": int(l), "top_tokens": ["cat", "<b>kitten</b>", "fur"], "random_tokens": ["the", "of", "x"]}
-                        for l in layers
+                        {
+                            "layer": int(layer),
+                            "top_tokens": ["cat", "<b>kitten</b>", "fur"],
+                            "random_tokens": ["the", "of", "x"],
+                        }
+                        for layer in layers
                     ],
                 }
                 fh.write(json.dumps(rec) + "\n")
     if want("store"):
         _write_store(root, model, relations)
+    if want("output_layer"):
+        d = root / "output_layer" / model / "counting"
+        d.mkdir(parents=True)
+        metrics = {"n_train": 12, "n_valid": 3, "best_epoch": 4, "epochs": 6, "trained_rows": 6}
+        for split, n, before, after in (("train", 12, 0.25, 0.75), ("valid", 3, 0.33, 0.67), ("test", 4, 0.25, 0.5)):
+            metrics.update({f"{split}_n": n, f"{split}_accuracy_before": before, f"{split}_accuracy_after": after})
+        (d / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        pl.DataFrame(
+            {"epoch": np.arange(6), "train_loss": np.linspace(2.0, 0.5, 6), "valid_accuracy": np.linspace(0.3, 0.7, 6)}
+        ).write_csv(d / "history.csv")
     if want("models"):
+        d = root / "models" / "default"  # the embedded default: a trained checkpoint with dvclive curves
+        (d / "dvclive" / "plots" / "metrics" / "train").mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"model_type": "llava"}))
+        (d / "training_args.json").write_text(json.dumps({"trainer": "default"}))
+        (d / "metrics.json").write_text(json.dumps({"final_loss": 0.8, "steps": 40}))
+        (d / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").write_text(
+            "timestamp\tstep\tloss\n" + "".join(f"{1000 + i}\t{i}\t{3.0 / (i + 1):.4f}\n" for i in range(1, 9))
+        )
         d = root / "models" / "clip-grades"
         d.mkdir(parents=True)
         (d / "config.json").write_text(json.dumps({"model_type": "clip"}))

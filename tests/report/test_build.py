@@ -101,11 +101,24 @@ def full(full_report: tuple[Path, Path]) -> tuple[Path, Path, _Page]:
 def test_every_study_has_its_section_and_parts(full) -> None:
     _, out, page = full
     assert list(page.sections) == [f"study-{k}" for k in ("spatial", "relational", "counting", "unseen", "medical")]
-    assert page.sections["study-spatial"] == ["Evaluation", "Per-layer probes", "Logit lens", "Attention over the image"]
-    assert page.sections["study-relational"] == [
-        "Evaluation", "Original vs masked", "Per-layer probes", "Attention over the image"
+    assert page.sections["study-spatial"] == [
+        "Evaluation",
+        "Per-layer probes",
+        "Logit lens",
+        "Attention over the image",
     ]
-    assert page.sections["study-counting"] == ["Evaluation", "Per-layer probes", "Logit lens"]
+    assert page.sections["study-relational"] == [
+        "Evaluation",
+        "Original vs masked",
+        "Per-layer probes",
+        "Attention over the image",
+    ]
+    assert page.sections["study-counting"] == [
+        "Evaluation",
+        "Per-layer probes",
+        "Logit lens",
+        "Output-layer fine-tuning",
+    ]
     assert page.sections["study-unseen"] == ["Evaluation", "FFN neurons vs random neurons"]
     assert page.sections["study-medical"] == ["Training"]
     # what the fake tree lacks says so, in place
@@ -118,6 +131,8 @@ def test_every_study_has_its_section_and_parts(full) -> None:
     assert summary["n_studies_run"] == 5 and summary["n_problems"] == 0
     assert summary["n_evals"] == 3 and summary["n_probes"] == 3 and summary["n_stores"] == 1
     assert summary["relational/n_figures"] == 3  # masked bars, overlays, entropy
+    assert summary["counting/n_figures"] == 3  # probes, logit lens, output-layer curve
+    assert summary["trained_models/n_figures"] == 1  # the default model's loss curve
     assert all(isinstance(v, int) for v in summary.values())
 
 
@@ -125,7 +140,7 @@ def test_page_is_self_contained_and_images_match_the_files_beside_it(full) -> No
     _, out, page = full
     assert page.scripts == 0 and page.external == []
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert len(page.images) == len(pngs) == json.loads((out / SUMMARY).read_text())["n_figures"] == 7
+    assert len(page.images) == len(pngs) == json.loads((out / SUMMARY).read_text())["n_figures"] == 9
     embedded = set()
     for img in page.images:
         assert img["src"].startswith("data:image/png;base64,")
@@ -175,6 +190,20 @@ def test_probe_summary_marks_the_best_layer(full) -> None:
     assert rows[("spatial", "relation")]["accuracy"] == f"{best['accuracy']:.3f}"
     assert rows[("spatial", "relation")]["control"] == f"{best['control_accuracy']:.3f}"
     assert set(rows) == {("spatial", "relation"), ("spatial", "color"), ("counting", "count")}
+
+
+def test_output_layer_and_trained_models(full) -> None:
+    root, _, page = full
+    rows = {r["split"]: r for r in _rows(page, "Output-layer fine-tuning: head accuracy before vs after")}
+    assert list(rows) == ["train", "valid", "test"]
+    assert (rows["test"]["accuracy before"], rows["test"]["accuracy after"], rows["test"]["change"]) == (
+        "0.250",
+        "0.500",
+        "0.250",
+    )
+    text = (full[1] / INDEX).read_text()
+    assert '<h2 id="trained-models">Trained models</h2>' in text and "<h4>default (llava)</h4>" in text
+    assert "<h4>clip-grades (clip)</h4>" in text.split('id="study-medical"')[1]
 
 
 def test_lens_and_ffn_parts_show_their_tables_and_examples(full) -> None:

@@ -82,7 +82,9 @@ def test_pick_layers_keeps_first_and_last() -> None:
 
 
 def test_stat_panels_split_by_scale() -> None:
-    df = pl.DataFrame({"layer": [1, 2], "acc": [0.1, 0.9], "mean_rank": [100.0, 2.0], "logit": [3.0, -1.0], "n": [5, 5]})
+    df = pl.DataFrame(
+        {"layer": [1, 2], "acc": [0.1, 0.9], "mean_rank": [100.0, 2.0], "logit": [3.0, -1.0], "n": [5, 5]}
+    )
     panels = stat_panels(df)
     assert [(p[0], [s[0] for s in p[1]], p[2]) for p in panels] == [
         ("fraction / probability", ["acc"], False),
@@ -118,9 +120,25 @@ def test_scan_finds_nested_model_names_and_maps_studies_by_generator(tmp_path: P
     _write(root / "models/clip-ft/metrics.json")
     _write(root / "models/clip-ft/config.json", json.dumps({"model_type": "clip"}))
     _write(root / "models/default/metrics.json")
+    _write(root / "models/vg-proj/metrics.json")
+    _write(root / "models/vg-proj/training_args.json", json.dumps({"trainer": "projector"}))
+    _write(root / "training/other/metrics.json")  # a training log without a checkpoint directory
+    _write(root / "training/default/metrics.json")  # the checkpoint's own metrics.json wins
+    _write(root / "probes/m/spatial/per_layer.csv", "layer,accuracy\n0,0.5\n")  # a per-dataset probe
+    _write(root / "output_layer/m/spatial/metrics.json")
     inv = scan_artifacts(root)
     assert [(r.model, r.dataset) for r in inv.evals] == [("llava-hf/llava-1.5-7b-hf", "spatial")]
-    assert [(p.model, p.dataset, p.label) for p in inv.probes] == [("org/model", "vg", "entity")]
+    assert [(p.model, p.dataset, p.label) for p in inv.probes] == [
+        ("m", "spatial", None),
+        ("org/model", "vg", "entity"),
+    ]
+    assert [(r.model, r.dataset) for r in inv.output_layer] == [("m", "spatial")]
+    assert [(m.name, m.path.parent.name, m.trainer) for m in inv.models] == [
+        ("clip-ft", "models", None),
+        ("default", "models", None),
+        ("other", "training", None),
+        ("vg-proj", "models", "projector"),
+    ]
     assert [(r.model, r.dataset) for r in inv.ffn] == [("m", "spatial")]
     assert [(r.model, r.dataset) for r in inv.stores] == [("m", "vg")]
     assert inv.datasets["unknown-ds"].path is None and inv.datasets["unknown-ds"].generator is None
@@ -129,7 +147,8 @@ def test_scan_finds_nested_model_names_and_maps_studies_by_generator(tmp_path: P
     assert studies["spatial"].datasets == [] and studies["spatial"].empty
     assert [r.dataset for r in studies["unseen"].ffn] == ["spatial"]  # every FFN analysis is the unseen study's
     assert [m.name for m in studies["medical"].models] == ["clip-ft"]
-    assert [m.name for m in studies["unseen"].models] == ["default"]
+    assert [m.name for m in studies["unseen"].models] == ["vg-proj"]
+    assert len(studies["counting"].output_layer) == 1 and len(studies["counting"].probes) == 1
     assert studies["other"].datasets == ["unknown-ds"] and len(studies["other"].logit_lens) == 1
 
 
@@ -165,7 +184,26 @@ def test_where_runs_as_a_module_without_warnings(tmp_path: Path) -> None:
 
     proc = subprocess.run(
         [sys.executable, "-W", "error", "-m", "vlmscope.report.where", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.startswith("No report yet")
+
+
+def test_attention_examples_prefer_distinct_test_images() -> None:
+    import xarray as xr
+
+    from vlmscope.report.parts.attention import _select_samples
+
+    ds = xr.Dataset(
+        coords={
+            "sample": ["a", "b", "c", "d", "e"],
+            "split": ("sample", ["train", "test", "test", "test", "test"]),
+            "image": ("sample", ["i0", "i1", "i1", "i2", "i2"]),
+        }
+    )
+    assert _select_samples(ds, 2) == [1, 3]
+    assert _select_samples(ds, 3) == [1, 2, 3]
+    assert _select_samples(ds.drop_vars("image"), 2) == [1, 2]

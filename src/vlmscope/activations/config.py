@@ -53,6 +53,8 @@ class ExtractConfig(BaseModel):
     """Samples per shard file; also the unit of resumption and of the writer's memory."""
     prefetch_batches: int = Field(2, ge=1, le=64)
     """Batches loaded and encoded ahead of the forward pass (bounded queue)."""
+    loader_threads: int = Field(4, ge=1, le=64)
+    """Threads decoding images (PIL releases the GIL), two batches ahead of the processor."""
     seed: int = Field(0, ge=0)
     """Seeds torch before the run (extraction has no randomness; recorded for provenance)."""
 

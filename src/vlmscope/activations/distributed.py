@@ -89,9 +89,7 @@ def init_distributed(*, timeout_s: float = 24 * 3600) -> DistContext:
     owns = False
     if not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
-            raise ConfigError(
-                f"WORLD_SIZE={world} but MASTER_ADDR/MASTER_PORT are not set; launch with torchrun"
-            )
+            raise ConfigError(f"WORLD_SIZE={world} but MASTER_ADDR/MASTER_PORT are not set; launch with torchrun")
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
         owns = True
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local, owns_group=owns)

@@ -19,11 +19,13 @@ after a barrier writes the final attributes and sets ``complete``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,26 +33,27 @@ import numpy as np
 
 from vlmscope import __version__
 from vlmscope.activations.capture import ActivationCapture, CaptureSpec
-from vlmscope.activations.config import ExtractConfig, position_variable
+from vlmscope.activations.config import ExtractConfig
 from vlmscope.activations.distributed import DistContext, init_distributed
-from vlmscope.activations.loader import Prefetcher, SampleTable, iter_batches, load_image
+from vlmscope.activations.layout import json_safe
+from vlmscope.activations.loader import Prefetcher, SampleTable, iter_batches
 from vlmscope.activations.lock import StoreLock
 from vlmscope.activations.plan import ShardTask, plan_shards, split_ranks
+from vlmscope.activations.prepare import (
+    IDENTITY_KEYS,
+    RESIDUAL_NOTE,
+    build_layout,
+    check_adapter,
+    load_adapter,
+    prepare_store,
+    probe_grid,
+    resolve_device,
+)
 from vlmscope.activations.progress import ProgressLog, ShardRecord, clear_progress, load_progress
 from vlmscope.activations.provenance import dataset_fingerprint, label_coordinates, weights_hash
-from vlmscope.activations.store import (
-    FORMAT,
-    LOCK_NAME,
-    PROGRESS_DIR,
-    Coordinate,
-    StoreLayout,
-    StoreWriter,
-    VariableSpec,
-    _json_safe,
-    read_store_attrs,
-)
+from vlmscope.activations.store import LOCK_NAME, StoreWriter, read_store_attrs
 from vlmscope.activations.writer import ShardWriter
-from vlmscope.errors import ConfigError, DatasetError, ModelError, StoreError, StoreMismatch
+from vlmscope.errors import DatasetError, StoreError
 from vlmscope.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,197 +63,11 @@ __all__ = ["ExtractConfig", "extract", "skipped_csv_path", "IDENTITY_KEYS"]
 
 log = logging.getLogger(__name__)
 
-IDENTITY_KEYS: tuple[str, ...] = (
-    "family",
-    "dataset_fingerprint",
-    "n_samples",
-    "positions",
-    "layers",
-    "attention",
-    "mlp",
-    "dtype",
-    "model_dtype",
-    "shard_samples",
-    "patch_grid",
-)
-"""Attributes that must match for a run to resume (or accept) an existing store; plus the model."""
-
-RESIDUAL_NOTE = (
-    "residual stream before the final norm; layer 0 = embedding output, layer k = output of decoder "
-    "block k-1 (coordinate 'block'); attention/mlp at layer k come from block k-1 and are NaN at layer 0"
-)
-ENTROPY_NOTE = (
-    "entropy in nats of the head-mean attention of the last prompt token over the image tokens, "
-    "renormalised to sum to 1 over them (0 = one patch, log(P) = uniform)"
-)
-
 
 def skipped_csv_path(out: str | os.PathLike[str]) -> Path:
     """``<store stem>.skipped.csv`` beside the store (written with ``on_error="skip"``)."""
     out = Path(out)
     return out.with_name(f"{out.stem}.skipped.csv")
-
-
-# -- setup -----------------------------------------------------------------------
-
-
-def _resolve_device(device: str, local_rank: int) -> str:
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-        return f"cuda:{local_rank % torch.cuda.device_count()}"
-    return "cpu"
-
-
-def _load_adapter(config: ExtractConfig, model: str, family: str | None, device: str) -> ModelAdapter:
-    from vlmscope.models import LoadOptions, load_model
-
-    model_dtype = config.model_dtype
-    if model_dtype == "auto":
-        model_dtype = "float32" if device == "cpu" else "bfloat16"
-    options = LoadOptions(
-        dtype=model_dtype,
-        device_map=None if device == "cpu" else device,
-        attn_implementation="eager" if config.attention else None,
-    )
-    return load_model(model, family=family, options=options)  # type: ignore[return-value]
-
-
-def _check_adapter(adapter: Any, config: ExtractConfig) -> None:
-    from vlmscope.models.adapter import ModelAdapter
-
-    if not isinstance(adapter, ModelAdapter):
-        raise ModelError(
-            f"{getattr(adapter, 'source', adapter)}: {type(adapter).__name__} is not an image-text-to-text "
-            "adapter; extract needs a generative VLM (contrastive models have no decoder layers)"
-        )
-    caps = adapter.capabilities
-    if config.attention and not caps.attention:
-        raise ModelError(f"family {adapter.family!r} does not support --attention")
-    if config.mlp and not caps.mlp:
-        raise ModelError(f"family {adapter.family!r} does not support --mlp")
-    if config.attention:
-        model = adapter.model
-        if getattr(model.config, "_attn_implementation", "eager") != "eager":
-            if not hasattr(model, "set_attn_implementation"):
-                raise ModelError("--attention needs eager attention; load the model with attn_implementation='eager'")
-            model.set_attn_implementation("eager")
-
-
-def _probe_grid(adapter: ModelAdapter, table: SampleTable, on_error: str) -> tuple[int, int]:
-    """(rows, cols) of the image tokens, from the first readable sample."""
-    for row in range(len(table.sample_ids)):
-        try:
-            image = load_image(table, row)
-        except DatasetError:
-            if on_error == "stop":
-                raise
-            continue
-        enc = adapter.encode([image], [table.prompts[row]])
-        rows, cols = enc.patch_grids[0]
-        n = int(enc.image_mask[0].sum())
-        if rows * cols != n:
-            raise ModelError(f"patch grid {rows}x{cols} does not match the {n} image tokens of sample {row}")
-        return int(rows), int(cols)
-    raise DatasetError(f"{table.dataset_dir}: no readable image at all; nothing to extract")
-
-
-def _build_layout(
-    config: ExtractConfig,
-    coords: list[Coordinate],
-    layers: tuple[int, ...],
-    adapter: ModelAdapter,
-    grid: tuple[int, int] | None,
-) -> StoreLayout:
-    n = len(coords[0].values)
-    nL, D = len(layers), adapter.hidden_size
-    all_coords = list(coords) + [
-        Coordinate("layer", ("layer",), np.asarray(layers, dtype=np.int64)),
-        Coordinate("block", ("layer",), np.asarray(layers, dtype=np.int64) - 1),
-    ]
-    variables = [VariableSpec(position_variable(p), ("sample", "layer", "dim"), (nL, D)) for p in config.positions]
-    if config.attention:
-        assert grid is not None
-        rows, cols = grid
-        P = rows * cols
-        all_coords += [
-            Coordinate("stat", ("stat",), np.array(["mean", "max"], dtype=object)),
-            Coordinate("patch_row", ("patch",), np.repeat(np.arange(rows), cols)),
-            Coordinate("patch_col", ("patch",), np.tile(np.arange(cols), rows)),
-        ]
-        variables += [
-            VariableSpec("attention", ("sample", "layer", "stat", "patch"), (nL, 2, P)),
-            VariableSpec("attention_entropy", ("sample", "layer"), (nL,), attrs={"definition": ENTROPY_NOTE}),
-        ]
-    if config.mlp:
-        F = int(adapter.mlp_down_proj(0).in_features)
-        variables.append(VariableSpec("mlp", ("sample", "layer", "ffn"), (nL, F)))
-    return StoreLayout(tuple(all_coords), tuple(variables), config.dtype, min(config.shard_samples, max(n, 1)))
-
-
-def _mismatches(existing: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    diffs = []
-    if existing.get("weights_hash") and wanted.get("weights_hash"):
-        if existing["weights_hash"] != wanted["weights_hash"]:
-            diffs.append(
-                f"model weights: store has {existing.get('model')!r} (sha256 {existing['weights_hash'][:12]}), "
-                f"this run {wanted.get('model')!r} (sha256 {wanted['weights_hash'][:12]})"
-            )
-    else:
-        for key in ("model", "model_revision"):
-            if existing.get(key) != wanted.get(key):
-                diffs.append(f"{key}: store has {existing.get(key)!r}, this run {wanted.get(key)!r}")
-    for key in IDENTITY_KEYS:
-        if existing.get(key) != wanted.get(key):
-            diffs.append(f"{key}: store has {existing.get(key)!r}, this run {wanted.get(key)!r}")
-    return diffs
-
-
-def _remove_partials(out: Path) -> None:
-    """Temporary files of zarr writes a SIGKILL interrupted (zarr writes ``<name>.<uuid>.partial``)."""
-    for p in out.rglob("*.partial"):
-        p.unlink(missing_ok=True)
-
-
-def _prepare_store(
-    out: Path, layout: StoreLayout, identity: dict[str, Any], *, overwrite: bool
-) -> tuple[str, dict[int, ShardRecord]]:
-    """Create, validate or reopen the store; ``("done" | "run", records)``. Caller holds the lock."""
-    try:
-        existing = read_store_attrs(out)
-    except StoreError:
-        if not overwrite:
-            raise
-        existing = None
-    if existing is None or not existing.get("initialized", False):
-        ours = existing is not None or not any(
-            p.name not in (LOCK_NAME, PROGRESS_DIR) for p in out.iterdir()
-        )
-        if not ours and not overwrite:
-            raise StoreError(
-                f"{out}: exists and is not an activation store; choose another --out, delete it, or pass --overwrite"
-            )
-        StoreWriter.create(out, layout, identity)
-        return "run", {}
-    diffs = [] if existing.get("format") == FORMAT else [f"format: store has {existing.get('format')!r}, expected {FORMAT!r}"]
-    diffs += _mismatches(existing, identity)
-    if diffs:
-        if not overwrite:
-            raise StoreMismatch(
-                f"{out}: this store was made for another extraction ("
-                + "; ".join(diffs)
-                + "). Use another --out, delete it, or pass --overwrite to replace it"
-            )
-        StoreWriter.create(out, layout, identity)
-        return "run", {}
-    if existing.get("complete", False):
-        return "done", {}
-    _remove_partials(out)
-    return "run", load_progress(out)
 
 
 # -- the run -----------------------------------------------------------------------
@@ -281,7 +98,14 @@ def _run_shards(
         patches=int(layout.variable("attention").shape[-1]) if config.attention else 0,
     )
     shard_writer = ShardWriter(writer, log_, records=records, nonfinite_layers=nonfinite_layers)
-    batches = iter_batches(table, tasks, batch_size=config.batch_size, encode=adapter.encode, on_error=config.on_error)
+    batches = iter_batches(
+        table,
+        tasks,
+        batch_size=config.batch_size,
+        encode=adapter.encode,
+        on_error=config.on_error,
+        threads=config.loader_threads,
+    )
     prefetch = Prefetcher(batches, maxsize=config.prefetch_batches)
     total = sum(t.size - t.resume_from for t in tasks)
     ok = False
@@ -310,6 +134,7 @@ class _NullProgress:
 
 class _RichProgress:
     def __init__(self, total: int) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -319,7 +144,11 @@ class _RichProgress:
         )
 
         self._p = Progress(
-            TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+            TextColumn("extract"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays for the command's result
         )
         self._total = total
 
@@ -336,9 +165,7 @@ def _progress(show: bool, total: int) -> Any:
     return _RichProgress(total) if show else _NullProgress()
 
 
-def _finalize(
-    out: Path, writer: StoreWriter, config: ExtractConfig, table: SampleTable
-) -> dict[str, Any]:
+def _finalize(out: Path, writer: StoreWriter, config: ExtractConfig, table: SampleTable) -> dict[str, Any]:
     layout = writer.layout
     records = load_progress(out)
     missing = [k for k in range(layout.n_shards) if k not in records or not records[k].complete]
@@ -433,16 +260,16 @@ def _extract(
         raise DatasetError(f"{dataset}: the manifest has no rows; nothing to extract")
     coords = label_coordinates(df, where=str(dataset / "manifest.parquet"))
     table = SampleTable(dataset, df["sample_id"].to_list(), df["image"].to_list(), df["prompt"].to_list())
-    device = _resolve_device(config.device, dist.local_rank)
+    device = resolve_device(config.device, dist.local_rank)
     if adapter is None:
-        adapter = _load_adapter(config, model, family, device)
-    _check_adapter(adapter, config)
+        adapter = load_adapter(config, model, family, device)
+    check_adapter(adapter, config)
     layers = config.resolve_layers(adapter.num_layers)
-    grid = _probe_grid(adapter, table, config.on_error) if config.attention else None
-    layout = _build_layout(config, coords, layers, adapter, grid)
+    grid = probe_grid(adapter, table, config.on_error) if config.attention else None
+    layout = build_layout(config, coords, layers, adapter, grid)
     revision = adapter.revision or getattr(adapter.model.config, "_commit_hash", None) or ""
     model_dtype = str(next(adapter.model.parameters()).dtype).replace("torch.", "")
-    identity: dict[str, Any] = _json_safe(
+    identity: dict[str, Any] = json_safe(
         {
             "model": model,
             "model_revision": revision,
@@ -470,14 +297,17 @@ def _extract(
     lock = StoreLock(out / LOCK_NAME, store=out)
     verdict: dict[str, Any]
     if dist.is_main:
+        created = not out.exists()
         try:
             out.mkdir(parents=True, exist_ok=True)
             lock.acquire()
-            status, records = _prepare_store(out, layout, identity, overwrite=overwrite)
+            status, records = prepare_store(out, layout, identity, overwrite=overwrite)
             tasks = plan_shards(layout.n_samples, layout.shard_samples, records) if status == "run" else []
-            verdict = {"status": status, "records": records, "tasks": tasks, "run_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"}
+            run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"  # never reuses a file
+            verdict = {"status": status, "records": records, "tasks": tasks, "run_id": run_id}
         except BaseException as e:
-            lock.release()
+            if lock.held:
+                _release(lock, out, created)
             dist.broadcast({"status": "error", "message": f"{type(e).__name__}: {e}"})
             raise
         dist.broadcast(verdict)
@@ -503,5 +333,16 @@ def _extract(
         return out
     finally:
         if dist.is_main:
-            attrs = read_store_attrs(out) if out.exists() else None
-            lock.release(remove=bool(attrs and attrs.get("complete")))
+            _release(lock, out, False)
+
+
+def _release(lock: StoreLock, out: Path, created: bool) -> None:
+    """Release the lock; a finished store keeps no lock file, a directory made for nothing is removed."""
+    try:
+        attrs = read_store_attrs(out)
+    except StoreError:
+        attrs = None
+    lock.release(remove=bool(attrs and attrs.get("complete")) or created)
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only succeeds when nothing was written

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -81,8 +83,11 @@ _STOP_HINT = (
 )
 
 
-def _encode(encode: Callable[..., EncodedBatch], images: list[Any], prompts: list[str]) -> EncodedBatch:
-    return encode(images, prompts)
+def _try_load(table: SampleTable, row: int) -> Any:
+    try:
+        return load_image(table, row)
+    except DatasetError as e:
+        return e
 
 
 def iter_batches(
@@ -92,48 +97,72 @@ def iter_batches(
     batch_size: int,
     encode: Callable[..., EncodedBatch],
     on_error: str,
+    threads: int = 1,
 ) -> Iterator[LoadedBatch]:
-    """Yield the batches of ``tasks`` in order (see :func:`vlmscope.activations.plan.batch_bounds`)."""
-    for task in tasks:
-        for lo, hi in batch_bounds(task, batch_size):
+    """Yield the batches of ``tasks`` in order (see :func:`vlmscope.activations.plan.batch_bounds`).
+
+    Images are decoded by ``threads`` worker threads (PIL releases the GIL
+    while decoding), two batches ahead of the one being encoded.
+    """
+    bounds = [(task, lo, hi) for task in tasks for lo, hi in batch_bounds(task, batch_size)]
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vlmscope-load")
+    pending: deque[list[Future[Any]]] = deque()
+    submitted = 0
+    try:
+        for task, lo, hi in bounds:
+            while submitted < len(bounds) and len(pending) < 2:
+                _, slo, shi = bounds[submitted]
+                pending.append([pool.submit(_try_load, table, r) for r in range(slo, shi)])
+                submitted += 1
+            loaded = [f.result() for f in pending.popleft()]
             rows, images, skipped = [], [], []
-            for r in range(lo, hi):
-                try:
-                    images.append(load_image(table, r))
+            for r, im in zip(range(lo, hi), loaded):
+                if isinstance(im, DatasetError):
+                    if on_error == "stop":
+                        raise DatasetError(str(im) + _STOP_HINT) from None
+                    skipped.append({"sample_id": str(table.sample_ids[r]), "reason": str(im)})
+                else:
+                    images.append(im)
                     rows.append(r)
-                except DatasetError as e:
-                    if on_error == "stop":
-                        raise DatasetError(str(e) + _STOP_HINT) from None
-                    skipped.append({"sample_id": str(table.sample_ids[r]), "reason": str(e)})
-            encoded = None
-            if rows:
-                prompts = [table.prompts[r] for r in rows]
-                try:
-                    encoded = _encode(encode, images, prompts)
-                except VlmscopeError:
-                    raise
-                except Exception as e:
-                    if on_error == "stop":
-                        ids = [table.sample_ids[r] for r in rows]
-                        raise DatasetError(
-                            f"{table.dataset_dir}: the processor failed on samples {ids} "
-                            f"({type(e).__name__}: {e})" + _STOP_HINT
-                        ) from e
-                    # find the culprits one by one, keep the rest
-                    keep_rows, keep_images = [], []
-                    for r, im in zip(rows, images):
-                        try:
-                            _encode(encode, [im], [table.prompts[r]])
-                        except Exception as e1:  # noqa: BLE001 - reported per sample
-                            skipped.append(
-                                {"sample_id": str(table.sample_ids[r]), "reason": f"processor: {type(e1).__name__}: {e1}"}
-                            )
-                        else:
-                            keep_rows.append(r)
-                            keep_images.append(im)
-                    rows = keep_rows
-                    encoded = _encode(encode, keep_images, [table.prompts[r] for r in rows]) if rows else None
+            rows, encoded = _encode_batch(table, encode, rows, images, skipped, on_error)
             yield LoadedBatch(task, lo, hi, rows, encoded, skipped)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _encode_batch(
+    table: SampleTable,
+    encode: Callable[..., EncodedBatch],
+    rows: list[int],
+    images: list[Any],
+    skipped: list[dict[str, str]],
+    on_error: str,
+) -> tuple[list[int], EncodedBatch | None]:
+    """Encode the readable samples; with ``skip``, a processor failure is narrowed to its samples."""
+    if not rows:
+        return rows, None
+    try:
+        return rows, encode(images, [table.prompts[r] for r in rows])
+    except VlmscopeError:
+        raise
+    except Exception as e:
+        if on_error == "stop":
+            ids = [table.sample_ids[r] for r in rows]
+            raise DatasetError(
+                f"{table.dataset_dir}: the processor failed on samples {ids} ({type(e).__name__}: {e})" + _STOP_HINT
+            ) from e
+    keep_rows, keep_images = [], []
+    for r, im in zip(rows, images):
+        try:
+            encode([im], [table.prompts[r]])
+        except Exception as e1:  # noqa: BLE001 - reported per sample
+            skipped.append({"sample_id": str(table.sample_ids[r]), "reason": f"processor: {type(e1).__name__}: {e1}"})
+        else:
+            keep_rows.append(r)
+            keep_images.append(im)
+    if not keep_rows:
+        return keep_rows, None
+    return keep_rows, encode(keep_images, [table.prompts[r] for r in keep_rows])
 
 
 class Prefetcher(Generic[T]):
@@ -164,6 +193,10 @@ class Prefetcher(Generic[T]):
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             self._put(("error", e))
             return
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # a generator's finally (worker pool shutdown) runs in this thread
         self._put(("done", None))
 
     def __iter__(self) -> Iterator[T]:

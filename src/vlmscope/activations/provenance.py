@@ -16,8 +16,18 @@ __all__ = ["RESERVED_NAMES", "weights_hash", "dataset_fingerprint", "label_coord
 
 RESERVED_NAMES = frozenset(
     {
-        "sample", "layer", "block", "dim", "ffn", "stat", "patch", "patch_row", "patch_col",
-        "mlp", "attention", "attention_entropy",
+        "sample",
+        "layer",
+        "block",
+        "dim",
+        "ffn",
+        "stat",
+        "patch",
+        "patch_row",
+        "patch_col",
+        "mlp",
+        "attention",
+        "attention_entropy",
     }
 )
 """Names a manifest column may not take (they are dimensions/variables of the store)."""

@@ -29,7 +29,6 @@ import os
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,14 @@ from vlmscope.activations.encoding import (
     to_storage,
     to_zarr_bits,
     zarr_dtype,
+)
+from vlmscope.activations.layout import (
+    Coordinate,
+    StoreLayout,
+    VariableSpec,
+    chunk_shapes,
+    compressors,
+    json_safe,
 )
 from vlmscope.errors import ConfigError, NotFound, StoreError
 from vlmscope.io.atomic import atomic_dir
@@ -70,134 +77,6 @@ LOCK_NAME = ".vlmscope.lock"
 """Writer lock file inside the store (removed when the store completes)."""
 PROGRESS_DIR = ".vlmscope-progress"
 """Durable per-shard progress records inside the store (removed when the store completes)."""
-_SIDE_FILES = (LOCK_NAME, PROGRESS_DIR)
-
-
-@dataclass(frozen=True)
-class Coordinate:
-    """A coordinate array: ``dims`` is ``("sample",)`` for labels, ``("layer",)`` for ``layer`` ..."""
-
-    name: str
-    dims: tuple[str, ...]
-    values: np.ndarray
-
-
-@dataclass(frozen=True)
-class VariableSpec:
-    """A data variable: ``dims[0]`` is ``sample``; ``shape`` is the trailing (per-sample) shape.
-
-    ``dtype`` ``"float"`` means the store's storage dtype; anything else
-    (``"bool"``, ``"int64"``) is stored as that numpy dtype.
-    """
-
-    name: str
-    dims: tuple[str, ...]
-    shape: tuple[int, ...]
-    dtype: str = "float"
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.dims or self.dims[0] != "sample":
-            raise ConfigError(f"variable {self.name!r}: first dimension must be 'sample', got {self.dims}")
-        if len(self.dims) != len(self.shape) + 1:
-            raise ConfigError(f"variable {self.name!r}: dims {self.dims} do not match shape (N, *{self.shape})")
-
-    @property
-    def is_float(self) -> bool:
-        return self.dtype == "float"
-
-
-@dataclass(frozen=True)
-class StoreLayout:
-    """Everything needed to create the empty store: coordinates, variables, dtype, shard size."""
-
-    coords: tuple[Coordinate, ...]
-    """Must include ``sample`` (dims ``("sample",)``), the sample ids."""
-    variables: tuple[VariableSpec, ...]
-    dtype: str
-    """Storage dtype of floating variables: ``float32``, ``float16`` or ``bfloat16``."""
-    shard_samples: int
-
-    def __post_init__(self) -> None:
-        names = [c.name for c in self.coords] + [v.name for v in self.variables]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ConfigError(f"store layout: names used twice: {dup}")
-        if "sample" not in {c.name for c in self.coords}:
-            raise ConfigError("store layout: a 'sample' coordinate (the sample ids) is required")
-        if self.shard_samples < 1:
-            raise ConfigError(f"shard_samples must be >= 1, got {self.shard_samples}")
-        zarr_dtype(self.dtype)  # validates
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.coord("sample").values)
-
-    @property
-    def n_shards(self) -> int:
-        return max(1, -(-self.n_samples // self.shard_samples))
-
-    def coord(self, name: str) -> Coordinate:
-        for c in self.coords:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-    def shard_bounds(self, k: int) -> tuple[int, int]:
-        """``[start, stop)`` sample rows of shard ``k``."""
-        if not 0 <= k < self.n_shards:
-            raise IndexError(f"shard {k} out of range 0..{self.n_shards - 1}")
-        start = k * self.shard_samples
-        return start, min(start + self.shard_samples, self.n_samples)
-
-    def variable(self, name: str) -> VariableSpec:
-        for v in self.variables:
-            if v.name == name:
-                return v
-        raise KeyError(name)
-
-    def empty_buffer(self, name: str, rows: int) -> np.ndarray:
-        """A NaN-filled (rows, *shape) buffer in storage precision for variable ``name``."""
-        from vlmscope.activations.encoding import storage_numpy_dtype
-
-        spec = self.variable(name)
-        if spec.is_float:
-            buf = np.empty((rows, *spec.shape), dtype=storage_numpy_dtype(self.dtype))
-            buf[...] = np.nan
-            return buf
-        return np.zeros((rows, *spec.shape), dtype=np.dtype(spec.dtype))
-
-
-def _chunks(spec: VariableSpec, shard: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(inner chunk shape, shard shape) of a variable."""
-    shard_shape = (shard, *spec.shape)
-    if len(spec.dims) >= 2 and spec.dims[1] == "layer":
-        return (shard, 1, *spec.shape[1:]), shard_shape
-    return shard_shape, shard_shape
-
-
-def _compressors() -> list[Any]:
-    from zarr.codecs import BloscCodec
-
-    # byte shuffle groups exponent bytes together: floats compress, fast enough to hide behind the GPU
-    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
-
-
-def _json_safe(value: Any) -> Any:
-    """Attributes must be JSON: numpy scalars/arrays and paths become plain values."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise ConfigError(f"store attribute value {value!r} ({type(value).__name__}) is not JSON-serialisable")
 
 
 def _coord_array(values: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -248,7 +127,7 @@ class StoreWriter:
         path.mkdir(parents=True, exist_ok=True)
         _clear_dir(path)
         base = {
-            **_json_safe(dict(attrs)),
+            **json_safe(dict(attrs)),
             "format": FORMAT,
             "vlmscope_version": __version__,
             "dtype": layout.dtype,
@@ -276,10 +155,10 @@ class StoreWriter:
             arr[...] = values
         shard = min(layout.shard_samples, max(layout.n_samples, 1))
         for v in layout.variables:
-            chunks, shards = _chunks(v, shard)
+            chunks, shards = chunk_shapes(v, shard)
             dt = zarr_dtype(layout.dtype) if v.is_float else np.dtype(v.dtype)
             fv = fill_value(layout.dtype) if v.is_float else 0
-            var_attrs: dict[str, Any] = {**_json_safe(dict(v.attrs))}
+            var_attrs: dict[str, Any] = {**json_safe(dict(v.attrs))}
             coords_here = [n for n in sample_coords] + [
                 n for n in other_coords if set(layout.coord(n).dims) <= set(v.dims)
             ]
@@ -295,7 +174,7 @@ class StoreWriter:
                 shards=shards,
                 fill_value=fv,
                 dimension_names=v.dims,
-                compressors=_compressors(),
+                compressors=compressors(),
                 attributes=var_attrs,
                 overwrite=True,
             )
@@ -355,7 +234,7 @@ class StoreWriter:
         return out
 
     def update_attrs(self, attrs: Mapping[str, Any]) -> None:
-        self._group.attrs.update(_json_safe(dict(attrs)))
+        self._group.attrs.update(json_safe(dict(attrs)))
 
     def finalize(self, attrs: Mapping[str, Any]) -> None:
         """Write the final attributes, then ``complete=true`` in a separate, last write."""
@@ -466,7 +345,9 @@ def _decode(ds: xr.Dataset, bf16_to_f32: bool) -> xr.Dataset:
 # -- writing a whole in-memory Dataset ---------------------------------------
 
 
-def _layout_from_dataset(ds: xr.Dataset, dtype: str | None, shard_samples: int) -> tuple[StoreLayout, dict[str, np.ndarray]]:
+def _layout_from_dataset(
+    ds: xr.Dataset, dtype: str | None, shard_samples: int
+) -> tuple[StoreLayout, dict[str, np.ndarray]]:
     if "sample" not in ds.dims:
         raise ConfigError(f"write_activations: dataset has no 'sample' dimension (dims: {dict(ds.sizes)})")
     float_dtypes = set()

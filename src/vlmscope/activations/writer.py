@@ -129,7 +129,11 @@ class ShardWriter:
             while True:
                 item = self._q.get()
                 if item[0] == "close":
-                    if item[1] and self._current is not None and self._current.rows_done > self._current.task.resume_from:
+                    if (
+                        item[1]
+                        and self._current is not None
+                        and self._current.rows_done > self._current.task.resume_from
+                    ):
                         self._write(self._current)
                     return
                 self._batch(*item[1:])
@@ -164,11 +168,12 @@ class ShardWriter:
                     np.asarray(values), dtype, name=name, where=f"{self.store.path} samples {lo}..{hi - 1}"
                 )
             cur.buffers[name][local] = values
-        ids = {s["sample_id"] for s in skipped}
-        for r in range(lo, hi):
-            sid = str(self.store.layout.coord("sample").values[r])
-            if sid in ids:
-                cur.valid[r - task.start] = False
+        if skipped:
+            ids = {s["sample_id"] for s in skipped}
+            sample_ids = self.store.layout.coord("sample").values
+            for r in range(lo, hi):
+                if str(sample_ids[r]) in ids:
+                    cur.valid[r - task.start] = False
         cur.skipped.extend(skipped)
         cur.rows_done = hi - task.start
         if cur.rows_done >= task.size:

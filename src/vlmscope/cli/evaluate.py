@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,23 +16,21 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")],
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples (option-loss: pairs) per pass.")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation budget per answer.")] = 10,
-    mode: Annotated[
-        str, typer.Option("--mode", help="generate | option-loss | contrastive.")
-    ] = "generate",
+    mode: Annotated[str, typer.Option("--mode", help="generate | option-loss | contrastive.")] = "generate",
     split: Annotated[str, typer.Option("--split", help="train | valid | test | all.")] = "test",
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Score only the first N rows.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Score only the first N rows.")] = None,
     template: Annotated[
-        Optional[str], typer.Option("--template", help="Contrastive text per option, with {option}.")
+        str | None, typer.Option("--template", help="Contrastive text per option, with {option}.")
     ] = None,
     group_by: Annotated[
-        Optional[list[str]], typer.Option("--group-by", help="Label column to break accuracy down by (repeat).")
+        list[str] | None, typer.Option("--group-by", help="Label column to break accuracy down by (repeat).")
     ] = None,
     class_column: Annotated[
-        Optional[str], typer.Option("--class-column", help="Ground-truth class column for macro accuracy.")
+        str | None, typer.Option("--class-column", help="Ground-truth class column for macro accuracy.")
     ] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 | float16 | bfloat16 | auto.")] = "float32",
-    device_map: Annotated[Optional[str], typer.Option("--device-map", help="cuda, auto, ... (default CPU).")] = None,
-    family: Annotated[Optional[str], typer.Option("--family", help="Model family (default: detected).")] = None,
+    device_map: Annotated[str | None, typer.Option("--device-map", help="cuda, auto, ... (default CPU).")] = None,
+    family: Annotated[str | None, typer.Option("--family", help="Model family (default: detected).")] = None,
 ) -> None:
     """Score a model on a dataset split: predictions.jsonl, metrics.json, per_group.csv in --out."""
     from vlmscope.evaluation import EvaluateConfig

@@ -27,6 +27,7 @@ def extract(
     on_error: str = typer.Option("stop", "--on-error", help="Unreadable image: stop or skip."),
     shard_samples: int = typer.Option(1024, "--shard-samples", help="Samples per shard file (unit of resume)."),
     prefetch_batches: int = typer.Option(2, "--prefetch-batches", help="Batches loaded ahead of the model."),
+    loader_threads: int = typer.Option(4, "--loader-threads", help="Threads decoding images."),
     seed: int = typer.Option(0, "--seed", help="Torch seed (recorded)."),
     family: str | None = typer.Option(None, "--family", help="Force the model family (default: detected)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made for another extraction."),
@@ -51,9 +52,8 @@ def extract(
         on_error=on_error,  # type: ignore[arg-type]
         shard_samples=shard_samples,
         prefetch_batches=prefetch_batches,
+        loader_threads=loader_threads,
         seed=seed,
     )
-    path = run_extract(
-        config, model, dataset, out, family=family, overwrite=overwrite, progress=sys.stderr.isatty()
-    )
+    path = run_extract(config, model, dataset, out, family=family, overwrite=overwrite, progress=sys.stderr.isatty())
     typer.echo(str(path))

@@ -8,7 +8,7 @@ printed and also saved as ``DATASET/import_report.json``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -24,7 +24,7 @@ Sources = Annotated[list[Path], typer.Argument(help="Source annotation file(s) o
 Images = Annotated[Path, typer.Option("--images", help="Folder the source image paths are relative to.")]
 Out = Annotated[Path, typer.Option("--out", help="Dataset directory to write (replaced atomically).")]
 Split = Annotated[
-    Optional[str], typer.Option("--split", help="train|valid|test for all rows (default: from the file/folder name).")
+    str | None, typer.Option("--split", help="train|valid|test for all rows (default: from the file/folder name).")
 ]
 Copy = Annotated[
     bool, typer.Option("--copy/--link", help="Copy images instead of hard-linking them (links fall back to copies).")
@@ -46,7 +46,7 @@ def vrd(
     images: Images,
     out: Out,
     relation: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--relation", help="Relation to keep (repeat); default: left of, right of, above, below."),
     ] = None,
     with_depth: Annotated[bool, typer.Option("--with-depth", help="Also keep 'in front of' and 'behind'.")] = False,
@@ -54,12 +54,16 @@ def vrd(
         bool, typer.Option("--keep-same-family", help="Keep pairs like 'truck' / 'truck 2' (dropped by default).")
     ] = False,
     keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep exact duplicate rows.")] = False,
-    balance: Annotated[bool, typer.Option("--balance", help="Downsample each relation to the rarest one's count.")] = False,
-    max_per_class: Annotated[Optional[int], typer.Option("--max-per-class", help="Cap per relation with --balance.")] = None,
+    balance: Annotated[
+        bool, typer.Option("--balance", help="Downsample each relation to the rarest one's count.")
+    ] = False,
+    max_per_class: Annotated[
+        int | None, typer.Option("--max-per-class", help="Cap per relation with --balance.")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of --balance.")] = 42,
     split: Split = None,
     prompt_template: Annotated[
-        Optional[str], typer.Option("--prompt-template", help="Question with {subj}, {obj}, {choices}.")
+        str | None, typer.Option("--prompt-template", help="Question with {subj}, {obj}, {choices}.")
     ] = None,
     copy: Copy = False,
 ) -> None:
@@ -93,7 +97,7 @@ def llava(
         int, typer.Option("--num-options", help="Options per MCQA row (correct + distractors); 0 = open answers.")
     ] = 4,
     seen_classes: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--seen-classes", help="Seen classes: .txt (one per line), JSON list, or a LLaVA JSON."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the distractor draw.")] = 0,
@@ -118,9 +122,7 @@ def pixmo_count(
     images: Images,
     out: Out,
     split: Split = None,
-    prompt_template: Annotated[
-        Optional[str], typer.Option("--prompt-template", help="Question with {label}.")
-    ] = None,
+    prompt_template: Annotated[str | None, typer.Option("--prompt-template", help="Question with {label}.")] = None,
     verify_sha256: Annotated[
         bool, typer.Option("--verify-sha256", help="Drop images whose bytes do not match image_sha256.")
     ] = False,
@@ -139,9 +141,7 @@ def countbench(
     sources: Sources,
     out: Out,
     split: Annotated[str, typer.Option("--split", help="Split of every row.")] = "test",
-    prompt_template: Annotated[
-        Optional[str], typer.Option("--prompt-template", help="Question with {question}.")
-    ] = None,
+    prompt_template: Annotated[str | None, typer.Option("--prompt-template", help="Question with {question}.")] = None,
 ) -> None:
     """CountBenchQA parquet (image bytes, text, question, number) -> counting rows, images written out."""
     from vlmscope.data.importers.countbench import CountBenchImportConfig, import_countbench
@@ -156,15 +156,11 @@ def counting_qa(
     sources: Sources,
     images: Images,
     out: Out,
-    split: Annotated[
-        str, typer.Option("--split", help="Split of images not listed in a *_ids.json file.")
-    ] = "test",
+    split: Annotated[str, typer.Option("--split", help="Split of images not listed in a *_ids.json file.")] = "test",
     question_kind: Annotated[
-        Optional[list[str]], typer.Option("--question-kind", help="Question kind to keep (repeat); default all.")
+        list[str] | None, typer.Option("--question-kind", help="Question kind to keep (repeat); default all.")
     ] = None,
-    prompt_prefix: Annotated[
-        str, typer.Option("--prompt-prefix", help="Text put before every question.")
-    ] = "",
+    prompt_prefix: Annotated[str, typer.Option("--prompt-prefix", help="Text put before every question.")] = "",
     copy: Copy = False,
 ) -> None:
     """The counting study's questions.json + answers.json folders -> counting rows."""

@@ -1,7 +1,85 @@
-"""`vlmscope models`: (filled in by its issue)."""
+"""`vlmscope models`: list the families, build tiny checkpoints and composites."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="models", no_args_is_help=True)
+__all__ = ["app"]
+
+app = typer.Typer(help="Model families, tiny offline checkpoints and LLaVA-style composites.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_() -> None:
+    """Print every family with what it supports and the hub ids the studies used."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vlmscope.models import family_info
+    from vlmscope.models.tiny import TINY
+
+    table = Table(title="vlmscope model families")
+    for col in ("family", "generation", "attention", "mlp", "contrastive", "model_type", "tiny", "examples"):
+        table.add_column(col)
+    yes = {True: "yes", False: "-"}
+    rows = family_info()  # imports every family, which fills TINY
+    tiny_names = TINY.names()
+    names = [f.name for f in rows]
+
+    def owner(tiny_name: str) -> str | None:
+        """A tiny build belongs to the family of the same name, else to the longest family-name prefix."""
+        if tiny_name in names:
+            return tiny_name
+        prefixes = [n for n in names if tiny_name.startswith(n)]
+        return max(prefixes, key=len) if prefixes else None
+
+    for f in rows:
+        c = f.capabilities
+        tinies = [t for t in tiny_names if owner(t) == f.name]
+        table.add_row(
+            f.name, yes[c.generation], yes[c.attention], yes[c.mlp], yes[c.contrastive],
+            ", ".join(f.model_types), ", ".join(tinies) or "-", "\n".join(f.examples),
+        )  # fmt: skip
+    extra = [t for t in tiny_names if owner(t) is None]
+    Console(width=160).print(table)
+    if extra:
+        typer.echo("other tiny builds: " + ", ".join(extra))
+
+
+@app.command("tiny")
+def tiny(
+    family: str = typer.Argument(..., help="Tiny build name (see `vlmscope models list`), e.g. composite, llava."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Weight initialisation seed; same seed, same bytes."),
+) -> None:
+    """Write a tiny random checkpoint of FAMILY offline (config, safetensors, tokenizer, processor)."""
+    from vlmscope.models.tiny import build_tiny
+
+    path = build_tiny(family, out, seed=seed)
+    typer.echo(f"wrote tiny {family} checkpoint to {path}")
+
+
+@app.command("composite")
+def composite(
+    vision: str = typer.Option(
+        ..., "--vision", help="Vision tower: hub id or local dir (CLIP, SigLIP, DINOv2, ViT, MAE)."
+    ),
+    lm: str = typer.Option(..., "--lm", help="Decoder LM: hub id or local dir (Llama, Qwen3, Mistral, ...)."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
+    projector: str = typer.Option("linear", "--projector", help="linear or mlp2x_gelu."),
+    feature_layer: int = typer.Option(-2, "--feature-layer", help="Tower hidden-state index fed to the projector."),
+    keep_cls: bool = typer.Option(False, "--keep-cls", help="Keep the tower's CLS token (dropped by default)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Projector initialisation seed."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision for both parts."),
+) -> None:
+    """Assemble a pretrained tower + projector + pretrained LM into a LLaVA checkpoint."""
+    from vlmscope.models.families.composite import build_composite
+
+    path = build_composite(
+        vision, lm, out=out, projector=projector, feature_layer=feature_layer,
+        drop_cls=False if keep_cls else None, dtype=dtype, seed=seed, revision=revision,
+    )  # fmt: skip
+    typer.echo(f"wrote composite checkpoint to {path}")

@@ -14,7 +14,9 @@ __all__ = ["report"]
 def report(
     artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="Artifacts root to report on."),
     out: Path = typer.Option(
-        Path("artifacts/reports"), "--out", help="Output directory (replaced as a whole): index.html, PNGs, report.json."
+        Path("artifacts/reports"),
+        "--out",
+        help="Output directory (replaced as a whole): index.html, PNGs, report.json.",
     ),
     title: str = typer.Option("vlmscope report", "--title", help="Page title."),
     attention_examples: int = typer.Option(3, "--attention-examples", help="Samples drawn with attention overlays."),

@@ -181,9 +181,7 @@ def paired_stats(
     correct: str = "correct",
 ) -> PairedStats | None:
     """Pair ``variant == original`` rows with ``variant == masked`` rows on ``key``; ``None`` without pairs."""
-    return paired_from_pairs(
-        pair_rows(df, key=key, variant=variant, original=original, masked=masked, correct=correct)
-    )
+    return paired_from_pairs(pair_rows(df, key=key, variant=variant, original=original, masked=masked, correct=correct))
 
 
 def paired_by_group(pairs: pl.DataFrame, by: str) -> dict[tuple[str, str], PairedStats]:

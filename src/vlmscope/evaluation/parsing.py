@@ -154,7 +154,7 @@ def parse_choice(text: str, options: Sequence[str], *, letters: bool = True) -> 
         return idx if idx < len(options) else _exact_option(t, options)
     m = _LEAD_LETTER.match(t) if letters else None
     if m:
-        idx = ord((m.group(1) or m.group(2))) - ord("a")
+        idx = ord(m.group(1) or m.group(2)) - ord("a")
         if idx >= len(options):
             return None
         rest = _exact_option(m.group(3), options)

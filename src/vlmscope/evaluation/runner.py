@@ -42,7 +42,6 @@ from vlmscope.evaluation.scoring import Scored, pick_group_columns, prepare_rows
 from vlmscope.io.atomic import atomic_dir
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from PIL.Image import Image
 
     from vlmscope.models.adapter import ContrastiveAdapter, ModelAdapter
@@ -100,7 +99,9 @@ def _accepts(fn: Any, name: str) -> bool:
     return name in params
 
 
-def option_nll(adapter: ModelAdapter, images: Sequence[Image], prompts: Sequence[str], options: Sequence[str]) -> list[float]:
+def option_nll(
+    adapter: ModelAdapter, images: Sequence[Image], prompts: Sequence[str], options: Sequence[str]
+) -> list[float]:
     """Mean NLL per pair of the ``options[i]`` tokens (answer span incl. eos) after ``prompts[i]`` with ``images[i]``.
 
     Returns one float per pair (B,). Logits are kept only for the trailing
@@ -179,7 +180,10 @@ def _run_option_loss(
         chunk = [pairs[j] for j in idx]
         sel = [rows[i] for i, _ in chunk]
         nll = option_nll(
-            adapter, _images(dataset, sel), [r["prompt"] for r in sel], [r["choices"][k] for r, (_, k) in zip(sel, chunk)]
+            adapter,
+            _images(dataset, sel),
+            [r["prompt"] for r in sel],
+            [r["choices"][k] for r, (_, k) in zip(sel, chunk, strict=True)],
         )
         done = 0
         for (i, k), v in zip(chunk, nll, strict=True):
@@ -239,7 +243,8 @@ def _json_value(v: Any) -> Any:
 
 def _progress_bar(total: int, enabled: bool) -> tuple[Any, Progress]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
     console = Console(stderr=True)
     bar = Bar(

@@ -70,9 +70,7 @@ def prepare_rows(df: pl.DataFrame, where: str) -> pl.DataFrame:
     has_choices = "choices" in df.columns and "answer_index" in df.columns
     inferred = (
         pl.when(
-            pl.col("choices").is_not_null() & pl.col("answer_index").is_not_null()
-            if has_choices
-            else pl.lit(False)
+            pl.col("choices").is_not_null() & pl.col("answer_index").is_not_null() if has_choices else pl.lit(False)
         )
         .then(pl.lit("choice"))
         .when(pl.col("answer").str.strip_chars().str.contains(r"^\d+$"))
@@ -90,9 +88,9 @@ def prepare_rows(df: pl.DataFrame, where: str) -> pl.DataFrame:
             f"{where}: sample {r['sample_id']!r} has answer_type {r['answer_type']!r}; expected one of {ANSWER_TYPES}"
         )
     gt: list[str] = []
-    for r in df.select("sample_id", "answer", "answer_type", *(["choices", "answer_index"] if has_choices else [])).iter_rows(
-        named=True
-    ):
+    for r in df.select(
+        "sample_id", "answer", "answer_type", *(["choices", "answer_index"] if has_choices else [])
+    ).iter_rows(named=True):
         kind, sid = r["answer_type"], r["sample_id"]
         if r["answer"] is None:
             raise DatasetError(f"{where}: sample {sid!r} has no answer")

@@ -110,7 +110,9 @@ def _hub_json(source: str, filename: str, revision: str | None) -> dict[str, Any
     return data if isinstance(data, dict) else None
 
 
-def read_config(source: str | os.PathLike[str], *, revision: str | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def read_config(
+    source: str | os.PathLike[str], *, revision: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``(config.json, vlmscope.json or None)`` of a local directory or hub id."""
     from vlmscope.models.tiny import SIDECAR, read_sidecar
 
@@ -126,7 +128,8 @@ def read_config(source: str | os.PathLike[str], *, revision: str | None = None) 
         return config, read_sidecar(d)
     s = str(source)
     config = _hub_json(s, "config.json", revision)
-    assert config is not None  # _hub_json raises for config.json
+    if config is None:
+        raise ModelError(f"{s}: config.json on the hub is not a JSON object")
     return config, _hub_json(s, SIDECAR, revision)
 
 

@@ -142,6 +142,8 @@ def build_tokenizer(
     bos_token: str | None = "<s>",
     eos_token: str = "</s>",
     add_bos_token: bool = True,
+    add_eos_token: bool = False,
+    padding_side: str = "left",
     chat_template: str | None = None,
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     extra_words: Sequence[str] = (),
@@ -153,19 +155,26 @@ def build_tokenizer(
     order, then the 256 byte symbols, then merges. ``vocab_size`` is an upper
     bound (training stops when the corpus has no pair left to merge).
     ``add_bos_token`` prepends ``bos`` to every encoded text (LLaMA style;
-    Qwen/ChatML-style families pass ``bos_token=None``).
+    Qwen/ChatML-style families pass ``bos_token=None``); ``add_eos_token``
+    appends ``eos`` (CLIP/SigLIP text towers pool at the eos). ``pad_token``
+    may equal ``eos_token`` (CLIP, SigLIP); generative families pad on the
+    left, contrastive ones on the right.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    roles = [pad_token] + ([bos_token] if bos_token else []) + [eos_token]
-    if len(set(roles)) != len(roles):
-        raise ConfigError(f"pad, bos and eos tokens must be distinct, got {roles}")
+    if bos_token is not None and bos_token in (pad_token, eos_token):
+        raise ConfigError(f"bos token {bos_token!r} must differ from pad {pad_token!r} and eos {eos_token!r}")
+    if padding_side not in ("left", "right"):
+        raise ConfigError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    roles = list(dict.fromkeys([pad_token] + ([bos_token] if bos_token else []) + [eos_token]))
     # an extra may repeat a role (ChatML's <|im_end|> is also eos): keep its first id
     specials = list(dict.fromkeys(roles + list(extra_special_tokens)))
     minimum = len(specials) + 256
     if vocab_size < minimum + 64:
-        raise ConfigError(f"vocab_size must be at least {minimum + 64} (specials + 256 bytes + 64 merges), got {vocab_size}")
+        raise ConfigError(
+            f"vocab_size must be at least {minimum + 64} (specials + 256 bytes + 64 merges), got {vocab_size}"
+        )
 
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -178,10 +187,15 @@ def build_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(corpus(extra_words), trainer=trainer)
-    if bos_token and add_bos_token:
-        bos_id = tok.token_to_id(bos_token)
+    use_bos = bool(bos_token and add_bos_token)
+    if use_bos or add_eos_token:
+        pre = f"{bos_token} " if use_bos else ""
+        post = f" {eos_token}" if add_eos_token else ""
+        used = ([bos_token] if use_bos else []) + ([eos_token] if add_eos_token else [])
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos_token} $A", pair=f"{bos_token} $A {bos_token} $B", special_tokens=[(bos_token, bos_id)]
+            single=f"{pre}$A{post}",
+            pair=f"{pre}$A{post} {pre}$B{post}",
+            special_tokens=[(t, tok.token_to_id(t)) for t in used],
         )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -191,7 +205,7 @@ def build_tokenizer(
         "pad_token": pad_token,
         "eos_token": eos_token,
         "model_max_length": model_max_length,
-        "padding_side": "left",
+        "padding_side": padding_side,
         "clean_up_tokenization_spaces": False,
     }
     if bos_token:

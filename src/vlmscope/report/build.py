@@ -25,7 +25,7 @@ from vlmscope.report.config import ReportConfig
 from vlmscope.report.context import Context
 from vlmscope.report.html import TocEntry, esc, page
 from vlmscope.report.inventory import scan_artifacts
-from vlmscope.report.sections import render_datasets, render_study, study_anchor
+from vlmscope.report.sections import render_datasets, render_other_models, render_study, study_anchor
 from vlmscope.report.studies import assign_studies
 
 __all__ = ["INDEX", "SUMMARY", "build_report"]
@@ -72,7 +72,10 @@ def build_report(artifacts: str | os.PathLike[str], out: str | os.PathLike[str],
         toc.append(TocEntry(study_anchor(c), c.study.title, bool(counts["run"])))
         summary.update({f"{c.study.key}/{k}": v for k, v in counts.items()})
 
-    body = ['<h2 id="datasets">Datasets</h2>', render_datasets(inv, studies), *sections]
+    n_before = len(ctx.images)
+    models = render_other_models(ctx, inv)
+    summary["trained_models/n_figures"] = len(ctx.images) - n_before
+    body = ['<h2 id="datasets">Datasets</h2>', render_datasets(inv, studies), models, *sections]
     if ctx.problems:
         items = "".join(f"<li>{esc(p)}</li>" for p in ctx.problems)
         body.append(f'<h2 id="problems">Problems</h2><p>Inputs found but not shown:</p><ul>{items}</ul>')
@@ -90,6 +93,7 @@ def build_report(artifacts: str | os.PathLike[str], out: str | os.PathLike[str],
             "n_logit_lens": len(inv.logit_lens),
             "n_ffn": len(inv.ffn),
             "n_stores": len(inv.stores),
+            "n_output_layer": len(inv.output_layer),
             "n_models": len(inv.models),
             "n_figures": len(ctx.images),
             "n_problems": len(ctx.problems),

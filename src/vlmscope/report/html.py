@@ -78,7 +78,7 @@ def fmt(value: Cell, digits: int = 3) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
-        if value != 0 and abs(value) >= 10 ** 4:
+        if value != 0 and abs(value) >= 10**4:
             return f"{value:.4g}"
         if float(value).is_integer() and abs(value) >= 10:
             return str(int(value))
@@ -140,12 +140,10 @@ def figure(png: bytes, *, alt: str, caption: str | None = None, href: str | None
     w, h = png_size(png)
     data = base64.b64encode(png).decode("ascii")
     img = f'<img src="data:image/png;base64,{data}" width="{w}" height="{h}" alt="{esc(alt)}">'
-    cap = caption or ""
+    parts = [esc(caption)] if caption else []
     if href:
-        cap = f"{esc(cap)} <code>{esc(href)}</code>" if cap else f"<code>{esc(href)}</code>"
-    else:
-        cap = esc(cap)
-    figcap = f"<figcaption>{cap}</figcaption>" if cap else ""
+        parts.append(f"<code>{esc(href)}</code>")
+    figcap = f"<figcaption>{' '.join(parts)}</figcaption>" if parts else ""
     return f"<figure>{img}{figcap}</figure>"
 
 
@@ -170,8 +168,11 @@ def page(title: str, body: str, *, toc: Sequence[TocEntry] = (), generation_note
     toc_html = ""
     if toc:
         items = "".join(
-            (f'<li><a href="#{esc(t.anchor)}">{esc(t.title)}</a></li>' if t.has_content
-             else f'<li class="missing"><a href="#{esc(t.anchor)}">{esc(t.title)}</a> (not run)</li>')
+            (
+                f'<li><a href="#{esc(t.anchor)}">{esc(t.title)}</a></li>'
+                if t.has_content
+                else f'<li class="missing"><a href="#{esc(t.anchor)}">{esc(t.title)}</a> (not run)</li>'
+            )
             for t in toc
         )
         toc_html = f'<nav class="toc"><strong>Studies</strong><ul>{items}</ul></nav>'

@@ -11,12 +11,15 @@ are ignored.
 Layout (relative to the root)::
 
     datasets/<dataset>/{manifest.parquet,dataset.json,images/}
-    evals/<model>/<dataset>/{metrics.json,per_group.csv}
-    probes/<model>/<dataset>/<label>/{per_layer.csv,metrics.json}
+    evals/<model>/<dataset>/{metrics.json,per_group.csv,predictions.jsonl,config.json}
+    probes/<model>/<dataset>/{per_layer.csv,metrics.json}          (one probe per dataset)
+    probes/<model>/<dataset>/<label>/{per_layer.csv,metrics.json}  (one probe per label)
     lens/<model>/<dataset>/logit/summary.csv
     lens/<model>/<dataset>/ffn/{summary.csv,ffn.jsonl}
     activations/<model>/<dataset>.zarr
-    models/<model>/metrics.json
+    output_layer/<model>/<dataset>/{metrics.json,history.csv}
+    models/<model>/{metrics.json,training_args.json,dvclive/}      (trained checkpoints)
+    training/<model>/metrics.json                                   (when models/<model> has none)
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ class Run:
 class ProbeRun:
     model: str
     dataset: str
-    label: str
+    label: str | None
+    """The label directory's name; None for a per-dataset probe (its label is read from its files)."""
     path: Path
-    """The ``probes/<model>/<dataset>/<label>`` directory."""
+    """The directory holding ``per_layer.csv``."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,11 @@ class ModelEntry:
 
     name: str
     path: Path
+    """The directory holding ``metrics.json`` (and, for checkpoints, ``dvclive/``)."""
     family: str | None
     """``config.json``'s ``model_type`` when present."""
+    trainer: str | None = None
+    """``training_args.json``'s ``trainer`` (``projector``, ``lora``, ``clip``, ...) when present."""
 
 
 @dataclass
@@ -79,6 +86,7 @@ class Inventory:
     logit_lens: list[Run] = field(default_factory=list)
     ffn: list[Run] = field(default_factory=list)
     stores: list[Run] = field(default_factory=list)
+    output_layer: list[Run] = field(default_factory=list)
     models: list[ModelEntry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Files found but unusable (unreadable dataset.json ...), shown on the page."""
@@ -164,19 +172,57 @@ def _scan_stores(root: Path, known: set[str]) -> list[Run]:
     return out
 
 
+def _json_field(path: Path, key: str) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
 def _scan_models(root: Path) -> list[ModelEntry]:
-    base = root / "models"
-    out = []
-    for f in _visible_files(base, "metrics.json"):
-        family = None
-        cfg = f.parent / "config.json"
-        if cfg.is_file():
-            try:
-                family = json.loads(cfg.read_text()).get("model_type")
-            except (OSError, ValueError, AttributeError):
-                family = None
-        out.append(ModelEntry(f.parent.relative_to(base).as_posix(), f.parent, family))
-    return out
+    """Checkpoints with ``metrics.json`` under ``models/``, then ``training/`` logs of the others."""
+    out: dict[str, ModelEntry] = {}
+    for sub in ("models", "training"):
+        base = root / sub
+        for f in _visible_files(base, "metrics.json"):
+            name = f.parent.relative_to(base).as_posix()
+            if name in out:
+                continue
+            ckpt = root / "models" / name
+            family = _json_field(ckpt / "config.json", "model_type") or _json_field(
+                f.parent / "config.json", "model_type"
+            )
+            trainer = _json_field(f.parent / "training_args.json", "trainer") or _json_field(
+                ckpt / "training_args.json", "trainer"
+            )
+            out[name] = ModelEntry(name, f.parent, family, trainer)
+    return [out[k] for k in sorted(out)]
+
+
+def _scan_probes(root: Path, known: set[str]) -> list[ProbeRun]:
+    """Per-dataset (``<model>/<dataset>/``) and per-label (``<model>/<dataset>/<label>/``) probes."""
+    base = root / "probes"
+    probes: dict[tuple[str, str, str | None], ProbeRun] = {}
+    for f in _visible_files(base, "per_layer.csv"):
+        parts = f.parent.relative_to(base).parts
+        if len(parts) < 2:
+            continue
+        if parts[-1] in known:
+            per_dataset = True
+        elif len(parts) >= 3 and parts[-2] in known:
+            per_dataset = False
+        else:  # no dataset directory for it: two levels = model/dataset, more = model/dataset/label
+            per_dataset = len(parts) == 2
+        head = parts if per_dataset else parts[:-1]
+        split = _split(head, known)
+        if split is None:
+            continue
+        label = None if per_dataset else parts[-1]
+        probes[(split[0], split[1], label)] = ProbeRun(split[0], split[1], label, f.parent)
+    return [probes[k] for k in sorted(probes, key=lambda k: (k[0], k[1], k[2] or ""))]
 
 
 def scan_artifacts(root: str | os.PathLike[str]) -> Inventory:
@@ -192,10 +238,11 @@ def scan_artifacts(root: str | os.PathLike[str]) -> Inventory:
             evals[(model, ds)] = Run(model, ds, d)
     inv.evals = [evals[k] for k in sorted(evals)]
 
-    probes = {}
-    for model, ds, d, rest in _runs(root / "probes", "per_layer.csv", 1, known):
-        probes[(model, ds, rest[0])] = ProbeRun(model, ds, rest[0], d)
-    inv.probes = [probes[k] for k in sorted(probes)]
+    inv.probes = _scan_probes(root, known)
+    inv.output_layer = sorted(
+        (Run(m, ds, d) for m, ds, d, _ in _runs(root / "output_layer", "metrics.json", 0, known)),
+        key=lambda r: (r.model, r.dataset),
+    )
 
     for model, ds, d, rest in _runs(root / "lens", "summary.csv", 1, known):
         if rest[0] == "logit":
@@ -213,7 +260,8 @@ def scan_artifacts(root: str | os.PathLike[str]) -> Inventory:
     inv.models = sorted(_scan_models(root), key=lambda m: m.name)
 
     for ds in sorted(
-        {r.dataset for r in (*inv.evals, *inv.logit_lens, *inv.ffn, *inv.stores)} | {p.dataset for p in inv.probes}
+        {r.dataset for r in (*inv.evals, *inv.logit_lens, *inv.ffn, *inv.stores, *inv.output_layer)}
+        | {p.dataset for p in inv.probes}
     ):
         if ds not in inv.datasets:
             inv.datasets[ds] = DatasetEntry(ds, None, None)

@@ -60,9 +60,7 @@ def read_csv(path: Path, *, required: tuple[str, ...] = ()) -> pl.DataFrame:
         raise ReportInputError(f"{path}: not a readable CSV ({e})") from e
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ReportInputError(
-            f"{path}: missing column(s) {', '.join(missing)}; columns: {', '.join(df.columns)}"
-        )
+        raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}; columns: {', '.join(df.columns)}")
     return df
 
 

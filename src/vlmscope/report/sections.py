@@ -17,11 +17,12 @@ from vlmscope.report.inventory import Inventory
 from vlmscope.report.parts.attention import render_attention
 from vlmscope.report.parts.evaluation import render_evals, render_masked
 from vlmscope.report.parts.lens import render_ffn, render_logit_lens
+from vlmscope.report.parts.output_layer import render_output_layer
 from vlmscope.report.parts.probes import render_probes
 from vlmscope.report.parts.training import render_training
-from vlmscope.report.studies import StudyContent
+from vlmscope.report.studies import StudyContent, model_study
 
-__all__ = ["Part", "PARTS", "render_study", "render_datasets", "study_anchor"]
+__all__ = ["Part", "PARTS", "render_study", "render_datasets", "render_other_models", "study_anchor"]
 
 
 @dataclass(frozen=True)
@@ -34,21 +35,56 @@ class Part:
 
 
 PARTS: tuple[Part, ...] = (
-    Part("eval", "Evaluation", "no evaluation found under evals/<model>/<dataset>/ for this study's datasets.",
-         lambda ctx, c, inv: render_evals(ctx, c.evals, inv.datasets)),
-    Part("masked", "Original vs masked", "no original/masked comparison (paired/* keys in evals/<model>/<dataset>/"
-         "metrics.json) for this study's datasets.", lambda ctx, c, inv: render_masked(ctx, c.evals)),
-    Part("probe", "Per-layer probes", "no probe found under probes/<model>/<dataset>/<label>/ for this study's datasets.",
-         lambda ctx, c, inv: render_probes(ctx, c.probes)),
-    Part("logit", "Logit lens", "no logit-lens summary under lens/<model>/<dataset>/logit/ for this study's datasets.",
-         lambda ctx, c, inv: render_logit_lens(ctx, c.logit_lens)),
-    Part("ffn", "FFN neurons vs random neurons", "no FFN analysis under lens/<model>/<dataset>/ffn/.",
-         lambda ctx, c, inv: render_ffn(ctx, c.ffn)),
-    Part("attention", "Attention over the image", "no activation store with an 'attention' variable under "
-         "activations/<model>/<dataset>.zarr for this study's datasets.",
-         lambda ctx, c, inv: render_attention(ctx, c.stores, inv.datasets)),
-    Part("training", "Training", "no trained checkpoint with metrics.json under models/ for this study.",
-         lambda ctx, c, inv: render_training(ctx, c.models)),
+    Part(
+        "eval",
+        "Evaluation",
+        "no evaluation found under evals/<model>/<dataset>/ for this study's datasets.",
+        lambda ctx, c, inv: render_evals(ctx, c.evals, inv.datasets),
+    ),
+    Part(
+        "masked",
+        "Original vs masked",
+        "no original/masked comparison (paired/* keys in evals/<model>/<dataset>/"
+        "metrics.json) for this study's datasets.",
+        lambda ctx, c, inv: render_masked(ctx, c.evals),
+    ),
+    Part(
+        "probe",
+        "Per-layer probes",
+        "no probe found under probes/<model>/<dataset>/ (per_layer.csv) for this study's datasets.",
+        lambda ctx, c, inv: render_probes(ctx, c.probes),
+    ),
+    Part(
+        "logit",
+        "Logit lens",
+        "no logit-lens summary under lens/<model>/<dataset>/logit/ for this study's datasets.",
+        lambda ctx, c, inv: render_logit_lens(ctx, c.logit_lens),
+    ),
+    Part(
+        "ffn",
+        "FFN neurons vs random neurons",
+        "no FFN analysis under lens/<model>/<dataset>/ffn/.",
+        lambda ctx, c, inv: render_ffn(ctx, c.ffn),
+    ),
+    Part(
+        "attention",
+        "Attention over the image",
+        "no activation store with an 'attention' variable under "
+        "activations/<model>/<dataset>.zarr for this study's datasets.",
+        lambda ctx, c, inv: render_attention(ctx, c.stores, inv.datasets),
+    ),
+    Part(
+        "output_layer",
+        "Output-layer fine-tuning",
+        "no output-layer fine-tuning under output_layer/<model>/<dataset>/ for this study's datasets.",
+        lambda ctx, c, inv: render_output_layer(ctx, c.output_layer),
+    ),
+    Part(
+        "training",
+        "Training",
+        "no trained checkpoint with metrics.json under models/ for this study.",
+        lambda ctx, c, inv: render_training(ctx, c.models),
+    ),
 )
 
 
@@ -60,7 +96,9 @@ def _datasets_line(c: StudyContent, inv: Inventory) -> str:
     if not c.datasets:
         gens = ", ".join(sorted(c.study.generators))
         if not gens:
-            return "<p>This study reads trained checkpoints under models/.</p>" if "training" in c.study.expected else ""
+            return (
+                "<p>This study reads trained checkpoints under models/.</p>" if "training" in c.study.expected else ""
+            )
         return f"<p>No dataset of generator {esc(gens)} under datasets/.</p>"
     items = []
     for name in c.datasets:
@@ -95,8 +133,12 @@ def render_study(ctx: Context, c: StudyContent, inv: Inventory) -> tuple[str, di
         elif expected:
             body += [f"<h3>{esc(part.title)}</h3>", not_run(part.missing)]
     body.append("</section>")
-    counts = {"run": int(shown > 0), "n_parts": shown, "n_figures": len(ctx.images) - n_figs,
-              "n_datasets": len(c.datasets)}
+    counts = {
+        "run": int(shown > 0),
+        "n_parts": shown,
+        "n_figures": len(ctx.images) - n_figs,
+        "n_datasets": len(c.datasets),
+    }
     return "\n".join(body), counts
 
 
@@ -119,5 +161,14 @@ def render_datasets(inv: Inventory, studies: list[StudyContent]) -> str:
         ]
         for name, d in inv.datasets.items()
     ]
-    return table(["dataset", "generator", "study", "samples", "fingerprint", "directory present"], rows,
-                 caption="Datasets")
+    return table(
+        ["dataset", "generator", "study", "samples", "fingerprint", "directory present"], rows, caption="Datasets"
+    )
+
+
+def render_other_models(ctx: Context, inv: Inventory) -> str:
+    """Trained checkpoints no study claims (e.g. the embedded default model), or "" when none."""
+    others = [m for m in inv.models if model_study(m) is None]
+    if not others:
+        return ""
+    return '<h2 id="trained-models">Trained models</h2>' + render_training(ctx, others)

@@ -4,8 +4,9 @@ A dataset joins a study through ``dataset.json``'s ``generator`` (never its
 directory name), so a renamed dataset still lands in the right section. The
 FFN analysis is the unseen-class study's method, so every FFN output is shown
 there whatever its dataset. Trained checkpoints with metrics go to the medical
-study when they are CLIP-like classifiers (the medical CLIP fine-tuning) and to
-the unseen-class study otherwise (projector-only training of the composite).
+study when LoRA- or CLIP-trained (or CLIP-like), to the unseen-class study when
+projector-trained; others (the embedded default model) are listed on their own
+under "Trained models".
 Datasets of an unknown generator land in "Other datasets", shown only when
 non-empty.
 """
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field
 
 from vlmscope.report.inventory import Inventory, ModelEntry, ProbeRun, Run
 
-__all__ = ["Study", "STUDIES", "OTHER", "StudyContent", "assign_studies"]
+__all__ = ["Study", "STUDIES", "OTHER", "StudyContent", "assign_studies", "model_study"]
 
 Kind = str
-"""One of ``eval``, ``masked``, ``probe``, ``logit``, ``ffn``, ``attention``, ``training``."""
+"""One of ``eval``, ``masked``, ``probe``, ``logit``, ``ffn``, ``attention``, ``output_layer``, ``training``."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ STUDIES: tuple[Study, ...] = (
         "Count accuracy overall and per entity type, per-layer probes of the count, and the logit lens "
         "of the last token.",
         frozenset({"counting", "pixmo-count", "countbench", "counting-qa"}),
-        ("eval", "probe", "logit"),
+        ("eval", "probe", "logit", "output_layer"),
     ),
     Study(
         "unseen",
@@ -84,6 +85,8 @@ OTHER = Study(
 )
 
 _CLASSIFIER_FAMILIES = frozenset({"clip", "siglip", "siglip2", "clip_vision_model"})
+_MEDICAL_TRAINERS = frozenset({"lora", "clip", "merge"})
+_UNSEEN_TRAINERS = frozenset({"projector"})
 
 
 @dataclass
@@ -97,11 +100,14 @@ class StudyContent:
     logit_lens: list[Run] = field(default_factory=list)
     ffn: list[Run] = field(default_factory=list)
     stores: list[Run] = field(default_factory=list)
+    output_layer: list[Run] = field(default_factory=list)
     models: list[ModelEntry] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.evals or self.probes or self.logit_lens or self.ffn or self.stores or self.models)
+        return not (
+            self.evals or self.probes or self.logit_lens or self.ffn or self.stores or self.output_layer or self.models
+        )
 
 
 def _study_key(generator: str | None) -> str:
@@ -111,8 +117,13 @@ def _study_key(generator: str | None) -> str:
     return OTHER.key
 
 
-def _is_classifier(m: ModelEntry) -> bool:
-    return (m.family or "").lower() in _CLASSIFIER_FAMILIES
+def model_study(m: ModelEntry) -> str | None:
+    """``medical`` for LoRA / CLIP training, ``unseen`` for projector-only training, else None."""
+    if (m.trainer or "") in _MEDICAL_TRAINERS or (m.family or "").lower() in _CLASSIFIER_FAMILIES:
+        return "medical"
+    if (m.trainer or "") in _UNSEEN_TRAINERS:
+        return "unseen"
+    return None
 
 
 def assign_studies(inv: Inventory) -> list[StudyContent]:
@@ -134,8 +145,12 @@ def assign_studies(inv: Inventory) -> list[StudyContent]:
         unseen.ffn.append(r)
         if r.dataset not in unseen.datasets:
             unseen.datasets.append(r.dataset)
+    for r in inv.output_layer:
+        contents[key_of[r.dataset]].output_layer.append(r)
     for m in inv.models:
-        contents["medical" if _is_classifier(m) else "unseen"].models.append(m)
+        key = model_study(m)
+        if key is not None:
+            contents[key].models.append(m)
     out = [contents[s.key] for s in STUDIES]
     other = contents[OTHER.key]
     if not other.empty:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 __all__ = ["report_location", "main"]
 
 INDEX = "index.html"

@@ -118,6 +118,7 @@ class EncodedCache:
         self.images = images or ImageCache()
         self.with_answers = with_answers
         self._enc: dict[int, EncodedBatch] = {}
+        self._shared: dict[tuple[str, str], torch.Tensor] = {}
         tok = adapter.tokenizer
         self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
 
@@ -133,10 +134,24 @@ class EncodedCache:
                 [self.images.get(ex.image)], [ex.prompt], answers=[ex.answer] if self.with_answers else None
             )
             if self.with_answers:
-                assert enc.labels is not None  # encode with answers always sets labels
+                if enc.labels is None:
+                    raise TrainingError(f"{where}: the {self.adapter.family} adapter returned no answer labels")
                 enc.labels = mask_bbox(enc.labels, ex.answer, self.adapter.tokenizer, where)
+            self._share_image_tensors(str(ex.image), enc)
             self._enc[i] = enc
         return enc
+
+    def _share_image_tensors(self, image: str, enc: EncodedBatch) -> None:
+        """Rows of one image hold one copy of its processed pixels (relations: ~19 rows per image)."""
+        T = int(enc.inputs["input_ids"].shape[1])
+        for key, val in enc.inputs.items():
+            if not isinstance(val, torch.Tensor) or (val.ndim == 2 and val.shape == (1, T)):
+                continue
+            prev = self._shared.get((image, key))
+            if prev is not None and prev.shape == val.shape and torch.equal(prev, val):
+                enc.inputs[key] = prev
+            else:
+                self._shared[(image, key)] = val
 
     def warm(self) -> None:
         """Encode every row now (surfaces bad rows before training starts)."""

@@ -125,7 +125,7 @@ def fit_head(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             seen += len(idx)
         with torch.no_grad():
             W = full().detach()

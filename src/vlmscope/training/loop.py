@@ -129,7 +129,8 @@ def make_accelerator(cfg: LoopConfig) -> Any:
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     if mp != "no" and not torch.cuda.is_available():
         mp = "no"  # fp32 on CPU: bf16 CPU autocast is slow and changes the numerics
-    return Accelerator(mixed_precision=mp, step_scheduler_with_optimizer=False)
+    # cpu=True on a GPU-less machine lets torchrun-launched processes form a gloo DDP group
+    return Accelerator(mixed_precision=mp, step_scheduler_with_optimizer=False, cpu=not torch.cuda.is_available())
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

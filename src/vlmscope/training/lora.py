@@ -14,6 +14,7 @@ unmerged adapter that ``vlmscope merge --adapter`` folds into the base.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def train_lora(
     from accelerate.utils import set_seed
     from peft import LoraConfig, get_peft_model
 
+    cfg.loop.apply_threads()
     set_seed(cfg.loop.seed)
     adapter = load_generative(model)
     train = load_rows(datasets, cfg.train_split, class_column=cfg.subsample.class_column)
@@ -113,7 +115,9 @@ def train_lora(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, bias="none",
         modules_to_save=_projector_modules(adapter) if cfg.train_projector else None,
     )
-    peft_model = get_peft_model(adapter.model, peft_cfg)
+    with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*is_gradient_checkpointing.*")
+        peft_model = get_peft_model(adapter.model, peft_cfg)
     n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     out = Path(out)
     run = VlmRun(

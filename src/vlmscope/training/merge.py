@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,7 @@ def merge_adapter(
     """Load ``base``, apply the peft adapter at ``adapter``, merge and save to ``out``."""
     from peft import PeftModel
 
-    from vlmscope.models.tiny import read_sidecar, write_sidecar
-    from vlmscope.training.vlm import load_generative
+    from vlmscope.training.vlm import load_generative, save_model_files
 
     a = Path(adapter)
     if not (a / "adapter_config.json").is_file():
@@ -92,17 +92,14 @@ def merge_adapter(
             raise NotFound(f"{adapter}: no adapter_config.json; pass the directory `train lora` wrote or its adapter/")
     model = load_generative(base)
     try:
-        peft_model = PeftModel.from_pretrained(model.model, str(a))
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*is_gradient_checkpointing.*")
+            peft_model = PeftModel.from_pretrained(model.model, str(a))
     except (ValueError, KeyError, RuntimeError) as e:
         raise ModelError(f"cannot apply adapter {a} to {base}: {e}") from e
     model.model = peft_model.merge_and_unload()
     with atomic_dir(out) as tmp:
-        model.save_pretrained(str(tmp))
-        sidecar = read_sidecar(base) if Path(base).is_dir() else None
-        if sidecar is not None:
-            fam = sidecar.pop("family")
-            sidecar.pop("vlmscope_version", None)
-            write_sidecar(tmp, fam, **{**sidecar, "merged_adapter": str(a)})
+        save_model_files(model, tmp, merged_adapter=str(a))
         info = {"base": str(base), "adapter": str(a), "vlmscope_version": __version__}
         (tmp / MERGE_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info

@@ -94,6 +94,7 @@ def train_projector(
     """Train ``model``'s projector on ``datasets``; writes ``out`` and returns its metrics."""
     from accelerate.utils import set_seed
 
+    cfg.loop.apply_threads()
     set_seed(cfg.loop.seed)
     adapter = load_generative(model)
     train = load_rows(datasets, cfg.train_split, class_column=cfg.subsample.class_column)

@@ -49,6 +49,7 @@ __all__ = [
     "VlmRun",
     "run_vlm_training",
     "write_checkpoint",
+    "save_model_files",
 ]
 
 
@@ -268,19 +269,11 @@ def write_checkpoint(
     ``write_extra(tmp, result)`` runs first (LoRA saves its adapter and then
     merges it into ``run.adapter.model`` there) and returns extra metrics.
     """
-    from vlmscope.models.tiny import read_sidecar, write_sidecar
-
-    base = Path(run.adapter.source)
     with atomic_dir(run.out) as tmp:
         if write_extra is not None:
             metrics.update(write_extra(tmp, result))
-        run.adapter.save_pretrained(str(tmp))
-        sidecar = read_sidecar(base) if base.is_dir() else None
-        if sidecar is not None:
-            fam = sidecar.pop("family")
-            sidecar.pop("vlmscope_version", None)
-            write_sidecar(tmp, fam, **{**sidecar, "trained_from": str(run.adapter.source),
-                                       "trainer": run.training_args.get("trainer")})  # fmt: skip
+        save_model_files(run.adapter, tmp, trained_from=str(run.adapter.source),
+                         trainer=run.training_args.get("trainer"))  # fmt: skip
         args = {**run.training_args, "vlmscope_version": __version__}
         (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True, default=str) + "\n")
         (tmp / "train_state.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
@@ -289,6 +282,24 @@ def write_checkpoint(
         live = run.run_dir / "dvclive"
         if live.is_dir():
             shutil.copytree(live, tmp / "dvclive")
+
+
+def save_model_files(adapter: Any, out: Path, **sidecar_extra: Any) -> None:
+    """Weights + config + processor (``save_pretrained``) and the base's ``vlmscope.json`` sidecar.
+
+    The sidecar carries the family (a composite and a LLaVA share
+    ``model_type``), so the trained checkpoint is detected as its base was.
+    """
+    from vlmscope.models.tiny import read_sidecar, write_sidecar
+
+    adapter.model.save_pretrained(str(out))
+    adapter.processor.save_pretrained(str(out))
+    base = Path(adapter.source)
+    sidecar = read_sidecar(base) if base.is_dir() else None
+    if sidecar is not None:
+        fam = sidecar.pop("family")
+        sidecar.pop("vlmscope_version", None)
+        write_sidecar(out, fam, **{**sidecar, **sidecar_extra})
 
 
 class _Uncached:
@@ -304,4 +315,5 @@ class _Uncached:
         for i in indices:
             items.append(self._cache.one(int(i)))
             self._cache._enc.pop(int(i), None)
+        self._cache._shared.clear()
         return collate(items, self._cache.pad_id)

@@ -67,8 +67,8 @@ def test_manifest_contract(rendered: Callable[..., Path], kind: str, variant: st
     # every image exists, is a PNG the size the config says, and every file is referenced
     images = set(df["image"].unique())
     assert images == {str(p.relative_to(d)) for p in (d / "images").glob("*.png")}
-    first = Image.open(d / sorted(images)[0])
-    assert first.format == "PNG" and first.mode == "RGB"
+    with Image.open(d / sorted(images)[0]) as first:
+        assert first.format == "PNG" and first.mode == "RGB"
     # choice rows: the answer is the option the index points at (or its letter)
     choice = df.filter(pl.col("answer_type") == "choice")
     for row in choice.iter_rows(named=True):

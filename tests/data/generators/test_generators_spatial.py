@@ -18,6 +18,12 @@ from vlmscope.data.generators.draw import PALETTE, half_extent
 from vlmscope.data.generators.spatial import plan_spatial
 from vlmscope.data.manifest import read_manifest
 
+def _rgb(path: Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8 pixels of a PNG, file closed."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 
 def _relation(row: dict, gap: int = 80, align: int = 30) -> str | None:
     """The relation the coordinates satisfy under study A's rules, or None."""
@@ -96,7 +102,7 @@ def test_pixels_show_the_stored_shapes(rendered: Callable[..., Path]) -> None:
     d = rendered("spatial")
     df = read_manifest(d)
     for row in df.iter_rows(named=True):
-        img = np.asarray(Image.open(d / row["image"]))
+        img = _rgb(d / row["image"])
         assert img.shape == (448, 448, 3)
         for who in ("subject", "reference"):
             assert _pixel(img, row[f"{who}_x"], row[f"{who}_y"]) == PALETTE[row[f"{who}_color"]]
@@ -130,6 +136,6 @@ def test_colour_pixels(rendered: Callable[..., Path]) -> None:
     d = rendered("color")
     df = read_manifest(d)
     for row in df.iter_rows(named=True):
-        img = np.asarray(Image.open(d / row["image"]))
+        img = _rgb(d / row["image"])
         for s in json.loads(row["scene"]):
             assert _pixel(img, s["x"], s["y"]) == PALETTE[s["color"]]

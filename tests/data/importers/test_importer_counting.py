@@ -45,7 +45,10 @@ def pixmo_source(
         p = png(images / "pixmo" / name, (k * 30, 5, 5))
         shas[name] = hashlib.sha256(p.read_bytes()).hexdigest()
     root = tmp_path / "pixmo-count"
-    write_json(root / "train" / "samples.json", [_pixmo_record("t0.png", 2, shas["t0.png"]), _pixmo_record("t1.png", 0, shas["t1.png"])])
+    write_json(
+        root / "train" / "samples.json",
+        [_pixmo_record("t0.png", 2, shas["t0.png"]), _pixmo_record("t1.png", 0, shas["t1.png"])],
+    )
     write_json(root / "val" / "samples.json", [_pixmo_record("v0.png", 3, shas["v0.png"])])
     write_json(
         root / "test" / "samples.json",
@@ -123,7 +126,12 @@ def _encoded(fmt: str, color: tuple[int, int, int]) -> bytes:
 
 def test_countbench_parquet_with_struct_images(tmp_path: Path) -> None:
     jpeg, png_bytes = _encoded("JPEG", (255, 0, 0)), _encoded("PNG", (0, 0, 255))
-    images = [{"bytes": jpeg, "path": "a.jpg"}, {"bytes": png_bytes, "path": None}, None, {"bytes": b"not an image", "path": None}]
+    images = [
+        {"bytes": jpeg, "path": "a.jpg"},
+        {"bytes": png_bytes, "path": None},
+        None,
+        {"bytes": b"not an image", "path": None},
+    ]
     table = pa.table(
         {
             "image": pa.array(images, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
@@ -169,9 +177,17 @@ def test_countbench_plain_binary_column_and_errors(tmp_path: Path) -> None:
 
 
 def test_parse_entity() -> None:
-    assert parse_entity("red_triangles") == {"entity_type": "red_triangle", "size": None, "color": "red", "shape": "triangle"}
+    assert parse_entity("red_triangles") == {
+        "entity_type": "red_triangle",
+        "size": None,
+        "color": "red",
+        "shape": "triangle",
+    }
     assert parse_entity("small_red_circles") == {
-        "entity_type": "small_red_circle", "size": "small", "color": "red", "shape": "circle"
+        "entity_type": "small_red_circle",
+        "size": "small",
+        "color": "red",
+        "shape": "circle",
     }
 
 
@@ -184,16 +200,25 @@ def counting_source(
     write_json(
         folder / "questions.json",
         {
-            "img_0": {"red_triangles": {"count_closed": q.format("red triangles"), "count_open": "How many red triangles?"}},
-            "img_1": {"blue_stars": {"count_closed": q.format("blue stars")}, "green_squares": {"count_closed": q.format("green squares")}},
+            "img_0": {
+                "red_triangles": {"count_closed": q.format("red triangles"), "count_open": "How many red triangles?"}
+            },
+            "img_1": {
+                "blue_stars": {"count_closed": q.format("blue stars")},
+                "green_squares": {"count_closed": q.format("green squares")},
+            },
             "img_2": {"cyan_circles": {"count_closed": q.format("cyan circles")}},
             "img_3": {"red_stars": {"count_closed": q.format("red stars")}},
         },
     )
     write_json(
         folder / "answers.json",
-        {"img_0": {"red_triangles": 3}, "img_1": {"blue_stars": {"count_closed": 9}, "green_squares": 1},
-         "img_2": {"cyan_circles": 4}, "img_3": {"red_stars": 2}},
+        {
+            "img_0": {"red_triangles": 3},
+            "img_1": {"blue_stars": {"count_closed": 9}, "green_squares": 1},
+            "img_2": {"cyan_circles": 4},
+            "img_3": {"red_stars": 2},
+        },
     )
     write_json(folder / "train_ids.json", ["img_0", "img_1"])
     write_json(folder / "valid_ids.json", ["img_2"])
@@ -210,8 +235,11 @@ def test_counting_qa_rows_splits_and_drops(counting_source: tuple[Path, Path], t
     report = import_counting_qa([folder], images, tmp_path / "ds", cfg)
     df = read_manifest(tmp_path / "ds").sort("sample_id")
     assert df["sample_id"].to_list() == [
-        "img_0-red_triangles-count_closed", "img_0-red_triangles-count_open",
-        "img_1-blue_stars-count_closed", "img_1-green_squares-count_closed", "img_2-cyan_circles-count_closed",
+        "img_0-red_triangles-count_closed",
+        "img_0-red_triangles-count_open",
+        "img_1-blue_stars-count_closed",
+        "img_1-green_squares-count_closed",
+        "img_2-cyan_circles-count_closed",
     ]
     assert df["answer"].to_list() == ["3", "3", "9", "1", "4"]
     assert df["split"].to_list() == ["train", "train", "train", "train", "valid"]

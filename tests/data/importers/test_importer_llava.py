@@ -90,7 +90,10 @@ def test_seen_classes_file_and_open_rows(vg_source: tuple[Path, Path, Path], tmp
     df = read_manifest(tmp_path / "ds")
     assert "choices" not in df.columns and set(df["answer_type"]) == {"open"}
     assert dict(zip(df["class_name"], df["seen"], strict=True)) == {
-        "okapi": True, "tapir": False, "lynx": True, "yak": False
+        "okapi": True,
+        "tapir": False,
+        "lynx": True,
+        "yak": False,
     }
     assert set(df["split"]) == {"test"}
 

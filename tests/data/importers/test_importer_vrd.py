@@ -49,9 +49,7 @@ def test_default_import_keeps_spatial_pairs_and_counts_every_drop(
     assert csv.row(2) == ("images/c.png", "lamp", "table", "above")
 
 
-def test_depth_relations_same_family_and_duplicates_are_options(
-    vrd_source: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_depth_relations_same_family_and_duplicates_are_options(vrd_source: tuple[Path, Path], tmp_path: Path) -> None:
     ann, images = vrd_source
     cfg = VrdImportConfig(
         relations=["left of", "right of", "above", "below", "in front of", "behind"],
@@ -72,7 +70,9 @@ def test_balance_downsamples_to_rarest_relation(
     objs = [{"names": [f"o{k}"]} for k in range(6)]
     rels = [{"objects": [0, k], "relationship": "left of"} for k in range(1, 6)]
     rels += [{"objects": [k, 0], "relationship": "above"} for k in range(1, 3)]
-    ann = write_json(tmp_path / "sg_test_annotations.json", [{"filename": "x.png", "objects": objs, "relationships": rels}])
+    ann = write_json(
+        tmp_path / "sg_test_annotations.json", [{"filename": "x.png", "objects": objs, "relationships": rels}]
+    )
     png(tmp_path / "imgs" / "x.png")
     cfg = VrdImportConfig(relations=["left of", "above"], balance=True, seed=1)
     report = import_vrd([ann], tmp_path / "imgs", tmp_path / "out", cfg)
@@ -97,7 +97,11 @@ def test_base_label_strips_only_a_trailing_instance_number() -> None:
     [("/etc/passwd", "absolute"), ("../outside.png", "'..'"), ("imgs/../../x.png", "'..'"), ("C:\\x.png", "absolute")],
 )
 def test_escaping_image_paths_are_refused_naming_the_record(
-    tmp_path: Path, write_json: Callable[[Path, Any], Path], vrd_records: Callable[[], list[dict[str, Any]]], filename: str, needle: str
+    tmp_path: Path,
+    write_json: Callable[[Path, Any], Path],
+    vrd_records: Callable[[], list[dict[str, Any]]],
+    filename: str,
+    needle: str,
 ) -> None:
     recs = vrd_records()
     recs[1]["filename"] = filename

@@ -21,7 +21,9 @@ runner = CliRunner()
 def test_import_vrd_prints_the_report(vrd_source: tuple[Path, Path], tmp_path: Path) -> None:
     ann, images = vrd_source
     out = tmp_path / "vrd"
-    res = runner.invoke(app, ["import", "vrd", str(ann), "--images", str(images), "--out", str(out), "--with-depth", "--copy"])
+    res = runner.invoke(
+        app, ["import", "vrd", str(ann), "--images", str(images), "--out", str(out), "--with-depth", "--copy"]
+    )
     assert res.exit_code == 0, res.output
     assert "dropped 1 row(s): missing_image (e.g. b.jpg)" in res.output
     df = read_manifest(out)
@@ -47,12 +49,27 @@ def test_import_llava_and_counting_qa_commands(
 ) -> None:
     png(tmp_path / "img" / "a.png")
     recs = [
-        {"id": str(i), "image": "a.png", "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": c}]}
+        {
+            "id": str(i),
+            "image": "a.png",
+            "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": c}],
+        }
         for i, c in enumerate(["cat", "dog", "cow"])
     ]
     src = write_json(tmp_path / "test.json", recs)
     res = runner.invoke(
-        app, ["import", "llava", str(src), "--images", str(tmp_path / "img"), "--out", str(tmp_path / "l"), "--num-options", "3"]
+        app,
+        [
+            "import",
+            "llava",
+            str(src),
+            "--images",
+            str(tmp_path / "img"),
+            "--out",
+            str(tmp_path / "l"),
+            "--num-options",
+            "3",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert read_manifest(tmp_path / "l")["choices"].list.len().to_list() == [3, 3, 3]
@@ -60,8 +77,20 @@ def test_import_llava_and_counting_qa_commands(
     q = write_json(tmp_path / "qa" / "questions.json", {"a": {"red_stars": {"count_closed": "How many red stars?"}}})
     write_json(q.parent / "answers.json", {"a": {"red_stars": 2}})
     res = runner.invoke(
-        app, ["import", "counting-qa", str(q.parent), "--images", str(tmp_path / "img"), "--out", str(tmp_path / "c"),
-              "--question-kind", "count_closed", "--split", "train"]
+        app,
+        [
+            "import",
+            "counting-qa",
+            str(q.parent),
+            "--images",
+            str(tmp_path / "img"),
+            "--out",
+            str(tmp_path / "c"),
+            "--question-kind",
+            "count_closed",
+            "--split",
+            "train",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert read_manifest(tmp_path / "c")["split"].to_list() == ["train"]

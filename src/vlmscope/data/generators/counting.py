@@ -47,6 +47,8 @@ __all__ = [
     "choose_valid_combinations",
     "plan_counting",
     "render_counting",
+    "cell_centre",
+    "entity_radius",
 ]
 
 Variant = Literal["balanced", "distractors", "clustered", "scattered", "unseen-combinations"]
@@ -85,7 +87,7 @@ class CountingConfig(GeneratorConfig):
     n: int = Field(1080, gt=0, le=MAX_N)
     """Number of images (one question each); 1080 = 5 per (24 types x 9 counts)."""
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    """Fraction in the ``test`` split, stratified by count (unseen-combinations: default 0, held-out rows are ``valid``)."""
+    """Fraction in ``test``, stratified by count (unseen-combinations: default 0; held-out rows are ``valid``)."""
     rows: int = Field(9, ge=1, le=64)
     """Grid rows."""
     cols: int = Field(9, ge=1, le=64)
@@ -174,14 +176,17 @@ class CountingConfig(GeneratorConfig):
         busy = max(self.counts) + (self.n_distractors or 0)
         if busy > cells:
             raise ValueError(
-                f"max(counts) + n_distractors = {busy} entities do not fit a {self.rows}x{self.cols} grid ({cells} cells)"
+                f"max(counts) + n_distractors = {busy} entities do not fit "
+                f"a {self.rows}x{self.cols} grid ({cells} cells)"
             )
         combos = {f"{c}_{s}" for c in self.colors for s in self.shapes}
         if self.valid_combinations is not None:
             for vc in self.valid_combinations:
                 _parse_type(vc, 2, "valid_combinations entry")
                 if vc not in combos:
-                    raise ValueError(f"valid combination {vc!r} is not one of colors x shapes: {', '.join(sorted(combos))}")
+                    raise ValueError(
+                        f"valid combination {vc!r} is not one of colors x shapes: {', '.join(sorted(combos))}"
+                    )
             check_names(self.valid_combinations, sorted(combos), "combination")
         if self.n_valid_combinations is not None and self.n_valid_combinations >= len(combos):
             raise ValueError(
@@ -264,7 +269,9 @@ def plan_counting(config: CountingConfig) -> Plan:
     rng = rng_stream(config.seed, f"counting/{config.variant}/scenes")
     types = _target_types(config)
     pairs = balanced_pairs(config.n, len(config.counts), len(types), rng)
-    dist = tuple(config.distractor_type.split("_")) if config.variant == "distractors" and config.distractor_type else None
+    dist = None
+    if config.variant == "distractors" and config.distractor_type:
+        dist = tuple(config.distractor_type.split("_"))
     scenes: list[CountingScene] = []
     meta: list[dict[str, Any]] = []
     for ci, ti in pairs:

@@ -92,8 +92,8 @@ class RelationsConfig(GeneratorConfig):
     """Arrow shaft width, px."""
     arrow_head: int = Field(7, ge=2, le=64)
     """Arrowhead length and width, px."""
-    spatial_margin: int = Field(8, ge=0, le=4096)
-    """implicit_spatial asks only about pairs with ``| |dx| - |dy| | >=`` this, px (no near-diagonals)."""
+    spatial_min_ratio: float = Field(1.5, ge=1.0, le=100.0)
+    """implicit_spatial asks only about pairs whose dominant offset is >= this times the other (1.0: any pair)."""
     count_max: int = Field(8, ge=1, le=64)
     """Count options are drawn from 0..count_max."""
     count_options: int = Field(4, ge=2, le=len(LETTERS))
@@ -212,11 +212,14 @@ def sample_mask(scene: RelScene, config: RelationsConfig, rng: np.random.Generat
 
 
 def _mask_texts(scene: RelScene, mask: Mask) -> tuple[str | None, str | None]:
+    """``(masked_entity, masked_arrow)`` as prompts name them: ``"red circle"``, ``"red circle -> blue square"``."""
     by_id = {e.id: e for e in scene.entities}
-    if mask.kind == "remove_entity":
-        return by_id[mask.entity].name, None  # type: ignore[index]
-    s, o = mask.arrow  # type: ignore[misc]
-    return None, f"{by_id[s].name} -> {by_id[o].name}"
+    if mask.entity is not None:
+        return by_id[mask.entity].name, None
+    if mask.arrow is not None:
+        s, o = mask.arrow
+        return None, f"{by_id[s].name} -> {by_id[o].name}"
+    raise ValueError(f"mask {mask} names neither an entity nor an arrow")
 
 
 def plan_relations(config: RelationsConfig) -> Plan:
@@ -237,7 +240,7 @@ def plan_relations(config: RelationsConfig) -> Plan:
             colors=config.colors,
             count_max=config.count_max,
             count_options=config.count_options,
-            spatial_margin=config.spatial_margin,
+            spatial_min_ratio=config.spatial_min_ratio,
         )
         items.append(RelationsItem(scene, mask, masked, tuple(queries)))
     splits = stratified_split(

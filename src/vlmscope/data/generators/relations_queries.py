@@ -13,7 +13,8 @@ item skipped only when nothing in the vocabulary is absent):
 - ``recognition_shape`` / ``recognition_color`` / ``recognition_shape_and_color``:
   is there a <shape> / <colour> shape / <colour> <shape>?
 - ``implicit_spatial``: where is A relative to B, for a pair without an arrow
-  whose dominant axis is clear (left of / right of / above / below / none).
+  whose dominant axis is clear (``spatial_min_ratio``); left of / right of /
+  above / below / none of these.
 - ``explicit_connection``: are A and B connected by an arrow (either way)?
 - ``explicit_arrow_direction``: which way does the arrow between A and B point?
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vlmscope.data.generators.relations_scene import RelScene, axis_margin, relation_of
+from vlmscope.data.generators.relations_scene import RelScene, axis_dominates, relation_of
 
 __all__ = [
     "QUERY_TYPES",
@@ -123,7 +124,7 @@ def make_queries(
     colors: Sequence[str],
     count_max: int,
     count_options: int,
-    spatial_margin: int,
+    spatial_min_ratio: float,
 ) -> list[Query]:
     """The questions for one image pair, in a fixed order of kinds (no I/O)."""
     ents = scene.entities
@@ -175,7 +176,7 @@ def make_queries(
     # implicit spatial: a pair without an arrow whose dominant axis is clear
     implicit = [
         r for r in scene.relations
-        if not r.arrow and axis_margin(by_id[r.subject], by_id[r.object]) >= spatial_margin
+        if not r.arrow and axis_dominates(by_id[r.subject], by_id[r.object], spatial_min_ratio)
     ]
     if implicit:
         r = implicit[int(rng.integers(len(implicit)))]

@@ -25,7 +25,7 @@ __all__ = [
     "RelScene",
     "Mask",
     "relation_of",
-    "axis_margin",
+    "axis_dominates",
     "apply_mask",
     "scene_to_json",
     "scene_from_json",
@@ -94,9 +94,14 @@ def relation_of(a: Entity, b: Entity) -> str:
     return "above" if dy < 0 else "below"
 
 
-def axis_margin(a: Entity, b: Entity) -> int:
-    """``| |dx| - |dy| |``: how clearly one axis dominates (0 = diagonal, ambiguous)."""
-    return abs(abs(a.x - b.x) - abs(a.y - b.y))
+def axis_dominates(a: Entity, b: Entity, ratio: float) -> bool:
+    """True iff the dominant offset is at least ``ratio`` times the other one.
+
+    ``ratio = 1`` accepts every pair (the original study); larger values keep
+    only pairs a human would not call diagonal.
+    """
+    dx, dy = abs(a.x - b.x), abs(a.y - b.y)
+    return max(dx, dy) >= ratio * min(dx, dy)
 
 
 def apply_mask(scene: RelScene, mask: Mask) -> RelScene:

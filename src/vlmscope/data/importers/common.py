@@ -27,7 +27,8 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -102,9 +103,7 @@ class ImportReport:
 
     def summary(self) -> str:
         """One paragraph for the terminal."""
-        lines = [
-            f"{self.importer}: {self.n_records} source records -> {self.n_rows} rows, {self.n_images} images"
-        ]
+        lines = [f"{self.importer}: {self.n_records} source records -> {self.n_rows} rows, {self.n_images} images"]
         for reason, n in sorted(self.dropped.items()):
             ex = ", ".join(self.examples.get(reason, []))
             lines.append(f"  dropped {n} row(s): {reason}" + (f" (e.g. {ex})" if ex else ""))
@@ -204,9 +203,7 @@ def infer_split(path: Path, given: str | None) -> str:
     for word, split in _SPLIT_WORDS:
         if path.parent.name.lower() == word:
             return split
-    raise ImporterError(
-        f"{path}: cannot tell the split from the file or folder name; pass --split train|valid|test"
-    )
+    raise ImporterError(f"{path}: cannot tell the split from the file or folder name; pass --split train|valid|test")
 
 
 class ImageSink:

@@ -77,7 +77,9 @@ def _image_bytes(value: Any, where: str) -> bytes | None:
         data = value.get("bytes")
         if data is None or isinstance(data, (bytes, bytearray)):
             return None if data is None else bytes(data)
-    raise ImporterError(f"{where}: column 'image' must hold image bytes or {{'bytes', 'path'}}, got {type(value).__name__}")
+    raise ImporterError(
+        f"{where}: column 'image' must hold image bytes or {{'bytes', 'path'}}, got {type(value).__name__}"
+    )
 
 
 def _decode(data: bytes) -> str | None:
@@ -140,7 +142,14 @@ def import_countbench(
                 continue
             text = cols.get("text", [None] * table.num_rows)[i]
             rows.append(
-                {"sample_id": sid, "data": data, "ext": ext, "question": question.strip(), "count": number, "text": text}
+                {
+                    "sample_id": sid,
+                    "data": data,
+                    "ext": ext,
+                    "question": question.strip(),
+                    "count": number,
+                    "text": text,
+                }
             )
     if not rows:
         raise ImporterError(f"countbench: no rows to write; {report.summary()}")

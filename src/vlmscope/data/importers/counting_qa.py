@@ -191,14 +191,32 @@ def import_counting_qa(
         sink = ImageSink(tmp, config.image_mode)
         image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
         (tmp / REPORT).write_text(report.to_json())
-        cols = ["sample_id", "prompt", "split", "count", "query_type", "entity_type", "size", "color", "shape", "image_id"]
+        cols = [
+            "sample_id",
+            "prompt",
+            "split",
+            "count",
+            "query_type",
+            "entity_type",
+            "size",
+            "color",
+            "shape",
+            "image_id",
+        ]
         data: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in cols}
         data["image"] = image_paths
         data["answer"] = [str(r["count"]) for r in rows]
         data["answer_type"] = ["count"] * len(rows)
         df = pl.DataFrame(data, schema_overrides={"count": pl.Int64, "size": pl.String, "color": pl.String})
-        return df.select("sample_id", "image", "prompt", "answer", "split", "answer_type", pl.exclude(
-            "sample_id", "image", "prompt", "answer", "split", "answer_type"))
+        return df.select(
+            "sample_id",
+            "image",
+            "prompt",
+            "answer",
+            "split",
+            "answer_type",
+            pl.exclude("sample_id", "image", "prompt", "answer", "split", "answer_type"),
+        )
 
     write_dataset(
         out,

@@ -112,7 +112,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read(path: Path, images: Path, split: str, cfg: PixmoCountImportConfig, report: ImportReport) -> list[dict[str, Any]]:
+def _read(
+    path: Path, images: Path, split: str, cfg: PixmoCountImportConfig, report: ImportReport
+) -> list[dict[str, Any]]:
     data = load_json(path)
     if not isinstance(data, list):
         raise ImporterError(f"{path}: expected a JSON list of samples, got {type(data).__name__}")

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vlmscope.errors import ConfigError, ModelError
+from vlmscope.errors import ConfigError, ModelError, NotFound
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.families.llava import (
@@ -107,9 +107,9 @@ class CompositeConfig(BaseModel):
 
 def _vision_config(vision: Any, revision: str | None = None) -> tuple[Any, str]:
     """(tower config to embed, original model_type); MAE becomes a ViT config."""
-    from transformers import AutoConfig, PretrainedConfig, ViTConfig
+    from transformers import PretrainedConfig, ViTConfig
 
-    cfg = vision if isinstance(vision, PretrainedConfig) else AutoConfig.from_pretrained(str(vision), revision=revision)
+    cfg = vision if isinstance(vision, PretrainedConfig) else _auto_config(vision, revision)
     if hasattr(cfg, "vision_config") and cfg.model_type in ("clip", "siglip"):
         cfg = cfg.vision_config  # a full CLIP / SigLIP checkpoint: keep its vision half
     kind = cfg.model_type
@@ -125,6 +125,18 @@ def _vision_config(vision: Any, revision: str | None = None) -> tuple[Any, str]:
     return cfg, kind
 
 
+def _auto_config(source: Any, revision: str | None) -> Any:
+    from transformers import AutoConfig
+
+    text = str(source)
+    if text.startswith(("/", "./", "../", "~")) and not Path(text).expanduser().exists():
+        raise NotFound(f"{text}: no such checkpoint directory (pass a hub id or an existing directory)")
+    try:
+        return AutoConfig.from_pretrained(str(source), revision=revision)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read the config of {str(source)!r} (hub id or local directory): {e}") from e
+
+
 def _check_feature_layer(layer: int, n_layers: int) -> None:
     if not -(n_layers + 1) <= layer <= n_layers:
         raise ConfigError(
@@ -135,7 +147,12 @@ def _check_feature_layer(layer: int, n_layers: int) -> None:
 
 def _tower_image_processor(kind: str, image_size: int) -> Any:
     """The tower's own image processor class at ``image_size`` (for randomly initialised towers)."""
-    from transformers import BitImageProcessor, CLIPImageProcessor, SiglipImageProcessor, ViTImageProcessor
+    from transformers import (
+        BitImageProcessor,
+        CLIPImageProcessor,
+        SiglipImageProcessor,
+        ViTImageProcessor,
+    )
 
     square = {"height": image_size, "width": image_size}
     if kind == "clip_vision_model":
@@ -179,15 +196,20 @@ def build_composite(
         drop_cls=drop_cls, dtype=dtype, seed=seed,
     )  # fmt: skip
     import torch
-    from transformers import AutoConfig, AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-    from transformers import PretrainedConfig
+    from transformers import (
+        AutoTokenizer,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PretrainedConfig,
+    )
 
     vcfg, kind = _vision_config(cfg.vision, revision)
     _check_feature_layer(cfg.feature_layer, vcfg.num_hidden_layers)
     has_cls = kind in _CLS_TOWERS
     drop = has_cls if cfg.drop_cls is None else cfg.drop_cls
     lm_pretrained = not isinstance(cfg.lm, PretrainedConfig)
-    lcfg = AutoConfig.from_pretrained(str(cfg.lm), revision=revision) if lm_pretrained else cfg.lm
+    lcfg = _auto_config(cfg.lm, revision) if lm_pretrained else cfg.lm
     lcfg = lcfg.get_text_config() if hasattr(lcfg, "get_text_config") else lcfg
     if tokenizer is None:
         if not lm_pretrained:

@@ -64,7 +64,7 @@ class LlavaAdapter(ImageTextAdapter):
 
 def tiny_text_config(lm: str, vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4,
                      kv_heads: int = 2, intermediate: int = 64, **special: Any) -> Any:  # fmt: skip
-    """A tiny decoder config: ``lm`` in llama / mistral / qwen2 / qwen3 (eager-free, fp32)."""
+    """A tiny decoder config: ``lm`` in llama / mistral / qwen2 / qwen3; no sliding window, untied head."""
     from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     classes = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}

@@ -89,7 +89,7 @@ def anyres_segments(processor: Any, image_size: Sequence[int], processed: Sequen
         cur_w -= ((cur_w - new_w) // 2) * 2
     ratio_spec = getattr(processor, "vision_aspect_ratio", None)
     if ratio_spec:  # LLaVA-OneVision downsamples big grids to at most N base-sized crops
-        max_n = int(str(ratio_spec).strip("anyres_max_"))
+        max_n = int(str(ratio_spec).removeprefix("anyres_max_"))
         ratio = math.sqrt(cur_h * cur_w / (max_n * ph**2))
         if ratio > 1.1:
             cur_h, cur_w = int(cur_h // ratio), int(cur_w // ratio)

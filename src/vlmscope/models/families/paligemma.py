@@ -32,6 +32,7 @@ Shapes: B batch, T padded length.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -93,9 +94,16 @@ class PaliGemmaAdapter(ImageTextAdapter):
         texts = []
         for p in prompts:
             if not (p.startswith(head) and p.endswith("\n")):
-                raise ModelError(f"PaliGemma prompt must be {head!r} + text + '\\n' (as format_prompt writes it), got {p!r}")
+                raise ModelError(
+                    f"PaliGemma prompt must be {head!r} + text + '\\n' (as format_prompt writes it), got {p!r}"
+                )
             texts.append(self.image_token + p[len(head) : -1])
-        out = super().processor_inputs(images, texts)
+        with warnings.catch_warnings():
+            # PaliGemmaProcessor builds its labels with np.array(<torch tensor>), which numpy 2 flags
+            # because torch's __array__ lacks a copy= keyword; harmless, and the labels are dropped below.
+            warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword",
+                                    category=DeprecationWarning)  # fmt: skip
+            out = super().processor_inputs(images, texts)
         out.pop("labels", None)
         return out
 

@@ -93,13 +93,26 @@ def _images(ctx: Context, entry: DatasetEntry | None, ids: list[str]) -> dict[st
 
 
 def _select_samples(ds: Any, k: int) -> list[int]:
-    """Indices of the first ``k`` test-split samples (all splits when none is test)."""
-    n = ds.sizes["sample"]
-    idx = list(range(n))
+    """Indices of ``k`` test-split samples (all splits when none is test), one per image when possible.
+
+    Datasets ask several questions about one image; showing the same picture
+    ``k`` times would hide how attention differs between images.
+    """
+    idx = list(range(ds.sizes["sample"]))
     if "split" in ds.coords:
         test = [i for i, s in enumerate(ds["split"].values.tolist()) if s == "test"]
         idx = test or idx
-    return idx[:k]
+    if "image" not in ds.coords:
+        return idx[:k]
+    images = ds["image"].values.tolist()
+    seen: set[str] = set()
+    first = []
+    for i in idx:
+        if images[i] not in seen:
+            seen.add(images[i])
+            first.append(i)
+    rest = [i for i in idx if i not in set(first)]
+    return sorted((first + rest)[:k])
 
 
 def _overlays(ctx: Context, run: Run, ds: Any, entry: DatasetEntry | None) -> str:
@@ -134,22 +147,47 @@ def _overlays(ctx: Context, run: Run, ds: Any, entry: DatasetEntry | None) -> st
         imgs.append(img if img is not None else np.full((shape[0] * 16, shape[1] * 16, 3), 235, np.uint8))
     html = []
     title = f"{run.model} on {run.dataset}: last-token attention to image patches ({stat} over heads)"
-    caption = (f"Attention of the last prompt token to the image patches ({stat} over heads), "
-               "each map min-max scaled; brighter = more attention.")
+    caption = (
+        f"Attention of the last prompt token to the image patches ({stat} over heads), "
+        "each map min-max scaled; brighter = more attention."
+    )
     if len({m.shape[1:] for m in maps}) > 1:  # samples with different grids: one figure each
         for j in range(len(maps)):
-            png = attention_overlay_plot([imgs[j]], maps[j][None], row_titles=[ids[j]], col_titles=col_titles,
-                                         title=title, dpi=ctx.cfg.dpi)
-            html.append(ctx.picture(png, "attention", run.model, run.dataset, ids[j],
-                                    alt=f"attention overlay of {ids[j]}", caption=caption))
+            png = attention_overlay_plot(
+                [imgs[j]], maps[j][None], row_titles=[ids[j]], col_titles=col_titles, title=title, dpi=ctx.cfg.dpi
+            )
+            html.append(
+                ctx.picture(
+                    png,
+                    "attention",
+                    run.model,
+                    run.dataset,
+                    ids[j],
+                    alt=f"attention overlay of {ids[j]}",
+                    caption=caption,
+                )
+            )
     else:
-        png = attention_overlay_plot(imgs, np.stack(maps), row_titles=ids, col_titles=col_titles,
-                                     title=title, dpi=ctx.cfg.dpi)
-        html.append(ctx.picture(png, "attention", run.model, run.dataset,
-                                alt=f"attention overlays, {run.model} on {run.dataset}", caption=caption))
+        png = attention_overlay_plot(
+            imgs, np.stack(maps), row_titles=ids, col_titles=col_titles, title=title, dpi=ctx.cfg.dpi
+        )
+        html.append(
+            ctx.picture(
+                png,
+                "attention",
+                run.model,
+                run.dataset,
+                alt=f"attention overlays, {run.model} on {run.dataset}",
+                caption=caption,
+            )
+        )
     if len(thumbs) < len(ids):
-        html.append(note(f"{len(ids) - len(thumbs)} image(s) not found under the dataset directory: "
-                         "their maps are drawn on a grey canvas."))
+        html.append(
+            note(
+                f"{len(ids) - len(thumbs)} image(s) not found under the dataset directory: "
+                "their maps are drawn on a grey canvas."
+            )
+        )
     return "".join(html)
 
 
@@ -167,15 +205,25 @@ def _entropy(ctx: Context, run: Run, ds: Any) -> str:
     mean, std = np.nanmean(ent, axis=0), np.nanstd(ent, axis=0)
     png = layer_lines_plot(
         lay,
-        [("entropy (nats)", [("mean", mean, "-"), ("mean + std", mean + std, ":"), ("mean − std", mean - std, ":")],
-          False)],
+        [
+            (
+                "entropy (nats)",
+                [("mean", mean, "-"), ("mean + std", mean + std, ":"), ("mean − std", mean - std, ":")],
+                False,
+            )
+        ],
         title=f"{run.model} on {run.dataset}: entropy of attention over image patches",
         dpi=ctx.cfg.dpi,
     )
-    return ctx.picture(png, "attention-entropy", run.model, run.dataset,
-                       alt=f"attention entropy per layer, {run.model} on {run.dataset}",
-                       caption="Entropy of the last token's attention over the image patches per layer, "
-                               f"over {ent.shape[0]} samples: low = focused.")
+    return ctx.picture(
+        png,
+        "attention-entropy",
+        run.model,
+        run.dataset,
+        alt=f"attention entropy per layer, {run.model} on {run.dataset}",
+        caption="Entropy of the last token's attention over the image patches per layer, "
+        f"over {ent.shape[0]} samples: low = focused.",
+    )
 
 
 def _one_store(ctx: Context, run: Run, entry: DatasetEntry | None) -> str:
@@ -195,8 +243,9 @@ def _one_store(ctx: Context, run: Run, entry: DatasetEntry | None) -> str:
         return ctx.problem(f"{run.path}: 'attention' has dims {att.dims}, lacks {missing}")
     stat = ctx.cfg.attention_stat
     if "stat" in att.dims and stat not in att["stat"].values.tolist():
-        return ctx.problem(f"{run.path}: attention has stats {att['stat'].values.tolist()}, not {stat!r} "
-                           "(set --attention-stat)")
+        return ctx.problem(
+            f"{run.path}: attention has stats {att['stat'].values.tolist()}, not {stat!r} (set --attention-stat)"
+        )
     return _overlays(ctx, run, ds, entry) + _entropy(ctx, run, ds)
 
 

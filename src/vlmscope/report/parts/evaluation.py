@@ -16,6 +16,7 @@ the scored split's rows of 1 / (number of options), where a row without
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import polars as pl
 
 from vlmscope.report.context import Context
@@ -110,9 +111,7 @@ def _scored_rows(manifest: pl.DataFrame, em: EvalMetrics) -> pl.DataFrame:
     return test if test.height else manifest
 
 
-def _chances(
-    manifest: pl.DataFrame | None, em: EvalMetrics
-) -> tuple[float | None, dict[str, dict[str, float]]]:
+def _chances(manifest: pl.DataFrame | None, em: EvalMetrics) -> tuple[float | None, dict[str, dict[str, float]]]:
     """Overall chance and chance per (group column, value) of ``em``'s groups, from the manifest."""
     if manifest is None or "answer" not in manifest.columns or manifest.height == 0:
         return None, {}
@@ -205,7 +204,9 @@ def render_evals(ctx: Context, runs: list[Run], datasets: dict[str, DatasetEntry
     rows: list[list[Cell]] = []
     for (r, em), (manifest_chance, _) in zip(loaded, chances, strict=True):
         chance = next((em.overall[k] for k in _CHANCE_KEYS if k in em.overall), manifest_chance)
-        rows.append([r.model, r.dataset, *(em.overall.get(k) for k in _MAIN), chance, *(em.overall.get(k) for k in extra)])
+        rows.append(
+            [r.model, r.dataset, *(em.overall.get(k) for k in _MAIN), chance, *(em.overall.get(k) for k in extra)]
+        )
     if rows:
         header = ["model", "dataset", "n", "accuracy", "macro accuracy", "chance", *extra]
         html.append(table(header, rows, caption="Overall accuracy per model x dataset"))
@@ -241,25 +242,43 @@ def render_masked(ctx: Context, runs: list[Run]) -> str:
         em = _load(ctx, r)
         if isinstance(em, str) or not em.paired:  # an unreadable eval is reported by the evaluation part
             continue
-        stats = sorted({s for v in em.paired.values() for s in v}, key=lambda s: (s not in _PAIRED_ORDER, _PAIRED_ORDER.index(s) if s in _PAIRED_ORDER else 0, s))
+        stats = sorted(
+            {s for v in em.paired.values() for s in v},
+            key=lambda s: (s not in _PAIRED_ORDER, _PAIRED_ORDER.index(s) if s in _PAIRED_ORDER else 0, s),
+        )
         keys = sorted(em.paired, key=lambda k: (k != ("", "overall"), k[0], _value_key(k[1])))
         rows: list[list[Cell]] = [
             ["all" if g == "" else g, v, *(em.paired[(g, v)].get(s) for s in stats)] for g, v in keys
         ]
         html.append(
-            table(["group", "value", *stats], rows, caption=f"{r.model} on {r.dataset}: original vs masked (paired)",
-                  max_rows=ctx.cfg.max_table_rows)
+            table(
+                ["group", "value", *stats],
+                rows,
+                caption=f"{r.model} on {r.dataset}: original vs masked (paired)",
+                max_rows=ctx.cfg.max_table_rows,
+            )
         )
         by_group = [k for k in keys if k[0] == "query_type"] or [k for k in keys if k[0]] or keys
         labels = [k[1] for k in by_group]
         orig = [_num(em.paired[k].get("accuracy_original")) for k in by_group]
         masked = [_num(em.paired[k].get("accuracy_masked")) for k in by_group]
         png = grouped_bars_plot(
-            labels, [("original", orig), ("masked", masked)],
-            title=f"{r.model} on {r.dataset}: accuracy original vs masked", ylabel="accuracy", dpi=ctx.cfg.dpi,
+            labels,
+            [("original", orig), ("masked", masked)],
+            title=f"{r.model} on {r.dataset}: accuracy original vs masked",
+            ylabel="accuracy",
+            dpi=ctx.cfg.dpi,
         )
-        html.append(ctx.picture(png, "masked", r.model, r.dataset, alt=f"original vs masked accuracy, {r.dataset}",
-                                caption="Accuracy on the original images and on their masked copies, per query type."))
+        html.append(
+            ctx.picture(
+                png,
+                "masked",
+                r.model,
+                r.dataset,
+                alt=f"original vs masked accuracy, {r.dataset}",
+                caption="Accuracy on the original images and on their masked copies, per query type.",
+            )
+        )
     if not html:
         return ""
     html.append(

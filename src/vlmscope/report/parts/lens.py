@@ -26,13 +26,13 @@ __all__ = ["stat_panels", "render_logit_lens", "render_ffn", "pick_layers"]
 _SKIP = {"layer", "n", "n_samples", "count"}
 
 
-def stat_panels(df: pl.DataFrame) -> list[tuple[str, list[tuple[str, np.ndarray, str]], bool]]:
-    """Group a summary's numeric columns into plot panels: [0, 1] values, ranks (log), the rest."""
+def stat_panels(df: pl.DataFrame, x: str = "layer") -> list[tuple[str, list[tuple[str, np.ndarray, str]], bool]]:
+    """Group a table's numeric columns (but ``x`` and counts) into plot panels: [0, 1] values, ranks (log), the rest."""
     unit: list[tuple[str, np.ndarray, str]] = []
     ranks: list[tuple[str, np.ndarray, str]] = []
     other: list[tuple[str, np.ndarray, str]] = []
     for col in df.columns:
-        if col in _SKIP or not df.schema[col].is_numeric():
+        if col == x or col in _SKIP or not df.schema[col].is_numeric():
             continue
         v = df[col].cast(pl.Float64).fill_null(float("nan")).to_numpy()
         style = "--" if ("random" in col or "baseline" in col or "control" in col) else "-"
@@ -68,12 +68,19 @@ def _summary(ctx: Context, run: Run, kind: str, what: str) -> str:
         return ctx.problem(f"{path}: no numeric per-layer column to show")
     layer = df["layer"].cast(pl.Float64).to_numpy()
     png = layer_lines_plot(layer, panels, title=f"{run.model} on {run.dataset}: {what}", dpi=ctx.cfg.dpi)
-    fig = ctx.picture(png, kind, run.model, run.dataset, alt=f"{what} of {run.model} on {run.dataset}",
-                      caption=f"{what}, {run.model} on {run.dataset}, per layer.")
+    fig = ctx.picture(
+        png,
+        kind,
+        run.model,
+        run.dataset,
+        alt=f"{what} of {run.model} on {run.dataset}",
+        caption=f"{what}, {run.model} on {run.dataset}, per layer.",
+    )
     cols = [c for c in df.columns if c == "layer" or df.schema[c].is_numeric()]
     rows: list[list[Cell]] = [list(r) for r in df.select(cols).iter_rows()]
-    return fig + table(cols, rows, caption=f"{what} per layer: {run.model} on {run.dataset}",
-                       max_rows=ctx.cfg.max_table_rows)
+    return fig + table(
+        cols, rows, caption=f"{what} per layer: {run.model} on {run.dataset}", max_rows=ctx.cfg.max_table_rows
+    )
 
 
 def render_logit_lens(ctx: Context, runs: list[Run]) -> str:

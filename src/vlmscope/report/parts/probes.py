@@ -65,6 +65,32 @@ def _at(df: pl.DataFrame, layer: int, col: str) -> Cell:
     return v if isinstance(v, (int, float)) else None
 
 
+def _read_probe(ctx: Context, p: ProbeRun) -> list[tuple[str, pl.DataFrame, dict[str, Scalar]]]:
+    """(label, per-layer rows, metrics) of each probe in ``p``'s directory.
+
+    A per-label directory holds one probe; a per-dataset one may hold several
+    (a ``label`` column in ``per_layer.csv``) or one whose label its
+    ``metrics.json`` names (``label``), else the dataset's name is used.
+    """
+    df = read_csv(ctx.used(p.path / "per_layer.csv"), required=("layer", "accuracy"))
+    mpath = p.path / "metrics.json"
+    metrics = read_metrics(ctx.used(mpath)) if mpath.is_file() else {}
+    if df.height == 0:
+        raise ReportInputError(f"{p.path / 'per_layer.csv'}: no rows")
+    if p.label is None and "label" in df.columns:
+        out = []
+        for label in sorted(df["label"].cast(pl.String).unique().to_list()):
+            sub = df.filter(pl.col("label").cast(pl.String) == label)
+            sub_metrics = {k[len(label) + 1 :]: v for k, v in metrics.items() if k.startswith(f"{label}/")}
+            out.append((label, sub, sub_metrics))
+        return out
+    label = p.label or next(
+        (str(metrics[k]) for k in ("label", "config/label", "probe/label") if isinstance(metrics.get(k), str)),
+        p.dataset,
+    )
+    return [(label, df, metrics)]
+
+
 def render_probes(ctx: Context, runs: list[ProbeRun]) -> str:
     """One plot per model x dataset (all its labels) and a best-layer summary table."""
     if not runs:
@@ -75,37 +101,33 @@ def render_probes(ctx: Context, runs: list[ProbeRun]) -> str:
         curves = []
         for p in group:
             try:
-                df = read_csv(ctx.used(p.path / "per_layer.csv"), required=("layer", "accuracy"))
-                mpath = p.path / "metrics.json"
-                metrics = read_metrics(ctx.used(mpath)) if mpath.is_file() else {}
+                probes = _read_probe(ctx, p)
             except ReportInputError as e:
                 html.append(ctx.problem(str(e)))
                 continue
-            if df.height == 0:
-                html.append(ctx.problem(f"{p.path / 'per_layer.csv'}: no rows"))
-                continue
-            c = probe_curve(p.label, df, metrics)
-            curves.append(c)
-            control = _at(df, c.best_layer, "control_accuracy")
-            sel = _at(df, c.best_layer, "selectivity")
-            if sel is None and isinstance(control, float):
-                sel = c.best_accuracy - control
-            rows.append(
-                [
-                    model,
-                    ds,
-                    p.label,
-                    c.best_layer,
-                    c.best_accuracy,
-                    _at(df, c.best_layer, "balanced_accuracy"),
-                    _at(df, c.best_layer, "ci_low"),
-                    _at(df, c.best_layer, "ci_high"),
-                    control,
-                    sel,
-                    _at(df, c.best_layer, "n_train"),
-                    _at(df, c.best_layer, "n_test"),
-                ]
-            )
+            for label, df, metrics in probes:
+                c = probe_curve(label, df, metrics)
+                curves.append(c)
+                control = _at(df, c.best_layer, "control_accuracy")
+                sel = _at(df, c.best_layer, "selectivity")
+                if sel is None and isinstance(control, float):
+                    sel = c.best_accuracy - control
+                rows.append(
+                    [
+                        model,
+                        ds,
+                        label,
+                        c.best_layer,
+                        c.best_accuracy,
+                        _at(df, c.best_layer, "balanced_accuracy"),
+                        _at(df, c.best_layer, "ci_low"),
+                        _at(df, c.best_layer, "ci_high"),
+                        control,
+                        sel,
+                        _at(df, c.best_layer, "n_train"),
+                        _at(df, c.best_layer, "n_test"),
+                    ]
+                )
         if curves:
             png = probe_plot(curves, title=f"{model} on {ds}: per-layer probe accuracy", dpi=ctx.cfg.dpi)
             html.append(
@@ -123,8 +145,18 @@ def render_probes(ctx: Context, runs: list[ProbeRun]) -> str:
             )
     if rows:
         header = [
-            "model", "dataset", "label", "best layer", "accuracy", "balanced acc.",
-            "CI low", "CI high", "control", "selectivity", "n train", "n test",
+            "model",
+            "dataset",
+            "label",
+            "best layer",
+            "accuracy",
+            "balanced acc.",
+            "CI low",
+            "CI high",
+            "control",
+            "selectivity",
+            "n train",
+            "n test",
         ]
         html.append(table(header, rows, caption="Probes at their best layer"))
         html.append(note("selectivity = probe accuracy − control-task accuracy at the same layer."))

@@ -39,8 +39,13 @@ def _curves(ctx: Context, m: ModelEntry) -> str:
             continue
         step = df["step"].cast(pl.Float64).to_numpy()
         v = df[value].cast(pl.Float64).to_numpy()
-        png = layer_lines_plot(step, [(name, [(name, v, "-")], bool(np.all(v > 0)) and "loss" in name)],
-                               title=f"{m.name}: {name}", dpi=ctx.cfg.dpi, xlabel="step")
+        png = layer_lines_plot(
+            step,
+            [(name, [(name, v, "-")], bool(np.all(v > 0)) and "loss" in name)],
+            title=f"{m.name}: {name}",
+            dpi=ctx.cfg.dpi,
+            xlabel="step",
+        )
         html.append(ctx.picture(png, "training", m.name, name, alt=f"{name} during training of {m.name}"))
     return "".join(html)
 

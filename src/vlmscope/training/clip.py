@@ -1,0 +1,280 @@
+"""``vlmscope train clip``: CLIP/SigLIP fine-tuned as a classifier over fixed text prototypes.
+
+The medical study (STUDIES.md E): one text prototype per class (``prompt``
+filled with the class name, e.g. "a photo of moderate"), embedded once by
+the frozen text tower; the image tower (and its projection) trains with
+cross-entropy on ``logit_scale * cos(image, prototype)``. The best
+checkpoint is picked on validation by accuracy, or by MAE of the class index
+for ordinal grades (``--metric mae``; the class order is the manifest's
+``choices`` order).
+
+Classes come from the manifest: the ``choices`` list of choice rows (the
+option texts, in displayed order) or else the sorted distinct answers (or
+``class_column``). Each row's class is ``choices[answer_index]`` or its
+answer.
+
+Output: the full fine-tuned checkpoint (loads with ``load_model`` like the
+base), ``prototypes.json`` (classes + prompt), ``metrics.json`` (zero-shot
+and fine-tuned accuracy / MAE on the test split), ``training_args.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import nn
+
+from vlmscope import __version__
+from vlmscope.errors import TrainingError
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.models.adapter import ContrastiveAdapter
+from vlmscope.training.config import LoopConfig
+from vlmscope.training.data import Example, ImageCache
+from vlmscope.training.loop import LoopSpec, StepInfo, finish_run_dir, run_loop
+from vlmscope.training.projector import load_rows
+from vlmscope.training.vlm import default_run_dir, inputs_fingerprint, save_model_files
+
+__all__ = [
+    "ClipTrainConfig",
+    "PrototypeClassifier",
+    "train_clip",
+    "class_names",
+    "row_class",
+    "load_contrastive",
+    "vision_parameters",
+    "classify_metrics",
+]
+
+
+class ClipTrainConfig(BaseModel):
+    """CLIP fine-tuning as a prototype classifier (the medical study's recipe)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loop: LoopConfig = Field(default_factory=lambda: LoopConfig(lr=1e-5, epochs=10.0, batch_size=32, warmup_ratio=0.03))
+    metric: Literal["accuracy", "mae"] = "accuracy"
+    """Validation metric that picks the best checkpoint (``mae``: ordinal classes)."""
+    prompt: str = "a photo of {}"
+    """Prototype text; ``{}`` is replaced by the class name."""
+    class_column: str | None = None
+    """Manifest column holding the class (default: ``choices[answer_index]`` or the answer)."""
+    classes: tuple[str, ...] | None = None
+    """Class names in order (default: from the manifest, see the module docstring)."""
+    train_split: tuple[str, ...] = ("train",)
+    valid_split: tuple[str, ...] = ("valid",)
+    valid_fraction: float = Field(default=0.1, gt=0, lt=1)
+    """Held out from train (seeded) when the dataset has no ``valid_split`` rows."""
+    test_split: tuple[str, ...] = ("test",)
+    cache_encodings: bool = True
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_slot(cls, v: str) -> str:
+        if "{}" not in v:
+            raise ValueError(f"prompt must contain '{{}}' for the class name, got {v!r}")
+        return v
+
+
+def load_contrastive(model: str | os.PathLike[str]) -> ContrastiveAdapter:
+    from vlmscope.models import LoadOptions, load_model
+
+    adapter = load_model(str(model), options=LoadOptions(dtype="float32"))
+    if not isinstance(adapter, ContrastiveAdapter):
+        raise TrainingError(f"{model}: a {type(adapter).__name__} is not CLIP-like; `train clip` needs CLIP or SigLIP")
+    return adapter
+
+
+def row_class(ex: Example, class_column: str | None) -> str:
+    if class_column is not None:
+        extra = dict(ex.extra)
+        if class_column not in extra:
+            raise TrainingError(f"{ex.dataset}: sample {ex.sample_id!r} has no column {class_column!r}")
+        return str(extra[class_column])
+    if ex.choices is not None and ex.answer_index is not None:
+        return ex.choices[ex.answer_index]
+    return ex.answer.strip()
+
+
+def class_names(rows: Sequence[Example], class_column: str | None) -> list[str]:
+    """The classes in order: a shared ``choices`` list, else the sorted distinct row classes."""
+    labels = sorted({row_class(r, class_column) for r in rows})
+    choice_lists = {r.choices for r in rows if r.choices is not None}
+    if class_column is None and len(choice_lists) == 1:
+        (choices,) = choice_lists
+        if set(labels) <= set(choices):
+            return list(choices)
+    return labels
+
+
+def vision_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The image tower and its projection (CLIP ``vision_model`` + ``visual_projection``; SigLIP ``vision_model``)."""
+    params = []
+    for name in ("vision_model", "visual_projection"):
+        mod = getattr(model, name, None)
+        if isinstance(mod, nn.Module):
+            params.extend(mod.parameters())
+    return params
+
+
+class PrototypeClassifier(nn.Module):
+    """(B, 3, H, W) pixels -> (B, K) logits against K fixed, normalised text prototypes."""
+
+    def __init__(self, model: nn.Module, prototypes: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("prototypes", nn.functional.normalize(prototypes.detach().float(), dim=-1))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.model.get_image_features(pixel_values=pixel_values)
+        emb = out if isinstance(out, torch.Tensor) else out.pooler_output  # (B, E)
+        cos = nn.functional.normalize(emb.float(), dim=-1) @ self.prototypes.T  # (B, K)
+        logits = cos * self.model.logit_scale.detach().float().exp()
+        bias = getattr(self.model, "logit_bias", None)
+        return logits + bias.detach().float() if bias is not None else logits
+
+
+def classify_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """accuracy and MAE of the class index (ordinal distance) of argmax predictions."""
+    pred = logits.argmax(-1)
+    return {
+        "accuracy": float((pred == target).float().mean()),
+        "mae": float((pred - target).abs().float().mean()),
+    }
+
+
+class _Pixels:
+    """Processed pixels per row, computed once per image (or per batch when not cached)."""
+
+    def __init__(self, processor: Any, rows: Sequence[Example], keep: bool) -> None:
+        self.processor, self.rows, self.keep = processor, list(rows), keep
+        self.images = ImageCache(keep=keep)
+        self._pv: dict[str, torch.Tensor] = {}
+
+    def get(self, idx: Sequence[int]) -> torch.Tensor:
+        out = []
+        for i in idx:
+            key = str(self.rows[int(i)].image)
+            pv = self._pv.get(key)
+            if pv is None:
+                img = self.images.get(self.rows[int(i)].image)
+                pv = self.processor.image_processor(images=[img], return_tensors="pt")["pixel_values"][0]
+                if self.keep:
+                    self._pv[key] = pv
+            out.append(pv)
+        return torch.stack(out)
+
+
+@torch.no_grad()
+def _logits(clf: PrototypeClassifier, pixels: _Pixels, n: int, batch: int = 64) -> torch.Tensor:
+    clf.eval()
+    device = clf.prototypes.device
+    out = [clf(pixels.get(range(i, min(n, i + batch))).to(device)).cpu() for i in range(0, n, batch)]
+    return torch.cat(out) if out else torch.empty(0, clf.prototypes.shape[0])
+
+
+def train_clip(
+    model: str | os.PathLike[str],
+    datasets: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: ClipTrainConfig = ClipTrainConfig(),
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """Fine-tune ``model``'s image tower as a prototype classifier; writes ``out``, returns metrics."""
+    from accelerate import PartialState
+    from accelerate.utils import set_seed
+
+    cfg.loop.apply_threads()
+    set_seed(cfg.loop.seed)
+    adapter = load_contrastive(model)
+    train = load_rows(datasets, cfg.train_split)
+    valid = load_rows(datasets, cfg.valid_split, allow_empty=True)
+    valid_from = "split"
+    if not valid:
+        perm = np.random.default_rng(cfg.loop.seed).permutation(len(train))
+        n_va = max(1, int(round(cfg.valid_fraction * len(train))))
+        if len(train) - n_va < 1:
+            raise TrainingError(f"only {len(train)} training row(s): too few to hold out validation rows")
+        held = set(perm[:n_va].tolist())
+        valid = [r for i, r in enumerate(train) if i in held]
+        train = [r for i, r in enumerate(train) if i not in held]
+        valid_from = f"{cfg.valid_fraction:g} of train"
+    test = load_rows(datasets, cfg.test_split, allow_empty=True)
+    classes = list(cfg.classes) if cfg.classes else class_names(train + valid + test, cfg.class_column)
+    if len(classes) < 2:
+        raise TrainingError(f"need at least 2 classes to classify, found {classes}")
+
+    def targets(rows: Sequence[Example]) -> torch.Tensor:
+        idx = []
+        for r in rows:
+            c = row_class(r, cfg.class_column)
+            if c not in classes:
+                raise TrainingError(f"{r.dataset}: sample {r.sample_id!r} has class {c!r}, not one of {classes}")
+            idx.append(classes.index(c))
+        return torch.tensor(idx, dtype=torch.long)
+
+    y_train, y_valid, y_test = targets(train), targets(valid), targets(test)
+    prompts = [cfg.prompt.format(c) for c in classes]
+    protos = adapter.text_embeddings(prompts).clone()  # (K, E), fixed
+    for p in adapter.model.parameters():
+        p.requires_grad_(False)
+    trainable = vision_parameters(adapter.model)
+    for p in trainable:
+        p.requires_grad_(True)
+    if not trainable:
+        raise TrainingError(f"no trainable parameters selected: {type(adapter.model).__name__} has no vision_model")
+    clf = PrototypeClassifier(adapter.model, protos)
+    px_train = _Pixels(adapter.processor, train, cfg.cache_encodings)
+    px_valid = _Pixels(adapter.processor, valid, cfg.cache_encodings)
+    px_test = _Pixels(adapter.processor, test, cfg.cache_encodings)
+    zero_shot_test = classify_metrics(_logits(clf, px_test, len(test)), y_test) if test else {}
+
+    def loss_fn(m: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        return nn.functional.cross_entropy(m(b["pixel_values"]), b["target"])
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return classify_metrics(_logits(m, px_valid, len(valid)), y_valid)  # type: ignore[arg-type]
+
+    out = Path(out)
+    rdir = Path(run_dir) if run_dir is not None else default_run_dir(out)
+    spec = LoopSpec(
+        model=clf, n_examples=len(train),
+        make_batch=lambda idx: {"pixel_values": px_train.get(idx.tolist()), "target": y_train[idx]},
+        loss_fn=loss_fn, evaluate=evaluate, select=cfg.metric, mode="max" if cfg.metric == "accuracy" else "min",
+        fingerprint=inputs_fingerprint(cfg, model, datasets), params={"trainer": "clip"},
+    )
+    result = run_loop(spec, cfg.loop, rdir, accelerator=accelerator, callbacks=callbacks)
+    trained: PrototypeClassifier = result.model  # type: ignore[assignment]
+    metrics: dict[str, Any] = {"steps": result.steps, "train_rows": len(train), "valid_rows": len(valid),
+                               "classes": len(classes), "seconds": round(result.seconds, 3)}  # fmt: skip
+    if result.best is not None:
+        metrics["best_step"] = result.best["step"]
+        metrics.update({f"valid_{k}": v for k, v in result.best["metrics"].items()})
+    if test:
+        tuned = classify_metrics(_logits(trained, px_test, len(test)), y_test)
+        metrics.update({f"test_{k}_zero_shot": v for k, v in zero_shot_test.items()})
+        metrics.update({f"test_{k}": v for k, v in tuned.items()})
+    is_main = accelerator.is_main_process if accelerator is not None else PartialState().is_main_process
+    if is_main:
+        args = {"trainer": "clip", "config": cfg.model_dump(mode="json"), "model": str(model),
+                "datasets": [str(d) for d in datasets], "classes": classes, "valid_from": valid_from,
+                "vlmscope_version": __version__}  # fmt: skip
+        with atomic_dir(out) as tmp:
+            save_model_files(adapter, tmp, trained_from=str(model), trainer="clip")
+            (tmp / "prototypes.json").write_text(json.dumps({"classes": classes, "prompt": cfg.prompt,
+                                                             "texts": prompts}, indent=2) + "\n")  # fmt: skip
+            (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")
+            (tmp / "train_state.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+            flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+            (tmp / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
+    finish_run_dir(rdir, cfg.loop, is_main)
+    return metrics

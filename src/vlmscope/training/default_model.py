@@ -1,0 +1,217 @@
+"""``vlmscope train default``: the embedded default model a newcomer sees first.
+
+Trains ALL weights of the tiny composite (random CLIP-style tower + Llama LM
+as a LLaVA checkpoint) on the ``train`` split of the synthetic datasets
+(spatial, colour, relations, counting) with the answer-span loss, for a few
+minutes on a CPU. A small seeded slice of each dataset's training rows is
+held out; greedy-generation accuracy on it picks the best checkpoint. The
+finished model is then evaluated on every dataset's ``test`` split, scored
+exactly as the evaluation stage scores (``answer_type``-aware parsing), and
+compared with two baselines: uniform chance (1 / number of options) and the
+majority answer of the training rows (what a model that ignores the image
+could reach at best by answer priors alone).
+
+``metrics.json`` is flat (``<dataset>/accuracy``, ``<dataset>/chance``,
+``<dataset>/majority`` ...); ``eval_by_group.csv`` breaks accuracy down by
+dataset and ``query_type``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from vlmscope.errors import TrainingError
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.models.adapter import ModelAdapter
+from vlmscope.training.config import LoopConfig
+from vlmscope.training.data import Example, ImageCache
+from vlmscope.training.loop import LoopResult, StepInfo
+from vlmscope.training.projector import load_rows
+from vlmscope.training.vlm import (
+    VlmRun,
+    check_answers,
+    default_run_dir,
+    freeze_except,
+    generation_scores,
+    inputs_fingerprint,
+    load_generative,
+    run_vlm_training,
+)
+
+__all__ = ["DefaultTrainConfig", "train_default", "evaluate_rows", "baselines"]
+
+
+class DefaultTrainConfig(BaseModel):
+    """Knobs of the embedded default model's training."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loop: LoopConfig = Field(
+        default_factory=lambda: LoopConfig(
+            max_steps=600, batch_size=32, lr=1e-3, warmup_ratio=0.05, weight_decay=0.01, checkpoint_every=100,
+            eval_every=150, min_lr_ratio=0.05, threads=1,
+        )
+    )
+    train_split: tuple[str, ...] = ("train",)
+    eval_split: tuple[str, ...] = ("test",)
+    valid_rows: int = Field(default=32, ge=0, le=100_000)
+    """Training rows held out per dataset (seeded) whose generation accuracy picks the best step."""
+    eval_max_rows: int | None = Field(default=None, ge=1)
+    """Evaluate at most this many test rows per dataset (None: all)."""
+    max_new_tokens: int = Field(default=5, ge=1, le=64)
+
+
+def _holdout(rows: list[Example], n: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """Split off ``n`` rows per dataset, whole images at a time (rows sharing an image stay together)."""
+    if n == 0:
+        return rows, []
+    train, valid = [], []
+    for ds in sorted({r.dataset for r in rows}):
+        part = [r for r in rows if r.dataset == ds]
+        images = sorted({str(r.image) for r in part})
+        rng = np.random.default_rng([seed, len(images)])
+        chosen: set[str] = set()
+        count = 0
+        for i in rng.permutation(len(images)):
+            if count >= n or len(chosen) >= len(images) - 1:
+                break
+            chosen.add(images[i])
+            count += sum(1 for r in part if str(r.image) == images[i])
+        valid.extend(r for r in part if str(r.image) in chosen)
+        train.extend(r for r in part if str(r.image) not in chosen)
+    return train, valid
+
+
+def _group(r: Example) -> str:
+    extra = dict(r.extra)
+    return str(extra.get("query_type", "all"))
+
+
+def baselines(train: Sequence[Example], test: Sequence[Example]) -> list[tuple[float, bool]]:
+    """Per test row: (chance of a uniform guess, whether the training majority answer is right).
+
+    Chance is 1 / number of options (``choices``), or 1 / number of distinct
+    answers of that dataset and query type in training for count/open rows.
+    The majority answer is taken per (dataset, query type).
+    """
+    answers: dict[tuple[str, str], Counter[str]] = {}
+    for r in train:
+        answers.setdefault((r.dataset, _group(r)), Counter())[r.answer.strip().casefold()] += 1
+    out = []
+    for r in test:
+        c = answers.get((r.dataset, _group(r)), Counter())
+        chance = 1.0 / len(r.choices) if r.choices else 1.0 / max(1, len(c))
+        majority = c.most_common(1)[0][0] if c else None
+        out.append((chance, majority == r.answer.strip().casefold()))
+    return out
+
+
+def evaluate_rows(
+    adapter: ModelAdapter,
+    train: Sequence[Example],
+    test: Sequence[Example],
+    *,
+    max_new_tokens: int = 5,
+    images: ImageCache | None = None,
+) -> tuple[dict[str, float], pl.DataFrame]:
+    """Greedy-generation accuracy on ``test`` vs chance and majority, overall, per dataset and query type."""
+    scores = generation_scores(adapter, test, max_new_tokens=max_new_tokens, images=images)
+    base = baselines(train, test)
+    df = pl.DataFrame(
+        {
+            "dataset": [r.dataset for r in test],
+            "query_type": [_group(r) for r in test],
+            "correct": [c for _, c in scores],
+            "chance": [b[0] for b in base],
+            "majority": [b[1] for b in base],
+        }
+    )
+    agg = [pl.len().alias("n"), pl.col("correct").mean().alias("accuracy"),
+           pl.col("chance").mean().alias("chance"), pl.col("majority").cast(pl.Float64).mean().alias("majority")]  # fmt: skip
+    by_group = df.group_by("dataset", "query_type").agg(agg).sort("dataset", "query_type")
+    by_ds = df.group_by("dataset").agg(agg).sort("dataset")
+    metrics: dict[str, float] = {
+        "test/accuracy": float(df["correct"].mean()),  # type: ignore[arg-type]
+        "test/chance": float(df["chance"].mean()),  # type: ignore[arg-type]
+        "test/majority": float(df["majority"].cast(pl.Float64).mean()),  # type: ignore[arg-type]
+        "test/n": float(len(df)),
+    }
+    for row in by_ds.iter_rows(named=True):
+        for k in ("accuracy", "chance", "majority", "n"):
+            metrics[f"{row['dataset']}/{k}"] = float(row[k])
+    return metrics, by_group
+
+
+def train_default(
+    model: str | os.PathLike[str],
+    datasets: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: DefaultTrainConfig = DefaultTrainConfig(),
+    *,
+    logs: str | os.PathLike[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """Train every weight of ``model`` on the datasets' train rows; evaluate on their test rows.
+
+    ``logs`` (optional) receives a copy of ``metrics.json``,
+    ``eval_by_group.csv``, ``train_state.json`` and ``dvclive/`` (for a DVC
+    stage that tracks metrics outside the model directory).
+    """
+    from accelerate.utils import set_seed
+
+    if not datasets:
+        raise TrainingError("no datasets given; pass --dataset at least once")
+    cfg.loop.apply_threads()
+    set_seed(cfg.loop.seed)
+    adapter = load_generative(model)
+    rows = load_rows(datasets, cfg.train_split)
+    check_answers(adapter, rows)
+    train, valid = _holdout(rows, cfg.valid_rows, cfg.loop.seed)
+    test = load_rows(datasets, cfg.eval_split, allow_empty=True)
+    if cfg.eval_max_rows is not None:
+        test = [r for ds in dict.fromkeys(r.dataset for r in test)
+                for r in [x for x in test if x.dataset == ds][: cfg.eval_max_rows]]  # fmt: skip
+    sizes = freeze_except(adapter, ["vision", "projector", "language"])
+    out = Path(out)
+    images = ImageCache()
+    run = VlmRun(
+        adapter=adapter, train=train, loop=cfg.loop, out=out,
+        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
+        fingerprint=inputs_fingerprint(cfg, model, datasets),
+        training_args={
+            "trainer": "default", "config": cfg.model_dump(mode="json"), "model": str(model),
+            "datasets": [str(d) for d in datasets], "trainable_parameters": sizes,
+            "train_rows": len(train), "valid_rows": len(valid),
+        },
+        valid=valid or None, valid_metric="accuracy",
+    )
+    table: dict[str, pl.DataFrame] = {}
+
+    def evaluate(tmp: Path, result: LoopResult) -> dict[str, Any]:
+        if not test:
+            return {}
+        metrics, by_group = evaluate_rows(adapter, train, test, max_new_tokens=cfg.max_new_tokens, images=images)
+        by_group.write_csv(tmp / "eval_by_group.csv")
+        table["by_group"] = by_group
+        return metrics
+
+    _, metrics = run_vlm_training(run, write_extra=evaluate, callbacks=callbacks, accelerator=accelerator)
+    if logs is not None and (accelerator is None or accelerator.is_main_process):
+        with atomic_dir(logs) as tmp:
+            for name in ("metrics.json", "eval_by_group.csv", "train_state.json", "training_args.json"):
+                if (out / name).is_file():
+                    shutil.copy2(out / name, tmp / name)
+            if (out / "dvclive").is_dir():
+                shutil.copytree(out / "dvclive", tmp / "dvclive")
+    return metrics

@@ -1,0 +1,51 @@
+"""The embedded default model's trainer on tiny data: all weights train, evaluation vs baselines.
+
+How good the default model gets is measured by benchmarks/train_default.py (minutes, not a test).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from vlmscope.models import load_model
+from vlmscope.training.config import LoopConfig
+from vlmscope.training.data import load_examples
+from vlmscope.training.default_model import DefaultTrainConfig, baselines, train_default
+from vlmscope.training.weights import read_tensors, tensor_names
+
+
+def test_default_trains_everything_and_reports_per_dataset(composite: Path, tiny_dataset: Callable[..., Path],
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    color, counting = tiny_dataset("color", 16), tiny_dataset("counting", 16)
+    cfg = DefaultTrainConfig(valid_rows=2, max_new_tokens=3,
+                             loop=LoopConfig(max_steps=3, batch_size=4, lr=1e-3, eval_every=2, checkpoint_every=0))  # fmt: skip
+    out, logs = tmp_path / "default", tmp_path / "logs"
+    m = train_default(composite, [color, counting], out, cfg, logs=logs)
+    for ds in (color.name, counting.name):
+        assert {f"{ds}/accuracy", f"{ds}/chance", f"{ds}/majority", f"{ds}/n"} <= set(m)
+        assert 0 <= m[f"{ds}/accuracy"] <= 1
+    assert m[f"{color.name}/chance"] == pytest.approx(0.1)  # ten colour options
+    names = tensor_names(composite)
+    a, b = read_tensors(composite, names), read_tensors(out, names)
+    moved = {n.split(".")[0] + "." + n.split(".")[1] for n in names if not torch.equal(a[n], b[n])}
+    assert any("vision" in n for n in moved) and any("projector" in n for n in moved)
+    assert any("language" in n for n in moved)
+    assert load_model(out).family == "composite"
+    assert json.loads((logs / "metrics.json").read_text()) == json.loads((out / "metrics.json").read_text())
+    groups = pl.read_csv(logs / "eval_by_group.csv")
+    assert set(groups["dataset"]) == {color.name, counting.name}
+
+
+def test_baselines_use_training_answers(tiny_dataset: Callable[..., Path]) -> None:
+    ds = tiny_dataset("color", 16)
+    train, test = load_examples(ds, ["train"]), load_examples(ds, ["test"])
+    out = baselines(train, test)
+    assert all(c == pytest.approx(0.1) for c, _ in out)
+    common = max({r.answer for r in train}, key=[r.answer for r in train].count)
+    assert [m for _, m in out] == [r.answer == common for r in test]

@@ -1,0 +1,109 @@
+"""Output-layer fine-tuning on a store with a planted mapping error (no model forward pass)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from safetensors.torch import load_file
+
+from vlmscope.activations.store import write_activations
+from vlmscope.errors import StoreError, TrainingError
+from vlmscope.models import load_model
+from vlmscope.training.head_math import fit_head
+from vlmscope.training.output_layer import OutputLayerTrainConfig, load_head, train_output_layer
+from vlmscope.training.weights import read_tensors
+
+COUNTS = [str(k) for k in range(1, 10)]
+PLANTED = "3"
+
+
+def _store(path: Path, model: Path, *, n_per: int = 24, seed: int = 0, layers: int | None = None,
+           answers: list[str] | None = None) -> Path:  # fmt: skip
+    """Last-layer states that the model's own head reads correctly, except for count 3.
+
+    Count k's states point along the unembedding row of k's token (plus noise),
+    so the frozen head answers k; count 3's states point along a random
+    direction the head maps elsewhere: the mapping error to repair.
+    """
+    head = load_head(model)
+    W = head.unembedding.float()
+    rng = np.random.default_rng(seed)
+    D = W.shape[1]
+    planted = torch.from_numpy(np.random.default_rng(123).standard_normal(D)).float()
+    rows, ans, split = [], [], []
+    labels = answers or [k for k in COUNTS for _ in range(n_per)]
+    for i, k in enumerate(labels):
+        tok = head.answer_ids(k)[0] if k.strip() else 0
+        d = planted if k == PLANTED else W[tok]
+        d = d / d.norm()
+        rows.append((d * 4.0 + 0.15 * torch.from_numpy(rng.standard_normal(D)).float()).numpy())
+        ans.append(k)
+        split.append("test" if i % 4 == 0 else "train")
+    n_layers = head.num_layers if layers is None else layers
+    hidden = np.stack([np.stack(rows)] * (n_layers + 1), axis=1).astype(np.float32)  # (N, L+1, D)
+    ds = xr.Dataset(
+        {"hidden": (("sample", "layer", "dim"), hidden)},
+        coords={"sample": [f"s{i}" for i in range(len(ans))], "layer": np.arange(n_layers + 1),
+                "answer": ("sample", np.array(ans, dtype=object)), "split": ("sample", np.array(split, dtype=object))},
+        attrs={"model": str(model), "family": "composite"},
+    )  # fmt: skip
+    return write_activations(path, ds)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, composite: Path) -> Path:
+    return _store(tmp_path_factory.mktemp("ol") / "s.zarr", composite)
+
+
+def test_training_repairs_the_planted_mapping(store: Path, composite: Path, tmp_path: Path) -> None:
+    cfg = OutputLayerTrainConfig(epochs=15, lr=2e-3, kl_lambda=0.2, seed=0)
+    m = train_output_layer(store, composite, tmp_path / "out", cfg)
+    assert m["test_accuracy_before"] == pytest.approx(8 / 9, abs=0.02)  # all but the planted count
+    assert m["test_accuracy_after"] > m["test_accuracy_before"] + 0.08
+    assert m["n_valid"] > 0 and m["best_epoch"] >= 1
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["test_accuracy_after"] == m["test_accuracy_after"]
+    head = load_file(str(tmp_path / "out" / "head.safetensors"))
+    (name,) = head
+    assert name == load_head(composite).unembedding_name
+
+
+def test_answer_rows_mode_touches_only_answer_rows(store: Path, composite: Path, tmp_path: Path) -> None:
+    cfg = OutputLayerTrainConfig(epochs=15, lr=2e-3, rows="answer-tokens", save_model=True)
+    m = train_output_layer(store, composite, tmp_path / "out", cfg)
+    assert m["trained_rows"] == 9 and m["test_accuracy_after"] > m["test_accuracy_before"]
+    base = load_head(composite)
+    new = load_file(str(tmp_path / "out" / "head.safetensors"))[base.unembedding_name]
+    changed = (new != base.unembedding).any(1).nonzero().flatten().tolist()
+    answer_rows = sorted({base.answer_ids(k)[0] for k in COUNTS})
+    assert changed and set(changed) <= set(answer_rows)
+    # --save-model folds the head into a full checkpoint that loads and carries the new head
+    full = tmp_path / "out" / "model"
+    assert load_model(full).family == "composite"
+    assert torch.equal(read_tensors(full, [base.unembedding_name])[base.unembedding_name], new)
+
+
+def test_fit_head_keeps_the_original_when_validation_never_improves() -> None:
+    torch.manual_seed(0)
+    W0 = torch.randn(20, 8)
+    z = torch.randn(40, 8)
+    y = (z @ W0.T).argmax(-1)  # the original head is already perfect
+    fit = fit_head(z, y, z, y, W0, epochs=3, lr=1e-2, weight_decay=0.0, batch_size=8, kl_lambda=0.0, seed=0)
+    assert fit.best_epoch == 0 and torch.equal(fit.W, W0)
+
+
+def test_store_without_the_last_layer_is_refused(composite: Path, tmp_path: Path) -> None:
+    short = _store(tmp_path / "short.zarr", composite, layers=2, n_per=2)
+    with pytest.raises(StoreError, match="layer 4 .* is not stored"):
+        train_output_layer(short, composite, tmp_path / "o", OutputLayerTrainConfig(epochs=1))
+
+
+def test_empty_answer_is_refused(composite: Path, tmp_path: Path) -> None:
+    bad = _store(tmp_path / "bad.zarr", composite, answers=["1", "2", " ", "4"])
+    with pytest.raises(TrainingError, match="tokenizes to nothing"):
+        train_output_layer(bad, composite, tmp_path / "o", OutputLayerTrainConfig(epochs=1))
