@@ -137,6 +137,16 @@ def test_model_nonfinite_values_are_counted(tmp_path, activations):
     assert open_activations(tmp_path / "s.zarr").attrs["nonfinite"] == {"hidden": 2, "mlp": 0}
 
 
+def test_attention_nan_at_the_embedding_layer_is_not_counted(tmp_path, activations):
+    ds = activations(n=6)
+    ds = ds.assign_coords(block=("layer", ds.layer.values - 1))
+    ds.mlp[:, 0] = np.nan  # by definition: no MLP before block 0
+    ds.hidden[1, 0, 0] = np.nan  # the model's own NaN
+    ds.mlp[2, 3, 0] = np.nan
+    write_activations(tmp_path / "s.zarr", ds)
+    assert open_activations(tmp_path / "s.zarr").attrs["nonfinite"] == {"hidden": 1, "mlp": 1}
+
+
 def test_encoding_helpers():
     x = np.array([[1.0, np.nan], [np.inf, 2.0]], dtype=np.float32)
     assert count_nonfinite(x) == 2

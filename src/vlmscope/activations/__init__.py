@@ -1,25 +1,25 @@
 """Activation extraction into, and reading from, sharded Zarr v3 stores.
 
-``open_activations``/``write_activations`` (cheap: numpy, zarr, xarray) and
-``extract``/``ExtractConfig`` (imports torch) are re-exported lazily so that
-reading a store never imports torch.
+``open_activations``/``write_activations`` (numpy, zarr, xarray) and
+``ExtractConfig`` are re-exported lazily, so reading a store never imports
+torch. The extraction itself is ``vlmscope.activations.extract.extract``
+(the submodule ``extract`` shadows any package attribute of that name).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ExtractConfig", "extract", "open_activations", "write_activations"]
+__all__ = ["ExtractConfig", "open_activations", "write_activations"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vlmscope.activations.extract import ExtractConfig, extract
+    from vlmscope.activations.config import ExtractConfig
     from vlmscope.activations.store import open_activations, write_activations
 
 _WHERE = {
     "open_activations": "vlmscope.activations.store",
     "write_activations": "vlmscope.activations.store",
     "ExtractConfig": "vlmscope.activations.config",
-    "extract": "vlmscope.activations.extract",
 }
 
 

@@ -383,6 +383,19 @@ def _layout_from_dataset(
     return StoreLayout(tuple(coords), tuple(variables), dtype, shard_samples), data
 
 
+def _nan_by_design(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per non-``hidden`` variable on ``layer``: the layers that count (``block >= 0``; attention and
+    MLP values do not exist at the embedding layer, whose ``block`` is -1)."""
+    if "block" not in ds.coords or ds["block"].dims != ("layer",):
+        return {}
+    keep = np.asarray(ds["block"].values) >= 0
+    return {
+        str(n): keep
+        for n, da in ds.data_vars.items()
+        if not str(n).startswith("hidden") and len(da.dims) >= 2 and da.dims[1] == "layer"
+    }
+
+
 def write_activations(
     path: str | os.PathLike[str],
     ds: xr.Dataset,
@@ -412,6 +425,7 @@ def write_activations(
             ids = {s["sample_id"] for s in attrs["skipped"]}
             valid = np.array([str(s) not in ids for s in layout.coord("sample").values.tolist()])
         nonfinite = {v.name: 0 for v in layout.variables if v.is_float}
+        by_design = _nan_by_design(ds)
         for k in range(layout.n_shards):
             lo, hi = layout.shard_bounds(k)
             block = {}
@@ -419,7 +433,9 @@ def write_activations(
                 values = data[v.name][lo:hi]
                 if v.is_float:
                     values = to_storage(values, layout.dtype, name=v.name, where=f"{path} rows {lo}..{hi - 1}")
-                    nonfinite[v.name] += count_nonfinite(values, valid[lo:hi])
+                    keep = by_design.get(v.name)
+                    counted = values if keep is None else values[:, keep]
+                    nonfinite[v.name] += count_nonfinite(counted, valid[lo:hi])
                 block[v.name] = values
             writer.write_rows(lo, block)
         writer.finalize({"nonfinite": nonfinite})

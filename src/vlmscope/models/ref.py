@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vlmscope.errors import ModelError, NotFound
 
-__all__ = ["REF_FILE", "ModelRef", "write_ref", "resolve_source"]
+__all__ = ["REF_FILE", "ModelRef", "PipelineModel", "pipeline_model", "write_ref", "resolve_source"]
 
 REF_FILE = "vlmscope-ref.json"
 
@@ -49,3 +49,31 @@ def resolve_source(path: str | os.PathLike[str]) -> ModelRef:
     if not p.is_dir():
         raise NotFound(f"{p}: no model directory (expected a checkpoint or a {REF_FILE} pin)")
     return ModelRef(source=str(p))
+
+
+@dataclass(frozen=True)
+class PipelineModel:
+    """A ``params.yaml`` ``models.<name>`` entry resolved against ``artifacts/models/<name>``."""
+
+    name: str
+    source: str
+    revision: str | None
+    dtype: str
+    device: str
+
+    @property
+    def device_map(self) -> str | None:
+        """transformers' ``device_map``: ``None`` keeps weights on the CPU."""
+        return None if self.device == "cpu" else self.device
+
+
+def pipeline_model(name: str, runtime: dict, models_root: str | os.PathLike[str] = "artifacts/models") -> PipelineModel:
+    """Resolve model ``name`` of the pipeline: where to load it from and how to run it."""
+    ref = resolve_source(Path(models_root) / name)
+    return PipelineModel(
+        name=name,
+        source=ref.source,
+        revision=ref.revision,
+        dtype=str(runtime.get("dtype", "float32")),
+        device=str(runtime.get("device", "cpu")),
+    )

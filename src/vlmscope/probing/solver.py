@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import os
 import torch
 
 __all__ = ["Loss", "Intercept", "LinearFit", "fit_linear", "decision_function"]
@@ -86,7 +87,9 @@ def _loss_only(kind: Loss, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 class _Space:
     """Parameter coordinates theta (L, n, P) [+ a free intercept row], margins, metric, preconditioner."""
 
-    def __init__(self, Xc: torch.Tensor, *, ones_feature: bool, free_intercept: bool, c: float) -> None:
+    def __init__(
+        self, Xc: torch.Tensor, *, ones_feature: bool, free_intercept: bool, centred: bool, c: float
+    ) -> None:
         L, N, D = Xc.shape
         self.Xc = Xc
         self.free = free_intercept
@@ -101,6 +104,10 @@ class _Space:
             A = torch.cat([Xc, Xc.new_ones(L, N, 1)], 2) if ones_feature else Xc  # (L, N, D')
             self.A = A
         self.ones = ones_feature
+        # centred rows make the all-ones vector a null direction of K = Xc Xc^T: it changes
+        # neither w = Xc^T a nor the margins, but float32 products with a large component
+        # there make the tracked margins drift, so theta is kept orthogonal to it
+        self.project = self.kernel and centred and not ones_feature
         n = self.A.shape[2]
         # Hessian at 0 in theta coordinates (G-metric): kernel c K + I, feature space c A^T A + I
         H0 = c * (self.A if self.kernel else torch.bmm(self.A.transpose(1, 2), self.A)).double()
@@ -137,18 +144,29 @@ class _Space:
         core = Gv[:, : self.n] if self.free else Gv
         return Gv, (core + v[:, self.n :]) if self.free else core
 
+    def penalty(self, u: torch.Tensor, Gv: torch.Tensor) -> torch.Tensor:
+        """<u, v>_G without the free intercept's row (it is in the metric, not in the penalty): (L, P)."""
+        if self.free:
+            return _dot(u[:, : self.n], Gv[:, : self.n])
+        return _dot(u, Gv)
+
     def gradient(self, theta: torch.Tensor, dl: torch.Tensor, C: float) -> torch.Tensor:
         """G-representer of the objective's gradient, given C-free slopes dl (L, N, P)."""
         core = theta[:, : self.n] if self.free else theta
         g = C * dl + core if self.kernel else C * torch.bmm(self.A.transpose(1, 2), dl) + core
+        g = self.orthogonal(g)
         if self.free:
             g = torch.cat([g, C * dl.sum(1, keepdim=True)], 1)
         return g
 
+    def orthogonal(self, core: torch.Tensor) -> torch.Tensor:
+        """Remove the component along the all-ones null direction (sample space, centred rows)."""
+        return core - core.mean(1, keepdim=True) if self.project else core
+
     def precondition(self, q: torch.Tensor) -> torch.Tensor:
         core = q[:, : self.n] if self.free else q
         lo = torch.linalg.solve_triangular(self.chol, core, upper=False)
-        r = torch.linalg.solve_triangular(self.chol.mT, lo, upper=True)
+        r = self.orthogonal(torch.linalg.solve_triangular(self.chol.mT, lo, upper=True))
         if self.free:
             r = torch.cat([r, q[:, self.n :] * self.h_b], 1)
         return r
@@ -215,7 +233,13 @@ def fit_linear(
         scale = Xc.pow(2).mean(1, keepdim=True).sqrt()
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         Xc = Xc / scale
-    space = _Space(Xc, ones_feature=intercept == "penalized", free_intercept=intercept == "free", c=_HESSIAN_AT_ZERO[loss] * C)
+    space = _Space(
+        Xc,
+        ones_feature=intercept == "penalized",
+        free_intercept=intercept == "free",
+        centred=mean is not None,
+        c=_HESSIAN_AT_ZERO[loss] * C,
+    )
     del Xc
 
     rows = space.n + (1 if space.free else 0)
@@ -225,7 +249,7 @@ def fit_linear(
     f_loss, dl = _loss_and_slope(loss, yy, m)
     g = space.gradient(theta, dl, C)
     Gg = space.metric(g)
-    f = C * f_loss + 0.5 * _dot(theta, G_theta)
+    f = C * f_loss + 0.5 * space.penalty(theta, G_theta)
 
     S: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     n_iter = torch.zeros(L, P, dtype=torch.int64)
@@ -235,6 +259,8 @@ def fit_linear(
     for _ in range(max_iter):
         gnorm = _dot(g, Gg).clamp_min(0).sqrt() / norm_scale
         converged |= gnorm < tol
+        import os
+        if os.environ.get("TRACE"): print(int(n_iter.max()), f.tolist(), gnorm.tolist())
         active &= ~converged
         if not bool(active.any()):
             break
@@ -246,6 +272,13 @@ def fit_linear(
             q -= a.unsqueeze(1) * yv
             alphas.append(a)
         r = space.precondition(q)
+        if S:  # scale the preconditioner to the curvature seen last (Shanno-Phua scaling)
+            _, _, y_last, Gy_last, rho_last = S[-1]
+            yMy = _dot(Gy_last, space.precondition(y_last))
+            gamma = torch.where(
+                (rho_last > 0) & (yMy > 0), 1.0 / (rho_last * yMy).clamp_min(1e-30), torch.ones_like(rho_last)
+            )
+            r = r * gamma.unsqueeze(1)
         for (s, Gs, yv, Gy, rho), a in zip(S, reversed(alphas)):
             b = rho * _dot(Gy, r)
             r += (a - b).unsqueeze(1) * s
@@ -258,7 +291,7 @@ def fit_linear(
             d = torch.where(bad.unsqueeze(1), -space.precondition(g), d) * active.unsqueeze(1)
             Gd, dm = space.metric_and_margins(d)
             slope = _dot(g, Gd)
-        pen0, pen1, pen2 = _dot(theta, G_theta), _dot(d, G_theta), _dot(d, Gd)
+        pen0, pen1, pen2 = space.penalty(theta, G_theta), space.penalty(d, G_theta), space.penalty(d, Gd)
         t = active.to(X.dtype)
         ok = ~active
         for _ls in range(40):
@@ -276,7 +309,7 @@ def fit_linear(
         f_loss, dl = _loss_and_slope(loss, yy, m)
         g_new = space.gradient(theta, dl, C)
         Gg_new = space.metric(g_new)
-        f = C * f_loss + 0.5 * _dot(theta, G_theta)
+        f = C * f_loss + 0.5 * space.penalty(theta, G_theta)
         s_vec, Gs_vec = tt * d, tt * Gd
         y_vec, Gy_vec = g_new - g, Gg_new - Gg
         sy = _dot(Gs_vec, y_vec)
@@ -290,6 +323,9 @@ def fit_linear(
         active &= ~stalled
         converged |= stalled & (_dot(g, Gg).clamp_min(0).sqrt() / norm_scale < 100 * tol)
 
+    import os
+    if os.environ.get("TRACE"):
+        m2 = space.margins(theta); print("drift", (m2-m).abs().max(), m.abs().max(), "f exact", C*_loss_only(loss, yy, m2) + 0.5*space.penalty(theta, space.metric(theta)))
     w, b = space.weights(theta)  # (L, P, D), (L, P) in the centred/scaled space
     if scale is not None:
         w = w / scale  # (L, 1, D) broadcasts over P

@@ -41,6 +41,8 @@ class LoopConfig(_Strict):
     grad_accum: int = Field(default=1, ge=1, le=1024)
     """Micro-steps accumulated per optimizer step."""
     lr: float = Field(default=1e-3, gt=0, le=10)
+    adam_beta2: float = Field(default=0.999, gt=0, lt=1)
+    """AdamW's second-moment decay; 0.95 is steadier for small transformers trained from scratch."""
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     """AdamW decoupled weight decay; never applied to biases and norm weights (1-D tensors)."""
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)

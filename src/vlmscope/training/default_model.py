@@ -57,8 +57,8 @@ class DefaultTrainConfig(BaseModel):
 
     loop: LoopConfig = Field(
         default_factory=lambda: LoopConfig(
-            max_steps=600, batch_size=32, lr=1e-3, warmup_ratio=0.05, weight_decay=0.01, checkpoint_every=100,
-            eval_every=150, min_lr_ratio=0.05, threads=1,
+            max_steps=600, batch_size=32, lr=1e-3, adam_beta2=0.95, warmup_ratio=0.05, weight_decay=0.01,
+            checkpoint_every=100, eval_every=150, min_lr_ratio=0.05, threads=1,
         )
     )
     train_split: tuple[str, ...] = ("train",)
@@ -68,6 +68,9 @@ class DefaultTrainConfig(BaseModel):
     eval_max_rows: int | None = Field(default=None, ge=1)
     """Evaluate at most this many test rows per dataset (None: all)."""
     max_new_tokens: int = Field(default=5, ge=1, le=64)
+    balance: bool = True
+    """Repeat the rows of smaller datasets so every dataset contributes about equally per epoch
+    (the relations set has ~19 questions per image and would otherwise dominate)."""
 
 
 def _holdout(rows: list[Example], n: int, seed: int) -> tuple[list[Example], list[Example]]:
@@ -89,6 +92,19 @@ def _holdout(rows: list[Example], n: int, seed: int) -> tuple[list[Example], lis
         valid.extend(r for r in part if str(r.image) in chosen)
         train.extend(r for r in part if str(r.image) not in chosen)
     return train, valid
+
+
+def _balance(rows: list[Example]) -> list[Example]:
+    """Each dataset's rows repeated ``round(largest / own)`` times (order kept, deterministic)."""
+    sizes = Counter(r.dataset for r in rows)
+    if len(sizes) < 2:
+        return rows
+    top = max(sizes.values())
+    out: list[Example] = []
+    for ds in sorted(sizes):
+        part = [r for r in rows if r.dataset == ds]
+        out.extend(part * max(1, round(top / len(part))))
+    return out
 
 
 def _group(r: Example) -> str:
@@ -178,6 +194,8 @@ def train_default(
     rows = load_rows(datasets, cfg.train_split)
     check_answers(adapter, rows)
     train, valid = _holdout(rows, cfg.valid_rows, cfg.loop.seed)
+    if cfg.balance:
+        train = _balance(train)
     test = load_rows(datasets, cfg.eval_split, allow_empty=True)
     if cfg.eval_max_rows is not None:
         test = [r for ds in dict.fromkeys(r.dataset for r in test)

@@ -161,7 +161,7 @@ def _optimizer(named: dict[str, nn.Parameter], cfg: LoopConfig) -> torch.optim.O
     no_decay = [p for n, p in named.items() if p.ndim < 2]
     groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
                           {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 
 
 def _progress(enabled: bool) -> Any:
