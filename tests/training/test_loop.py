@@ -12,7 +12,13 @@ from torch import nn
 from vlmscope.errors import TrainingError
 from vlmscope.training.checkpoint import list_checkpoints
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.loop import LoopSpec, StepInfo, params_fingerprint, run_loop, trainable_state
+from vlmscope.training.loop import (
+    LoopSpec,
+    StepInfo,
+    params_fingerprint,
+    run_loop,
+    trainable_state,
+)
 from vlmscope.training.schedule import batch_indices, cosine_with_warmup, warmup_steps
 
 

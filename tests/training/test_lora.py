@@ -37,6 +37,7 @@ def test_targets_stay_inside_the_language_model(composite: Path) -> None:
         lora_targets(adapter, ["qkv"])
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 def test_merge_matches_adapter_on(trained: tuple[Path, dict], composite: Path, color_ds: Path,
                                   tmp_path: Path) -> None:  # fmt: skip
     out, metrics = trained

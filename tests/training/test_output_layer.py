@@ -15,7 +15,11 @@ from vlmscope.activations.store import write_activations
 from vlmscope.errors import StoreError, TrainingError
 from vlmscope.models import load_model
 from vlmscope.training.head_math import fit_head
-from vlmscope.training.output_layer import OutputLayerTrainConfig, load_head, train_output_layer
+from vlmscope.training.output_layer import (
+    OutputLayerTrainConfig,
+    load_head,
+    train_output_layer,
+)
 from vlmscope.training.weights import read_tensors
 
 COUNTS = [str(k) for k in range(1, 10)]
@@ -107,3 +111,39 @@ def test_empty_answer_is_refused(composite: Path, tmp_path: Path) -> None:
     bad = _store(tmp_path / "bad.zarr", composite, answers=["1", "2", " ", "4"])
     with pytest.raises(TrainingError, match="tokenizes to nothing"):
         train_output_layer(bad, composite, tmp_path / "o", OutputLayerTrainConfig(epochs=1))
+
+
+def _reference_rows_fit(z, y, zv, yv, W0, rows, *, epochs, lr, kl_lambda, seed, batch_size=8):  # type: ignore[no-untyped-def]
+    """The obvious O(V) implementation of row-restricted training, to check the fast path against."""
+    gen = torch.Generator().manual_seed(seed)
+    P = torch.nn.Parameter(W0[rows].clone())
+    opt = torch.optim.AdamW([P], lr=lr, weight_decay=0.01)
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), batch_size):
+            idx = perm[i : i + batch_size]
+            out = (z[idx] @ W0.T).index_copy(1, rows, z[idx] @ P.T)
+            loss = torch.nn.functional.cross_entropy(out, y[idx])
+            ref = torch.log_softmax(z[idx] @ W0.T, -1)
+            kl = torch.nn.functional.kl_div(torch.log_softmax(out, -1), ref, log_target=True, reduction="batchmean")
+            opt.zero_grad()
+            (loss + kl_lambda * kl).backward()
+            opt.step()
+    W = W0.clone()
+    W[rows] = P.detach()
+    return W
+
+
+def test_row_restricted_fast_path_equals_the_full_computation() -> None:
+    torch.manual_seed(1)
+    V, D, N = 300, 16, 64
+    W0 = torch.randn(V, D) * 0.3
+    rows = torch.tensor([5, 17, 42, 99])
+    z = torch.randn(N, D)
+    y = rows[torch.randint(0, 4, (N,))]
+    fit = fit_head(z, y, z[:8], y[:8], W0, epochs=3, lr=5e-2, weight_decay=0.01, batch_size=8,
+                   kl_lambda=0.3, seed=2, rows=rows)  # fmt: skip
+    ref = _reference_rows_fit(z, y, z[:8], y[:8], W0, rows, epochs=3, lr=5e-2, kl_lambda=0.3, seed=2)
+    assert fit.final_W is not None
+    torch.testing.assert_close(fit.final_W, ref, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(fit.final_W, W0)

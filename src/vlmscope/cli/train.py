@@ -20,7 +20,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["app", "TOP_LEVEL", "merge", "gradcam"]
+__all__ = ["TOP_LEVEL", "app", "gradcam", "merge"]
 
 app = typer.Typer(
     help="Train projectors, LoRA adapters, output layers, CLIP classifiers and the embedded default model.",
@@ -203,7 +203,10 @@ def output_layer(
     save_model: bool = typer.Option(False, "--save-model", help="Also write out/model: the full checkpoint."),
 ) -> None:
     """Fine-tune the unembedding on cached last-layer states (no model forward pass)."""
-    from vlmscope.training.output_layer import OutputLayerTrainConfig, train_output_layer
+    from vlmscope.training.output_layer import (
+        OutputLayerTrainConfig,
+        train_output_layer,
+    )
 
     cfg = OutputLayerTrainConfig(**_pick(
         epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay, batch_size=batch_size,

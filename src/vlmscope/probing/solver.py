@@ -37,7 +37,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import os
 import torch
 
 __all__ = ["Loss", "Intercept", "LinearFit", "fit_linear", "decision_function"]
@@ -259,8 +258,6 @@ def fit_linear(
     for _ in range(max_iter):
         gnorm = _dot(g, Gg).clamp_min(0).sqrt() / norm_scale
         converged |= gnorm < tol
-        import os
-        if os.environ.get("TRACE"): print(int(n_iter.max()), f.tolist(), gnorm.tolist())
         active &= ~converged
         if not bool(active.any()):
             break
@@ -323,9 +320,6 @@ def fit_linear(
         active &= ~stalled
         converged |= stalled & (_dot(g, Gg).clamp_min(0).sqrt() / norm_scale < 100 * tol)
 
-    import os
-    if os.environ.get("TRACE"):
-        m2 = space.margins(theta); print("drift", (m2-m).abs().max(), m.abs().max(), "f exact", C*_loss_only(loss, yy, m2) + 0.5*space.penalty(theta, space.metric(theta)))
     w, b = space.weights(theta)  # (L, P, D), (L, P) in the centred/scaled space
     if scale is not None:
         w = w / scale  # (L, 1, D) broadcasts over P

@@ -19,22 +19,22 @@ from importlib import import_module
 from typing import Any
 
 __all__ = [
-    "LoopConfig",
-    "SubsampleConfig",
-    "ProjectorTrainConfig",
-    "LoraTrainConfig",
-    "OutputLayerTrainConfig",
     "ClipTrainConfig",
     "DefaultTrainConfig",
     "GradcamConfig",
-    "train_projector",
-    "train_lora",
-    "train_output_layer",
-    "train_clip",
-    "train_default",
+    "LoopConfig",
+    "LoraTrainConfig",
+    "OutputLayerTrainConfig",
+    "ProjectorTrainConfig",
+    "SubsampleConfig",
     "merge_adapter",
     "merge_tensors",
     "run_loop",
+    "train_clip",
+    "train_default",
+    "train_lora",
+    "train_output_layer",
+    "train_projector",
 ]
 
 _WHERE = {

@@ -31,17 +31,17 @@ from vlmscope.io.atomic import atomic_dir, atomic_write_bytes
 __all__ = [
     "CheckpointInfo",
     "LoadedCheckpoint",
+    "capture_rng",
     "checkpoint_name",
-    "list_checkpoints",
-    "last_checkpoint",
     "clean_partial",
-    "save_checkpoint",
+    "last_checkpoint",
+    "list_checkpoints",
+    "load_best",
     "load_checkpoint",
     "prune_checkpoints",
-    "capture_rng",
     "restore_rng",
     "save_best",
-    "load_best",
+    "save_checkpoint",
 ]
 
 STATE = "state.json"

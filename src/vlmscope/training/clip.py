@@ -44,12 +44,12 @@ from vlmscope.training.vlm import default_run_dir, inputs_fingerprint, save_mode
 __all__ = [
     "ClipTrainConfig",
     "PrototypeClassifier",
-    "train_clip",
     "class_names",
-    "row_class",
-    "load_contrastive",
-    "vision_parameters",
     "classify_metrics",
+    "load_contrastive",
+    "row_class",
+    "train_clip",
+    "vision_parameters",
 ]
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vlmscope.errors import ConfigError
 
-__all__ = ["LoopConfig", "SubsampleConfig", "config_fingerprint", "RESUME_NEUTRAL_FIELDS"]
+__all__ = ["RESUME_NEUTRAL_FIELDS", "LoopConfig", "SubsampleConfig", "config_fingerprint"]
 
 
 class _Strict(BaseModel):

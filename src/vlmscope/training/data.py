@@ -25,15 +25,15 @@ from vlmscope.training.config import SubsampleConfig
 
 __all__ = [
     "Example",
-    "load_examples",
-    "class_of",
-    "bbox_prefix",
-    "subsample",
     "ImageCache",
+    "bbox_prefix",
+    "class_of",
+    "load_examples",
     "split_rows",
+    "subsample",
 ]
 
-_BBOX = re.compile(r"^\s*(\[[^\]]*\])\s*(.*)$", re.S)
+_BBOX = re.compile(r"^\s*(\[[^\]]*\])\s*(.*)$", re.DOTALL)
 
 
 def bbox_prefix(answer: str) -> str | None:

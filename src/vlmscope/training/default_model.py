@@ -47,7 +47,7 @@ from vlmscope.training.vlm import (
     run_vlm_training,
 )
 
-__all__ = ["DefaultTrainConfig", "train_default", "evaluate_rows", "baselines"]
+__all__ = ["DefaultTrainConfig", "baselines", "evaluate_rows", "train_default"]
 
 
 class DefaultTrainConfig(BaseModel):

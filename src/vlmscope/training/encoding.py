@@ -24,7 +24,7 @@ from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import EncodedBatch, ModelAdapter
 from vlmscope.training.data import Example, ImageCache, bbox_prefix
 
-__all__ = ["EncodedCache", "collate", "mask_bbox", "answer_loss", "per_example_loss"]
+__all__ = ["EncodedCache", "answer_loss", "collate", "mask_bbox", "per_example_loss"]
 
 
 def mask_bbox(labels: torch.Tensor, answer: str, tokenizer: Any, where: str) -> torch.Tensor:

@@ -36,7 +36,7 @@ from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.training.data import Example, ImageCache
 
-__all__ = ["GradcamConfig", "gradcam", "cam_from", "overlay", "encoder_blocks"]
+__all__ = ["GradcamConfig", "cam_from", "encoder_blocks", "gradcam", "overlay"]
 
 
 class GradcamConfig(BaseModel):

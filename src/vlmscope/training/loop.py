@@ -38,15 +38,15 @@ from vlmscope.training.schedule import batch_indices, cosine_with_warmup, warmup
 from vlmscope.training.tracking import Tracker
 
 __all__ = [
-    "LoopSpec",
     "LoopResult",
+    "LoopSpec",
     "StepInfo",
+    "finish_run_dir",
     "make_accelerator",
+    "move_to",
+    "params_fingerprint",
     "run_loop",
     "trainable_state",
-    "params_fingerprint",
-    "move_to",
-    "finish_run_dir",
 ]
 
 
@@ -165,7 +165,13 @@ def _optimizer(named: dict[str, nn.Parameter], cfg: LoopConfig) -> torch.optim.O
 
 
 def _progress(enabled: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),

@@ -25,9 +25,9 @@ from torch import nn
 from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.training.config import LoopConfig, SubsampleConfig
+from vlmscope.training.data import subsample
 from vlmscope.training.loop import LoopResult, StepInfo
 from vlmscope.training.projector import load_rows
-from vlmscope.training.data import subsample
 from vlmscope.training.vlm import (
     VlmRun,
     check_answers,
@@ -37,7 +37,7 @@ from vlmscope.training.vlm import (
     run_vlm_training,
 )
 
-__all__ = ["LoraTrainConfig", "train_lora", "lora_targets", "ADAPTER_DIR"]
+__all__ = ["ADAPTER_DIR", "LoraTrainConfig", "lora_targets", "train_lora"]
 
 ADAPTER_DIR = "adapter"
 

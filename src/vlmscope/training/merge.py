@@ -28,7 +28,7 @@ from vlmscope.errors import ModelError, NotFound, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.training.weights import replace_tensors, weight_map
 
-__all__ = ["merge_adapter", "merge_tensors", "resolve_tensor_file", "MERGE_INFO"]
+__all__ = ["MERGE_INFO", "merge_adapter", "merge_tensors", "resolve_tensor_file"]
 
 MERGE_INFO = "merge_info.json"
 

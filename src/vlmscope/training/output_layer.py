@@ -32,7 +32,7 @@ from vlmscope.io.atomic import atomic_dir
 from vlmscope.training.head_math import fit_head, head_accuracy, layer_norm, rms_norm
 from vlmscope.training.weights import read_tensors, replace_tensors, weight_map
 
-__all__ = ["OutputLayerTrainConfig", "HeadTensors", "load_head", "train_output_layer", "answer_first_tokens"]
+__all__ = ["HeadTensors", "OutputLayerTrainConfig", "answer_first_tokens", "load_head", "train_output_layer"]
 
 
 class OutputLayerTrainConfig(BaseModel):
@@ -231,16 +231,13 @@ def train_output_layer(
     W0 = head.unembedding.float()
     train_rows = torch.unique(y_tr) if cfg.rows == "answer-tokens" else None
     epochs = cfg.epochs
-    if cfg.max_steps is not None:
-        per_epoch = -(-len(y_tr) // cfg.batch_size)
-        epochs = max(1, min(epochs, -(-cfg.max_steps // per_epoch)))
     fit = fit_head(
         z_tr, y_tr, z_va, y_va, W0, epochs=epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        batch_size=cfg.batch_size, kl_lambda=cfg.kl_lambda, seed=cfg.seed, rows=train_rows,
+        batch_size=cfg.batch_size, kl_lambda=cfg.kl_lambda, seed=cfg.seed, rows=train_rows, max_steps=cfg.max_steps,
     )
     metrics: dict[str, Any] = {
-        "n_train": len(y_tr), "n_valid": len(y_va), "best_epoch": fit.best_epoch, "epochs": epochs,
-        "trained_rows": int(len(train_rows)) if train_rows is not None else int(W0.shape[0]),
+        "n_train": len(y_tr), "n_valid": len(y_va), "best_epoch": fit.best_epoch, "epochs": len(fit.history),
+        "trained_rows": len(train_rows) if train_rows is not None else int(W0.shape[0]),
     }
     sets = {"train": (z_tr, y_tr), "valid": (z_va, y_va), "test": _select(rows, cfg.test_split)}
     for i, es in enumerate(eval_stores):

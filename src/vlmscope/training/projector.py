@@ -38,7 +38,7 @@ from vlmscope.training.vlm import (
     run_vlm_training,
 )
 
-__all__ = ["ProjectorTrainConfig", "train_projector", "load_rows", "checkpoint_names", "PROJECTOR_FILE"]
+__all__ = ["PROJECTOR_FILE", "ProjectorTrainConfig", "checkpoint_names", "load_rows", "train_projector"]
 
 PROJECTOR_FILE = "projector.safetensors"
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["cosine_with_warmup", "warmup_steps", "batch_indices"]
+__all__ = ["batch_indices", "cosine_with_warmup", "warmup_steps"]
 
 
 def warmup_steps(total_steps: int, warmup_ratio: float) -> int:

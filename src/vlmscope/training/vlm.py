@@ -33,23 +33,33 @@ from vlmscope import __version__
 from vlmscope.errors import TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ModelAdapter
-from vlmscope.training.config import RESUME_NEUTRAL_FIELDS, LoopConfig, config_fingerprint
+from vlmscope.training.config import (
+    RESUME_NEUTRAL_FIELDS,
+    LoopConfig,
+    config_fingerprint,
+)
 from vlmscope.training.data import Example, ImageCache, class_of
 from vlmscope.training.encoding import EncodedCache, answer_loss, per_example_loss
-from vlmscope.training.loop import LoopResult, LoopSpec, StepInfo, finish_run_dir, run_loop
+from vlmscope.training.loop import (
+    LoopResult,
+    LoopSpec,
+    StepInfo,
+    finish_run_dir,
+    run_loop,
+)
 
 __all__ = [
-    "load_generative",
-    "check_answers",
-    "freeze_except",
-    "default_run_dir",
-    "inputs_fingerprint",
-    "mean_answer_loss",
-    "generation_scores",
     "VlmRun",
+    "check_answers",
+    "default_run_dir",
+    "freeze_except",
+    "generation_scores",
+    "inputs_fingerprint",
+    "load_generative",
+    "mean_answer_loss",
     "run_vlm_training",
-    "write_checkpoint",
     "save_model_files",
+    "write_checkpoint",
 ]
 
 

@@ -22,12 +22,12 @@ from safetensors.torch import save_file
 from vlmscope.errors import ModelError, NotFound
 
 __all__ = [
-    "SINGLE",
     "INDEX",
-    "weight_map",
+    "SINGLE",
     "read_tensors",
-    "tensor_names",
     "replace_tensors",
+    "tensor_names",
+    "weight_map",
 ]
 
 SINGLE = "model.safetensors"
