@@ -1,10 +1,84 @@
-"""`vlmscope probe`: (filled in by its issue)."""
+"""`vlmscope probe`: per-layer linear probes of a label off an activation store."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+__all__ = ["probe"]
 
-def probe() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(2)
+
+def _layers(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    from vlmscope.errors import ConfigError
+
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"--layers must be comma-separated integers, got {text!r}") from None
+
+
+def probe(
+    store: Annotated[Path, typer.Argument(help="Activation store (from `vlmscope extract`).")],
+    label: Annotated[str, typer.Option("--label", help="Label column (a coordinate on 'sample') to decode.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")],
+    variable: Annotated[
+        str, typer.Option("--variable", help="hidden | hidden_<position> | attention | mlp (any (sample, layer, ...)).")
+    ] = "hidden",
+    method: Annotated[str | None, typer.Option("--method", help="logreg (one-vs-rest logistic) | svm (linear SVM).")] = None,
+    C: Annotated[float | None, typer.Option("--C", help="Inverse L2 strength, as in sklearn [default: 1].")] = None,
+    standardize: Annotated[
+        bool | None,
+        typer.Option("--standardize/--no-standardize", help="Scale features per training set [default: on]."),
+    ] = None,
+    folds: Annotated[int | None, typer.Option("--folds", help="K-fold cross-validation instead of one split.")] = None,
+    split_file: Annotated[
+        Path | None, typer.Option("--split-file", help="CSV/TSV/TXT/JSON of sample ids with their split.")
+    ] = None,
+    split_column: Annotated[
+        str | None,
+        typer.Option("--split-column", help="Store coordinate with train/test per sample (or the split file's column)."),
+    ] = None,
+    test_size: Annotated[float | None, typer.Option("--test-size", help="Held-out fraction [default: 0.2].")] = None,
+    stratify: Annotated[
+        bool | None, typer.Option("--stratify/--no-stratify", help="Stratify split/folds by label [default: on].")
+    ] = None,
+    controls: Annotated[int, typer.Option("--controls", help="Control-task shuffles averaged (0: none).")] = 1,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the CI (0: none).")] = 1000,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of split, folds, controls, bootstrap [default: 0].")] = None,
+    original: Annotated[
+        bool,
+        typer.Option("--original", help="Reproduce the spatial study: logreg C=1 lbfgs, no scaling, 80/20 seed 42."),
+    ] = False,
+    solver: Annotated[str, typer.Option("--solver", help="auto | torch (batched) | sklearn.")] = "auto",
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Solver iteration cap [default: 1000].")] = None,
+    layers: Annotated[str | None, typer.Option("--layers", help="Comma-separated layers (default: all).")] = None,
+    memory_mb: Annotated[int, typer.Option("--memory-mb", help="Working-memory budget for a layer chunk.")] = 512,
+) -> None:
+    """Probe a label at every layer: per_layer.csv, metrics.json, per_layer.png, probes in --out."""
+    from vlmscope.probing import ProbeConfig, run_probes
+
+    given: dict[str, Any] = {
+        "method": method, "C": C, "standardize": standardize, "folds": folds, "split_file": split_file,
+        "split_column": split_column, "test_size": test_size, "stratify": stratify, "seed": seed,
+        "max_iter": max_iter, "layers": _layers(layers),
+    }
+    cfg = ProbeConfig(
+        label=label, variable=variable, controls=controls, bootstrap=bootstrap, original=original,
+        solver=solver,  # type: ignore[arg-type]  (pydantic validates the literal)
+        memory_mb=memory_mb,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    result = run_probes(store, cfg, out)
+    m = result.metrics
+    typer.echo(
+        f"best layer {m['best_layer']}: accuracy {m['accuracy']:.4f} "
+        f"[{m['ci_low'] if m['ci_low'] is not None else float('nan'):.4f}, "
+        f"{m['ci_high'] if m['ci_high'] is not None else float('nan'):.4f}], "
+        f"control {m['control_accuracy'] if m['control_accuracy'] is not None else float('nan'):.4f}, "
+        f"chance {m['chance_accuracy']:.4f}"
+    )
+    typer.echo(f"wrote {out}")

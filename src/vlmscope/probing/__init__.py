@@ -1,0 +1,53 @@
+"""Per-layer linear probes off cached activation stores, with control tasks and bootstrap CIs.
+
+``run_probes(store, ProbeConfig(label=...), out)`` is the operation behind
+``vlmscope probe`` and the DVC probe stages; ``LogisticProbe`` and
+``LinearSVMProbe`` are the estimators (sklearn's contract, batched over
+layers); ``fit_linear`` is the batched torch solver under both. Heavy
+imports (torch, sklearn) happen on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "ProbeConfig",
+    "ProbeResult",
+    "run_probes",
+    "LogisticProbe",
+    "LinearSVMProbe",
+    "fit_layers",
+    "fit_linear",
+    "control_labels",
+    "planted_dataset",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vlmscope.probing.backends import fit_layers
+    from vlmscope.probing.config import ProbeConfig
+    from vlmscope.probing.controls import control_labels
+    from vlmscope.probing.estimators import LinearSVMProbe, LogisticProbe
+    from vlmscope.probing.run import ProbeResult, run_probes
+    from vlmscope.probing.solver import fit_linear
+    from vlmscope.probing.synthetic import planted_dataset
+
+_WHERE = {
+    "ProbeConfig": "vlmscope.probing.config",
+    "ProbeResult": "vlmscope.probing.run",
+    "run_probes": "vlmscope.probing.run",
+    "LogisticProbe": "vlmscope.probing.estimators",
+    "LinearSVMProbe": "vlmscope.probing.estimators",
+    "fit_layers": "vlmscope.probing.backends",
+    "fit_linear": "vlmscope.probing.solver",
+    "control_labels": "vlmscope.probing.controls",
+    "planted_dataset": "vlmscope.probing.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'vlmscope.probing' has no attribute {name!r}")

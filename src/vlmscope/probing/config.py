@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmscope.errors import ConfigError
 
@@ -26,6 +26,14 @@ ORIGINAL_SPATIAL: dict[str, Any] = {
 }
 """What ``original=True`` fixes: the spatial study's probe (sklearn LogisticRegression, lbfgs,
 C=1, max_iter 1000, no scaling, ``train_test_split(test_size=0.2, random_state=42)``)."""
+
+
+def _field_error(field: str, value: Any, message: str) -> ValidationError:
+    """A validation error located at ``field`` (the CLI prints it as ``--field: message (got value)``)."""
+    return ValidationError.from_exception_data(
+        "ProbeConfig",
+        [{"type": "value_error", "loc": (field,), "input": value, "ctx": {"error": ConfigError(message)}}],
+    )
 
 
 class ProbeConfig(BaseModel):
@@ -88,19 +96,21 @@ class ProbeConfig(BaseModel):
         clash = {k: data[k] for k, v in ORIGINAL_SPATIAL.items() if k in data and data[k] is not None and data[k] != v}
         if clash:
             fixed = ", ".join(f"{k}={v!r}" for k, v in ORIGINAL_SPATIAL.items())
-            raise ConfigError(
-                f"original=True fixes {fixed}; it conflicts with {clash}. Drop those options or drop --original"
+            raise _field_error(
+                "original", True, f"original=True fixes {fixed}; it conflicts with {clash}. Drop those options or original"
             )
         if data.get("folds"):
-            raise ConfigError("original=True uses one 80/20 split (or a split file); it cannot be combined with folds")
+            raise _field_error(
+                "original", True, "original=True uses one 80/20 split (or a split file); it cannot be combined with folds"
+            )
         return {**data, **ORIGINAL_SPATIAL}
 
     @model_validator(mode="after")
     def _one_split_kind(self) -> ProbeConfig:
         if self.folds is not None and (self.split_file is not None or self.split_column is not None):
-            raise ConfigError("choose one of folds, split_file or split_column, not several")
+            raise _field_error("folds", self.folds, "choose one of folds, split_file or split_column, not several")
         if self.layers is not None and len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"layers lists a layer twice: {list(self.layers)}")
+            raise _field_error("layers", list(self.layers), "a layer is listed twice")
         return self
 
     @property

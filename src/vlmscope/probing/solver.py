@@ -34,6 +34,8 @@ Shapes: L layers, N training rows, D features, P problems, n = N or D.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +45,9 @@ __all__ = ["Loss", "Intercept", "LinearFit", "fit_linear", "decision_function"]
 
 Loss = Literal["logistic", "squared_hinge"]
 Intercept = Literal["free", "penalized", "none"]
+
+_SMALL_WORK = 4e6
+"""Below this many multiply-adds per iteration (L * N * n * P) the solve runs single-threaded."""
 
 _HESSIAN_AT_ZERO = {"logistic": 0.25, "squared_hinge": 2.0}
 """Second derivative of the loss in the margin at margin 0: the preconditioner's scale."""
@@ -67,20 +72,19 @@ def decision_function(X: torch.Tensor, fit: LinearFit) -> torch.Tensor:
     return torch.baddbmm(fit.intercept.unsqueeze(1), X, fit.coef.transpose(1, 2))
 
 
-def _loss_and_slope(kind: Loss, y: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-problem summed loss (L, P) and dloss/dmargin (L, N, P) at margins m (L, N, P)."""
+def _slope(kind: Loss, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """dloss/dmargin (L, N, P) at margins m (L, N, P)."""
     if kind == "logistic":
-        ym = y * m
-        return torch.nn.functional.softplus(-ym).sum(1), -y * torch.sigmoid(-ym)
-    slack = torch.clamp(1.0 - y * m, min=0.0)
-    return (slack * slack).sum(1), -2.0 * y * slack
+        return -y * torch.sigmoid(-y * m)
+    return -2.0 * y * torch.clamp(1.0 - y * m, min=0.0)
 
 
-def _loss_only(kind: Loss, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def _pointwise_loss(kind: Loss, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Elementwise loss (L, N, P), in the dtype of ``m``."""
     if kind == "logistic":
-        return torch.nn.functional.softplus(-y * m).sum(1)
+        return torch.nn.functional.softplus(-y * m)
     slack = torch.clamp(1.0 - y * m, min=0.0)
-    return (slack * slack).sum(1)
+    return slack * slack
 
 
 class _Space:
@@ -185,6 +189,25 @@ class _Space:
         return w.transpose(1, 2).contiguous(), b
 
 
+@contextlib.contextmanager
+def _threads_for(work: float) -> Iterator[None]:
+    """One intra-op thread for small problems, restored afterwards.
+
+    Each iteration is a handful of tiny kernels when L*N*n*P is small; then
+    OpenMP fork/join latency (large on a busy machine) costs far more than the
+    arithmetic, so a single thread is several times faster.
+    """
+    before = torch.get_num_threads()
+    if work >= _SMALL_WORK or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Per-problem inner product over dim 1: (L, P)."""
     return (u * v).sum(1)
@@ -220,7 +243,26 @@ def fit_linear(
     """
     if X.ndim != 3 or y.ndim != 2 or y.shape[0] != X.shape[1]:
         raise ValueError(f"fit_linear: X must be (L, N, D) and y (N, P); got {tuple(X.shape)} and {tuple(y.shape)}")
-    X = X.to(torch.float32)
+    L, N, D = X.shape
+    with _threads_for(float(L) * N * min(N, D) * y.shape[1]):
+        return _fit(
+            X.to(torch.float32), y, loss=loss, C=C, intercept=intercept, standardize=standardize,
+            max_iter=max_iter, tol=tol, history=history,
+        )
+
+
+def _fit(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: Loss,
+    C: float,
+    intercept: Intercept,
+    standardize: bool,
+    max_iter: int,
+    tol: float,
+    history: int,
+) -> LinearFit:
     L, N, D = X.shape
     P = y.shape[1]
     yy = y.to(torch.float32).unsqueeze(0).expand(L, N, P)
@@ -245,10 +287,9 @@ def fit_linear(
     theta = X.new_zeros(L, rows, P)
     m = space.margins(theta)
     G_theta = space.metric(theta)
-    f_loss, dl = _loss_and_slope(loss, yy, m)
+    dl = _slope(loss, yy, m)
     g = space.gradient(theta, dl, C)
     Gg = space.metric(g)
-    f = C * f_loss + 0.5 * space.penalty(theta, G_theta)
 
     S: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     n_iter = torch.zeros(L, P, dtype=torch.int64)
@@ -288,25 +329,31 @@ def fit_linear(
             d = torch.where(bad.unsqueeze(1), -space.precondition(g), d) * active.unsqueeze(1)
             Gd, dm = space.metric_and_margins(d)
             slope = _dot(g, Gd)
-        pen0, pen1, pen2 = space.penalty(theta, G_theta), space.penalty(d, G_theta), space.penalty(d, Gd)
-        t = active.to(X.dtype)
+        # Armijo on the *change* of the objective, in float64: near the optimum the
+        # decrease is far below float32 resolution of the objective's value itself
+        pen1, pen2 = space.penalty(d, G_theta).double(), space.penalty(d, Gd).double()
+        m64, dm64, y64 = m.double(), dm.double(), yy.double()
+        base = _pointwise_loss(loss, y64, m64)
+        slope64 = slope.double()
+        t64 = active.double()
         ok = ~active
         for _ls in range(40):
-            ft = C * _loss_only(loss, yy, m + t.unsqueeze(1) * dm) + 0.5 * (pen0 + 2 * t * pen1 + t * t * pen2)
-            ok = ok | (ft <= f + 1e-4 * t * slope)
+            tt = t64.unsqueeze(1)
+            change = C * (_pointwise_loss(loss, y64, m64 + tt * dm64) - base).sum(1) + t64 * pen1 + 0.5 * t64 * t64 * pen2
+            ok = ok | ((change <= 1e-4 * t64 * slope64) & (change < 0))
             if bool(ok.all()):
                 break
-            t = torch.where(ok, t, t * 0.5)
-        stalled = active & ~ok  # no decrease found even at tiny steps: float32 floor reached
+            t64 = torch.where(ok, t64, t64 * 0.5)
+        t = t64.to(X.dtype)
+        stalled = active & ~ok  # no strict decrease even at tiny steps: float32 floor reached
         t = torch.where(ok, t, torch.zeros_like(t))
         tt = t.unsqueeze(1)
         theta = theta + tt * d
         G_theta = G_theta + tt * Gd
         m = m + tt * dm
-        f_loss, dl = _loss_and_slope(loss, yy, m)
+        dl = _slope(loss, yy, m)
         g_new = space.gradient(theta, dl, C)
         Gg_new = space.metric(g_new)
-        f = C * f_loss + 0.5 * space.penalty(theta, G_theta)
         s_vec, Gs_vec = tt * d, tt * Gd
         y_vec, Gy_vec = g_new - g, Gg_new - Gg
         sy = _dot(Gs_vec, y_vec)
