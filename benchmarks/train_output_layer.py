@@ -33,21 +33,24 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     W0 = torch.randn(args.vocab, args.dim, generator=g) * 0.02
     rows = torch.arange(100, 110)
-    z = torch.randn(args.n, args.dim, generator=g)
-    y = rows[torch.randint(0, 10, (args.n,), generator=g)]
+    # states carry their class (a random direction per class) plus noise: a learnable mapping
+    cls = torch.randint(0, 10, (args.n,), generator=g)
+    centres = torch.randn(10, args.dim, generator=g)
+    z = centres[cls] + 0.5 * torch.randn(args.n, args.dim, generator=g)
+    y = rows[cls]
     n_va = args.n // 10
-    print(f"N={args.n} V={args.vocab} D={args.dim} epochs={args.epochs} threads={torch.get_num_threads()}")
+    print(f"N={args.n} V={args.vocab} D={args.dim} epochs={args.epochs} threads={torch.get_num_threads()}", flush=True)
     t = time.perf_counter()
     rest_stats(z, W0, rows)
-    print(f"  frozen-logit statistics (one pass over the vocabulary): {time.perf_counter() - t:.2f} s")
+    print(f"  frozen-logit statistics (one pass over the vocabulary): {time.perf_counter() - t:.2f} s", flush=True)
     modes = [("answer-tokens", rows)] + ([] if args.skip_full else [("all", None)])
     for name, r in modes:
         t = time.perf_counter()
-        fit = fit_head(z[n_va:], y[n_va:], z[:n_va], y[:n_va], W0, epochs=args.epochs, lr=1e-4, weight_decay=0.01,
+        fit = fit_head(z[n_va:], y[n_va:], z[:n_va], y[:n_va], W0, epochs=args.epochs, lr=1e-3, weight_decay=0.01,
                        batch_size=32, kl_lambda=0.2, seed=0, rows=r)  # fmt: skip
         dt = time.perf_counter() - t
         print(f"  rows={name:14s} {dt:8.2f} s total, {dt / args.epochs:7.2f} s/epoch, "
-              f"valid acc {fit.history[-1]['valid_accuracy']:.3f}")  # fmt: skip
+              f"valid acc {fit.history[-1]['valid_accuracy']:.3f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -45,9 +45,28 @@ def section(params: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def load_config(model: type[C], params: dict[str, Any], dotted: str, **overrides: Any) -> C:
-    """Validate ``params[dotted]`` (plus ``overrides``) into ``model``; errors carry the dotted path."""
-    raw = dict(section(params, dotted) or {})
+def load_config(
+    model: type[C],
+    params: dict[str, Any],
+    dotted: str,
+    *,
+    drop: tuple[str, ...] = (),
+    base: BaseModel | None = None,
+    **overrides: Any,
+) -> C:
+    """Validate ``params[dotted]`` (less ``drop``, plus ``overrides``) into ``model``; errors carry the dotted path.
+
+    ``drop`` names keys that belong to the pipeline's wiring (e.g. which
+    datasets a stage fans out over), not to the library config. ``base`` is a
+    config whose values the section overrides key by key, nested sections
+    included (so ``train_default.loop.max_steps`` keeps the other tuned loop
+    defaults).
+    """
+    from vlmscope.profiles import merge
+
+    raw = {k: v for k, v in dict(section(params, dotted) or {}).items() if k not in drop}
+    if base is not None:
+        raw = merge(base.model_dump(), raw)
     raw.update(overrides)
     try:
         return model.model_validate(raw)

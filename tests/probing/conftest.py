@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +33,13 @@ def planted_store(tmp_path_factory: pytest.TempPathFactory, planted: xr.Dataset)
 @pytest.fixture
 def make_planted() -> Callable[..., xr.Dataset]:
     return planted_dataset
+
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread() -> Iterator[None]:
+    """sklearn reference fits with one BLAS thread: on 2 shared cores, OpenBLAS threads and torch's
+    spinning OpenMP workers slow scipy's lbfgs down ~10x (timing only; results are the same)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -15,6 +15,7 @@ standardisation is folded in).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -122,8 +123,7 @@ def _fit_sklearn(
     X: np.ndarray, label_sets: np.ndarray, n_classes: int, *, method: Method, C: float,
     standardize: bool, max_iter: int, tol: float,
 ) -> LayerFits:
-    from sklearn.base import clone
-    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
 
     L, N, D = X.shape
     T = label_sets.shape[0]
@@ -133,6 +133,23 @@ def _fit_sklearn(
     n_iter = np.zeros((L, T, P), np.int64)
     converged = np.ones((L, T, P), bool)
     proto = _sklearn_estimator(method, C, max_iter, tol)
+    # small problems: one BLAS thread; on 2 busy cores, BLAS threads fighting torch's spinning
+    # OpenMP workers make scipy's lbfgs ~10x slower than single-threaded
+    limit = threadpool_limits(limits=1, user_api="blas") if N * D < 2_000_000 else contextlib.nullcontext()
+    with limit:
+        _sklearn_loop(X, label_sets, proto, standardize, coef, intercept, n_iter, converged)
+    return LayerFits(coef, intercept, n_iter, converged)
+
+
+def _sklearn_loop(
+    X: np.ndarray, label_sets: np.ndarray, proto: object, standardize: bool,
+    coef: np.ndarray, intercept: np.ndarray, n_iter: np.ndarray, converged: np.ndarray,
+) -> None:
+    """Fill the output arrays layer by layer, label set by label set, with clones of ``proto``."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
+    L, T, P = coef.shape[:3]
     for li in range(L):
         x = np.asarray(X[li], dtype=np.float32)
         mean = x.mean(0) if standardize else None
@@ -156,4 +173,3 @@ def _fit_sklearn(
             its = [int(np.max(p.n_iter_)) for p in parts]
             n_iter[li, t] = its if len(its) == P else its[0]
             converged[li, t] = not any(issubclass(c.category, ConvergenceWarning) for c in caught)
-    return LayerFits(coef, intercept, n_iter, converged)

@@ -73,7 +73,7 @@ class _LinearProbe(ClassifierMixin, BaseEstimator):
             raise ConfigError("X contains NaN or infinite values")
         classes, y_idx = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ConfigError(f"y has a single class ({classes[0]!r}); a probe needs at least two")
+            raise ConfigError(f"y has a single class ({classes[0].item()!r}); a probe needs at least two")
         fits = fit_layers(
             X3, y_idx[None], len(classes), method=self._method, C=float(self.C), standardize=self.standardize,
             max_iter=self.max_iter, tol=float(self.tol), solver=self.solver,

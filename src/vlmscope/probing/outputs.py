@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["TABLE", "METRICS", "PLOT", "PROBES", "CONFIG", "best_layer_metrics", "write_table",
+__all__ = ["TABLE", "METRICS", "PLOT", "PROBES_DIR", "PROBES", "CONFIG", "best_layer_metrics", "write_table",
            "write_metrics", "write_probes", "plot_per_layer"]
 
-TABLE, METRICS, PLOT, PROBES, CONFIG = "per_layer.csv", "metrics.json", "per_layer.png", "probes.safetensors", "config.json"
+TABLE, METRICS, PLOT = "per_layer.csv", "metrics.json", "per_layer.png"
+PROBES_DIR, PROBES, CONFIG = "probes", "probes.safetensors", "config.json"
+"""Fitted probes live in ``out/probes/``: ``probes.safetensors`` with ``config.json`` beside it."""
 
 
 def _num(v: Any) -> Any:
@@ -70,9 +72,11 @@ def write_metrics(metrics: dict[str, Any], out: Path) -> None:
 def write_probes(
     out: Path, *, coef: np.ndarray, intercept: np.ndarray, layers: np.ndarray, meta: dict[str, Any]
 ) -> None:
-    """``probes.safetensors`` (coef (L, fits, P, F), intercept (L, fits, P), layers (L,)) + ``config.json``."""
+    """``probes/probes.safetensors`` (coef (L, fits, P, F), intercept (L, fits, P), layers (L,)) + ``probes/config.json``."""
     from safetensors.numpy import save_file
 
+    out = out / PROBES_DIR
+    out.mkdir(parents=True, exist_ok=True)
     save_file(
         {
             "coef": np.ascontiguousarray(coef, dtype=np.float32),

@@ -82,7 +82,7 @@ def _fits(ds: xr.Dataset, data: ProbeData, config: ProbeConfig) -> list[Fit]:
     split_values = None
     if config.split_kind == "column":
         col = config.split_column
-        coords = sorted(str(n) for n, c in ds.coords.items() if c.dims == ("sample",))
+        coords = sorted(str(n) for n, c in ds.coords.items() if c.dims == ("sample",) and n != "sample")
         if col not in ds.coords or ds[col].dims != ("sample",):
             raise StoreError(f"split column {col!r} is not a coordinate on 'sample' of the store; available: {', '.join(coords)}")
         split_values = _label_strings(ds[col].values[data.rows]).tolist()

@@ -35,6 +35,7 @@ Shapes: L layers, N training rows, D features, P problems, n = N or D.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -46,8 +47,8 @@ __all__ = ["Loss", "Intercept", "LinearFit", "fit_linear", "decision_function"]
 Loss = Literal["logistic", "squared_hinge"]
 Intercept = Literal["free", "penalized", "none"]
 
-_SMALL_WORK = 4e6
-"""Below this many multiply-adds per iteration (L * N * n * P) the solve runs single-threaded."""
+_FTOL = 1e-10
+"""Relative objective decrease below which an iteration counts as no progress (float32 margins)."""
 
 _HESSIAN_AT_ZERO = {"logistic": 0.25, "squared_hinge": 2.0}
 """Second derivative of the loss in the margin at margin 0: the preconditioner's scale."""
@@ -126,7 +127,7 @@ class _Space:
     def margins(self, theta: torch.Tensor) -> torch.Tensor:
         """A theta (+ b): (L, N, P)."""
         core = theta[:, : self.n] if self.free else theta
-        m = torch.bmm(self.A, core)
+        m = _skinny(self.A, core)
         if self.free:
             m = m + theta[:, self.n :]
         return m
@@ -136,7 +137,7 @@ class _Space:
         if not self.kernel:
             return v
         core = v[:, : self.n] if self.free else v
-        Gv = torch.bmm(self.A, core)
+        Gv = _skinny(self.A, core)
         return torch.cat([Gv, v[:, self.n :]], 1) if self.free else Gv
 
     def metric_and_margins(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +157,7 @@ class _Space:
     def gradient(self, theta: torch.Tensor, dl: torch.Tensor, C: float) -> torch.Tensor:
         """G-representer of the objective's gradient, given C-free slopes dl (L, N, P)."""
         core = theta[:, : self.n] if self.free else theta
-        g = C * dl + core if self.kernel else C * torch.bmm(self.A.transpose(1, 2), dl) + core
+        g = C * dl + core if self.kernel else C * _skinny(self.A.transpose(1, 2), dl) + core
         g = self.orthogonal(g)
         if self.free:
             g = torch.cat([g, C * dl.sum(1, keepdim=True)], 1)
@@ -178,7 +179,7 @@ class _Space:
         """(w (L, P, D), b (L, P)) of theta, in the (centred/scaled) training feature space."""
         core = theta[:, : self.n] if self.free else theta
         if self.kernel:
-            w = torch.bmm(self.Xc.transpose(1, 2), core)  # (L, D, P)
+            w = _skinny(self.Xc.transpose(1, 2), core)  # (L, D, P)
             b = core.sum(1) if self.ones else torch.zeros_like(core[:, 0])
         elif self.ones:
             w, b = core[:, :-1], core[:, -1]
@@ -189,16 +190,26 @@ class _Space:
         return w.transpose(1, 2).contiguous(), b
 
 
-@contextlib.contextmanager
-def _threads_for(work: float) -> Iterator[None]:
-    """One intra-op thread for small problems, restored afterwards.
+def _skinny(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """A (L, m, k) @ B (L, k, P) for small P, computed as (B^T A^T)^T.
 
-    Each iteration is a handful of tiny kernels when L*N*n*P is small; then
-    OpenMP fork/join latency (large on a busy machine) costs far more than the
-    arithmetic, so a single thread is several times faster.
+    With few right-hand columns the BLAS takes a slow path for ``A @ B``
+    (2-20x slower on CPU than the transposed product, which streams A's rows
+    once for all P columns); the result is the same.
+    """
+    return torch.matmul(B.mT, A.mT).mT
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Single intra-op thread for the iterations, restored afterwards.
+
+    Each iteration is a handful of memory-bound (L, n, n) x (L, n, P) products
+    and elementwise work: a second thread adds no bandwidth, and OpenMP
+    fork/join latency on a busy 2-core machine made them 2-4x slower.
     """
     before = torch.get_num_threads()
-    if work >= _SMALL_WORK or before == 1:
+    if before == 1:
         yield
         return
     torch.set_num_threads(1)
@@ -213,84 +224,21 @@ def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (u * v).sum(1)
 
 
-def fit_linear(
-    X: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    loss: Loss = "logistic",
-    C: float = 1.0,
-    intercept: Intercept = "free",
-    standardize: bool = False,
-    max_iter: int = 1000,
-    tol: float = 1e-4,
-    history: int = 10,
-) -> LinearFit:
-    """Fit L x P binary linear classifiers sharing the training rows.
-
-    Args:
-        X: (L, N, D) float features of the training rows, one slab per layer.
-        y: (N, P) targets in {-1, +1}, one column per binary problem.
-        loss: ``logistic`` (sklearn LogisticRegression) or ``squared_hinge`` (LinearSVC).
-        intercept: ``free`` (unpenalised), ``penalized`` (a constant feature, liblinear) or ``none``.
-        standardize: scale features to zero mean and unit variance on these rows
-            first (a zero-variance feature keeps scale 1); the returned weights
-            are mapped back, so they apply to raw features.
-        max_iter, tol: stop when ``||grad|| / (C N) < tol`` or after ``max_iter`` iterations.
-        history: L-BFGS memory.
-
-    Returns:
-        :class:`LinearFit` with ``coef`` (L, P, D) and ``intercept`` (L, P) for raw X.
-    """
-    if X.ndim != 3 or y.ndim != 2 or y.shape[0] != X.shape[1]:
-        raise ValueError(f"fit_linear: X must be (L, N, D) and y (N, P); got {tuple(X.shape)} and {tuple(y.shape)}")
-    L, N, D = X.shape
-    with _threads_for(float(L) * N * min(N, D) * y.shape[1]):
-        return _fit(
-            X.to(torch.float32), y, loss=loss, C=C, intercept=intercept, standardize=standardize,
-            max_iter=max_iter, tol=tol, history=history,
-        )
-
-
-def _fit(
-    X: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    loss: Loss,
-    C: float,
-    intercept: Intercept,
-    standardize: bool,
-    max_iter: int,
-    tol: float,
-    history: int,
-) -> LinearFit:
-    L, N, D = X.shape
-    P = y.shape[1]
-    yy = y.to(torch.float32).unsqueeze(0).expand(L, N, P)
-
-    mean = X.mean(1, keepdim=True) if (standardize or intercept == "free") else None
-    scale = None
-    Xc = X - mean if mean is not None else X
-    if standardize:
-        scale = Xc.pow(2).mean(1, keepdim=True).sqrt()
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        Xc = Xc / scale
-    space = _Space(
-        Xc,
-        ones_feature=intercept == "penalized",
-        free_intercept=intercept == "free",
-        centred=mean is not None,
-        c=_HESSIAN_AT_ZERO[loss] * C,
-    )
-    del Xc
-
+def _lbfgs(
+    space: _Space, yy: torch.Tensor, *, loss: Loss, C: float, max_iter: int, tol: float, history: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batched L-BFGS in the G-metric from theta = 0: (theta, n_iter (L, P), converged (L, P))."""
+    L, N, P = yy.shape
     rows = space.n + (1 if space.free else 0)
-    theta = X.new_zeros(L, rows, P)
+    theta = yy.new_zeros(L, rows, P)
     m = space.margins(theta)
     G_theta = space.metric(theta)
     dl = _slope(loss, yy, m)
     g = space.gradient(theta, dl, C)
     Gg = space.metric(g)
 
+    # objective value at theta = 0 (all margins 0), then tracked by the accepted changes
+    f = torch.full((L, P), C * N * (math.log(2.0) if loss == "logistic" else 1.0), dtype=torch.float64)
     S: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     n_iter = torch.zeros(L, P, dtype=torch.int64)
     active = torch.ones(L, P, dtype=torch.bool)
@@ -344,9 +292,14 @@ def _fit(
             if bool(ok.all()):
                 break
             t64 = torch.where(ok, t64, t64 * 0.5)
-        t = t64.to(X.dtype)
-        stalled = active & ~ok  # no strict decrease even at tiny steps: float32 floor reached
-        t = torch.where(ok, t, torch.zeros_like(t))
+        t64 = torch.where(ok & active, t64, torch.zeros_like(t64))
+        change = torch.where(ok & active, change, torch.zeros_like(change))
+        # no strict decrease even at tiny steps, or a decrease below float32 resolution of the
+        # margins: the solver's floor (scipy's lbfgs stops the same way, on factr * eps)
+        flat = active & ok & (-change <= _FTOL * f.abs().clamp_min(1.0))
+        stalled = (active & ~ok) | flat
+        f = f + change
+        t = t64.to(theta.dtype)
         tt = t.unsqueeze(1)
         theta = theta + tt * d
         G_theta = G_theta + tt * Gd
@@ -365,8 +318,81 @@ def _fit(
         g, Gg = g_new, Gg_new
         n_iter += active.to(torch.int64)
         active &= ~stalled
-        converged |= stalled & (_dot(g, Gg).clamp_min(0).sqrt() / norm_scale < 100 * tol)
+        converged |= flat | (stalled & (_dot(g, Gg).clamp_min(0).sqrt() / norm_scale < 100 * tol))
 
+    return theta, n_iter, converged
+
+
+def fit_linear(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: Loss = "logistic",
+    C: float = 1.0,
+    intercept: Intercept = "free",
+    standardize: bool = False,
+    max_iter: int = 1000,
+    tol: float = 1e-4,
+    history: int = 10,
+) -> LinearFit:
+    """Fit L x P binary linear classifiers sharing the training rows.
+
+    Args:
+        X: (L, N, D) float features of the training rows, one slab per layer.
+        y: (N, P) targets in {-1, +1}, one column per binary problem.
+        loss: ``logistic`` (sklearn LogisticRegression) or ``squared_hinge`` (LinearSVC).
+        intercept: ``free`` (unpenalised), ``penalized`` (a constant feature, liblinear) or ``none``.
+        standardize: scale features to zero mean and unit variance on these rows
+            first (a zero-variance feature keeps scale 1); the returned weights
+            are mapped back, so they apply to raw features.
+        max_iter, tol: stop when ``||grad|| / (C N) < tol`` or after ``max_iter`` iterations.
+        history: L-BFGS memory.
+
+    Returns:
+        :class:`LinearFit` with ``coef`` (L, P, D) and ``intercept`` (L, P) for raw X.
+    """
+    if X.ndim != 3 or y.ndim != 2 or y.shape[0] != X.shape[1]:
+        raise ValueError(f"fit_linear: X must be (L, N, D) and y (N, P); got {tuple(X.shape)} and {tuple(y.shape)}")
+    return _fit(
+        X.to(torch.float32), y, loss=loss, C=C, intercept=intercept, standardize=standardize,
+        max_iter=max_iter, tol=tol, history=history,
+    )
+
+
+def _fit(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: Loss,
+    C: float,
+    intercept: Intercept,
+    standardize: bool,
+    max_iter: int,
+    tol: float,
+    history: int,
+) -> LinearFit:
+    L, N, D = X.shape
+    P = y.shape[1]
+    yy = y.to(torch.float32).unsqueeze(0).expand(L, N, P)
+
+    mean = X.mean(1, keepdim=True) if (standardize or intercept == "free") else None
+    scale = None
+    Xc = X - mean if mean is not None else X
+    if standardize:
+        scale = Xc.pow(2).mean(1, keepdim=True).sqrt()
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        Xc = Xc / scale
+    space = _Space(
+        Xc,
+        ones_feature=intercept == "penalized",
+        free_intercept=intercept == "free",
+        centred=mean is not None,
+        c=_HESSIAN_AT_ZERO[loss] * C,
+    )
+    del Xc
+
+    with _one_thread():
+        theta, n_iter, converged = _lbfgs(space, yy, loss=loss, C=C, max_iter=max_iter, tol=tol, history=history)
     w, b = space.weights(theta)  # (L, P, D), (L, P) in the centred/scaled space
     if scale is not None:
         w = w / scale  # (L, 1, D) broadcasts over P

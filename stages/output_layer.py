@@ -1,0 +1,26 @@
+"""DVC stage: output-layer fine-tuning on one store's cached last-layer states (params: output_layer)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vlmscope.models.ref import resolve_source
+from vlmscope.params import load_config, read_params, run_stage
+from vlmscope.training.output_layer import OutputLayerTrainConfig, train_output_layer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True, help="name under params.yaml `models` (artifacts/models/<name>)")
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    # `datasets` says which stores dvc.yaml fans out over; it is not a training knob
+    config = load_config(OutputLayerTrainConfig, read_params(), "output_layer", drop=("datasets",))
+    model = resolve_source(Path("artifacts/models") / args.model)
+    train_output_layer(args.store, model.source, args.out, config)
+
+
+if __name__ == "__main__":
+    run_stage(main)
