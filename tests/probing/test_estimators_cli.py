@@ -19,7 +19,7 @@ from vlmscope.probing import LinearSVMProbe, LogisticProbe, ProbeConfig
 
 def test_hyperparameters_are_stored_not_validated_in_init() -> None:
     probe = LogisticProbe(C=-1.0)  # accepted here ...
-    assert probe.get_params() == {"C": -1.0, "standardize": True, "max_iter": 1000, "tol": 1e-4, "solver": "torch"}
+    assert probe.get_params() == {"C": -1.0, "standardize": True, "max_iter": 1000, "tol": None, "solver": "torch"}
     with pytest.raises(ConfigError, match=r"C must be a float > 0, got -1.0"):  # ... refused at fit
         probe.fit(np.zeros((4, 2)), [0, 1, 0, 1])
     with pytest.raises(TypeError):

@@ -110,3 +110,13 @@ def test_fit_linear_rejects_bad_shapes() -> None:
         fit_linear(torch.zeros(5, 3), torch.zeros(5, 1))
     Y = torch.from_numpy(ovr_targets(np.array([0, 1, 2, 0]), 3))
     assert Y.shape == (4, 3) and set(Y.unique().tolist()) == {-1.0, 1.0}
+
+
+def test_inputs_are_left_untouched_unless_overwrite_is_allowed() -> None:
+    X, y = _layers(60, 20, seed=11)
+    X = np.ascontiguousarray(X)
+    before = X.copy()
+    fit_layers(X, y[None], 4, method="logreg", standardize=True)
+    np.testing.assert_array_equal(X, before)
+    fit_layers(X, y[None], 4, method="logreg", standardize=True, overwrite_X=True)
+    assert not np.array_equal(X, before)  # centred and scaled in place

@@ -51,7 +51,8 @@ def test_gradcam_clip_and_composite(clip_out: tuple[Path, dict], composite: Path
     out, _ = clip_out
     df = gradcam(out, color_ds, tmp_path / "clip", GradcamConfig(max_samples=2, size=64))
     assert df.height == 2 and set(df["grid"]) == {"4x4"}
-    assert Image.open(tmp_path / "clip" / df["file"][0]).size == (64, 64)
+    with Image.open(tmp_path / "clip" / df["file"][0]) as im:
+        assert im.size == (64, 64)
     ids = load_examples(color_ds, ["test"])
     df = gradcam(composite, color_ds, tmp_path / "vlm", GradcamConfig(samples=(ids[0].sample_id,), target="answer"))
     assert df["grid"].to_list() == ["9x9"] and df["target"][0] == ids[0].answer

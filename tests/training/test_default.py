@@ -49,3 +49,24 @@ def test_baselines_use_training_answers(tiny_dataset: Callable[..., Path]) -> No
     assert all(c == pytest.approx(0.1) for c, _ in out)
     common = max({r.answer for r in train}, key=[r.answer for r in train].count)
     assert [m for _, m in out] == [r.answer == common for r in test]
+
+
+def test_curriculum_draws_easy_rows_first(tiny_dataset: Callable[..., Path]) -> None:
+    from vlmscope.errors import ConfigError
+    from vlmscope.training.default_model import CurriculumStage, curriculum_sampler
+
+    color, counting = tiny_dataset("color", 16), tiny_dataset("counting", 16)
+    rows = load_examples(color, ["train"]) + load_examples(counting, ["train"])
+    stage = CurriculumStage(until=0.5, datasets=("color",), where={"n_shapes": (1,)})
+    sample = curriculum_sampler(rows, [stage], total_steps=10, seed=0)
+    assert sample is not None
+    easy = {i for i, r in enumerate(rows) if r.dataset == color.name and dict(r.extra)["n_shapes"] == 1}
+    assert easy
+    for step in range(5):
+        assert set(sample(step, 4).tolist()) <= easy
+    late = set().union(*(set(sample(s, 4).tolist()) for s in range(5, 10)))
+    assert late - easy  # after the stage every row is eligible
+    again = curriculum_sampler(rows, [stage], total_steps=10, seed=0)
+    assert again is not None and all((sample(s, 4) == again(s, 4)).all() for s in range(10))
+    with pytest.raises(ConfigError, match="matches no training row"):
+        curriculum_sampler(rows, [CurriculumStage(until=0.5, datasets=("nope",))], total_steps=10, seed=0)

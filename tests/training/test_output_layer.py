@@ -42,7 +42,7 @@ def _store(path: Path, model: Path, *, n_per: int = 24, seed: int = 0, layers: i
     rows, ans, split = [], [], []
     labels = answers or [k for k in COUNTS for _ in range(n_per)]
     for i, k in enumerate(labels):
-        tok = head.answer_ids(k)[0] if k.strip() else 0
+        tok = int(head.first_tokens([k], ["x"], "t")[0]) if k.strip() else 0
         d = planted if k == PLANTED else W[tok]
         d = d / d.norm()
         rows.append((d * 4.0 + 0.15 * torch.from_numpy(rng.standard_normal(D)).float()).numpy())
@@ -84,7 +84,8 @@ def test_answer_rows_mode_touches_only_answer_rows(store: Path, composite: Path,
     base = load_head(composite)
     new = load_file(str(tmp_path / "out" / "head.safetensors"))[base.unembedding_name]
     changed = (new != base.unembedding).any(1).nonzero().flatten().tolist()
-    answer_rows = sorted({base.answer_ids(k)[0] for k in COUNTS})
+    answer_rows = set(base.first_tokens(COUNTS, COUNTS, "t").tolist())
+    assert len(answer_rows) == 9
     assert changed and set(changed) <= set(answer_rows)
     # --save-model folds the head into a full checkpoint that loads and carries the new head
     full = tmp_path / "out" / "model"

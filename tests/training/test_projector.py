@@ -68,13 +68,15 @@ def test_merge_projector_by_name_reproduces_trained(trained: tuple[Path, dict], 
 def test_bbox_prefix_is_masked_from_the_loss(composite: Path, bbox_ds: Path) -> None:
     adapter = load_model(composite)
     ex = load_examples(bbox_ds, ["train"])[0]
-    enc = adapter.encode([Image.open(ex.image)], [ex.prompt], answers=[ex.answer])
+    with Image.open(ex.image) as im:
+        img = im.convert("RGB")
+    enc = adapter.encode([img], [ex.prompt], answers=[ex.answer])
     masked = mask_bbox(enc.labels, ex.answer, adapter.tokenizer, "t")
     kept = masked[0][masked[0] != -100].tolist()
     text = adapter.tokenizer.decode(kept, skip_special_tokens=True).strip()
     assert text == ex.label and (enc.labels != -100).sum() > len(kept)
     with pytest.raises(TrainingError, match="no class name"):
-        bad = adapter.encode([Image.open(ex.image)], [ex.prompt], answers=["[0.1, 0.2]"])
+        bad = adapter.encode([img], [ex.prompt], answers=["[0.1, 0.2]"])
         mask_bbox(bad.labels, "[0.1, 0.2]", adapter.tokenizer, "t")
 
 
@@ -89,3 +91,22 @@ def test_subsample_modes(bbox_ds: Path) -> None:
     assert [r.sample_id for r in again] == [r.sample_id for r in keep]
     other, _ = subsample(rows, SubsampleConfig(proportion=0.5, mode="class-exclusive", seed=4))
     assert {r.label for r in other} != {r.label for r in keep}  # the seed matters
+
+
+def test_merge_into_a_sharded_checkpoint_goes_through_the_index(trained: tuple[Path, dict], composite: Path,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    base = load_model(composite)
+    sharded = tmp_path / "sharded"
+    base.model.save_pretrained(sharded, max_shard_size="300KB")
+    base.processor.save_pretrained(sharded)
+    (sharded / "vlmscope.json").write_bytes((composite / "vlmscope.json").read_bytes())
+    index = json.loads((sharded / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1
+    out, _ = trained
+    info = merge_tensors(sharded, out / "projector.safetensors", tmp_path / "merged")
+    assert len(info["shards"]) < len(set(index["weight_map"].values()))  # only the shards holding the projector
+    assert json.loads((tmp_path / "merged" / "model.safetensors.index.json").read_text()) == index
+    names = tensor_names(out)
+    a, b = read_tensors(out, names), read_tensors(tmp_path / "merged", names)
+    assert all(torch.equal(a[n], b[n]) for n in names)
+    assert load_model(tmp_path / "merged").family == "composite"

@@ -44,15 +44,17 @@ CHILD = textwrap.dedent(
 def test_sigkill_then_resume_matches_uninterrupted(composite: Path, color_ds: Path, tmp_path: Path) -> None:
     out, marker = tmp_path / "killed", tmp_path / "marker"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(composite), str(color_ds), str(out), str(marker), CFG.model_dump_json()],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    log = tmp_path / "child.log"
+    with open(log, "wb") as fh:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(composite), str(color_ds), str(out), str(marker), CFG.model_dump_json()],
+            env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
             if child.poll() is not None:
-                raise AssertionError(f"child exited early:\n{child.stdout.read().decode()[-3000:]}")  # type: ignore[union-attr]
+                raise AssertionError(f"child exited early:\n{log.read_text()[-3000:]}")
             assert time.monotonic() < deadline, "child never reached step 5"
             time.sleep(0.2)
         child.send_signal(signal.SIGKILL)

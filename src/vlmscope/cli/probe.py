@@ -74,11 +74,10 @@ def probe(
     )
     result = run_probes(store, cfg, out)
     m = result.metrics
+    nan = float("nan")
     typer.echo(
         f"best layer {m['best_layer']}: accuracy {m['accuracy']:.4f} "
-        f"[{m['ci_low'] if m['ci_low'] is not None else float('nan'):.4f}, "
-        f"{m['ci_high'] if m['ci_high'] is not None else float('nan'):.4f}], "
-        f"control {m['control_accuracy'] if m['control_accuracy'] is not None else float('nan'):.4f}, "
-        f"chance {m['chance_accuracy']:.4f}"
+        f"[{m.get('ci_low', nan):.4f}, {m.get('ci_high', nan):.4f}], "
+        f"control {m.get('control_accuracy', nan):.4f}, chance {m['chance_accuracy']:.4f}"
     )
     typer.echo(f"wrote {out}")

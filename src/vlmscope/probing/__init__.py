@@ -12,15 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "LinearSVMProbe",
+    "LogisticProbe",
     "ProbeConfig",
     "ProbeResult",
-    "run_probes",
-    "LogisticProbe",
-    "LinearSVMProbe",
+    "control_labels",
     "fit_layers",
     "fit_linear",
-    "control_labels",
     "planted_dataset",
+    "run_probes",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Method", "LayerFits", "ovr_targets", "n_problems", "fit_layers", "predict_classes"]
+__all__ = ["LayerFits", "Method", "fit_layers", "n_problems", "ovr_targets", "predict_classes"]
 
 Method = Literal["logreg", "svm"]
 
@@ -68,26 +68,30 @@ def fit_layers(
     C: float = 1.0,
     standardize: bool = True,
     max_iter: int = 1000,
-    tol: float = 1e-4,
+    tol: float = 1e-6,
     solver: Literal["torch", "sklearn"] = "torch",
+    overwrite_X: bool = False,
 ) -> LayerFits:
-    """Fit probes for X (L, N, D) against label sets (T, N) of class indices in [0, n_classes)."""
+    """Fit probes for X (L, N, D) against label sets (T, N) of class indices in [0, n_classes).
+
+    ``overwrite_X``: the torch solver may centre/scale a float32 ``X`` in place (saves a copy).
+    """
     if solver == "sklearn":
         return _fit_sklearn(X, label_sets, n_classes, method=method, C=C, standardize=standardize,
                             max_iter=max_iter, tol=tol)
     return _fit_torch(X, label_sets, n_classes, method=method, C=C, standardize=standardize,
-                      max_iter=max_iter, tol=tol)
+                      max_iter=max_iter, tol=tol, overwrite_X=overwrite_X)
 
 
 def _fit_torch(
     X: np.ndarray, label_sets: np.ndarray, n_classes: int, *, method: Method, C: float,
-    standardize: bool, max_iter: int, tol: float,
+    standardize: bool, max_iter: int, tol: float, overwrite_X: bool,
 ) -> LayerFits:
     import torch
 
     from vlmscope.probing.solver import fit_linear
 
-    L, N, D = X.shape
+    L, _, D = X.shape
     T = label_sets.shape[0]
     P = n_problems(n_classes)
     Y = np.concatenate([ovr_targets(ls, n_classes) for ls in label_sets], 1)  # (N, T*P)
@@ -100,6 +104,7 @@ def _fit_torch(
         standardize=standardize,
         max_iter=max_iter,
         tol=tol,
+        overwrite_X=overwrite_X,
     )
     return LayerFits(
         coef=fit.coef.numpy().reshape(L, T, P, D),

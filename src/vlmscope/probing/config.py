@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from vlmscope.errors import ConfigError
 
-__all__ = ["ProbeConfig", "ORIGINAL_SPATIAL"]
+__all__ = ["ORIGINAL_SPATIAL", "ProbeConfig"]
 
 ORIGINAL_SPATIAL: dict[str, Any] = {
     "method": "logreg",
@@ -82,7 +82,10 @@ class ProbeConfig(BaseModel):
     ``sklearn``: one sklearn estimator per layer and label set; ``auto``: torch, or sklearn
     with ``original``."""
     max_iter: int = Field(1000, ge=1, le=100_000)
-    tol: float = Field(1e-4, gt=0, lt=1)
+    tol: float | None = Field(None, gt=0, lt=1)
+    """Stopping tolerance; default 1e-4 for sklearn (its default, and the original studies'),
+    1e-6 for torch (relative gradient norm; tight enough that held-out predictions no longer
+    move, for ~15 more iterations)."""
     layers: tuple[int, ...] | None = None
     """Layer coordinate values to probe (default: every stored layer)."""
     memory_mb: int = Field(512, ge=16)
@@ -118,6 +121,12 @@ class ProbeConfig(BaseModel):
         if self.solver == "auto":
             return "sklearn" if self.original else "torch"
         return self.solver
+
+    @property
+    def resolved_tol(self) -> float:
+        if self.tol is not None:
+            return self.tol
+        return 1e-4 if self.resolved_solver == "sklearn" else 1e-6
 
     @property
     def split_kind(self) -> Literal["folds", "file", "column", "random"]:

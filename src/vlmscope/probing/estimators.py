@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from vlmscope.errors import ConfigError
 from vlmscope.probing.backends import Method, fit_layers, n_problems, predict_classes
 
-__all__ = ["LogisticProbe", "LinearSVMProbe"]
+__all__ = ["LinearSVMProbe", "LogisticProbe"]
 
 
 class _LinearProbe(ClassifierMixin, BaseEstimator):
@@ -32,7 +32,7 @@ class _LinearProbe(ClassifierMixin, BaseEstimator):
         C: float = 1.0,
         standardize: bool = True,
         max_iter: int = 1000,
-        tol: float = 1e-4,
+        tol: float | None = None,
         solver: Literal["torch", "sklearn"] = "torch",
     ) -> None:
         self.C = C
@@ -46,12 +46,18 @@ class _LinearProbe(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"C must be a float > 0, got {self.C!r}")
         if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
             raise ConfigError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
-        if not isinstance(self.tol, (int, float)) or not self.tol > 0:
-            raise ConfigError(f"tol must be a float > 0, got {self.tol!r}")
+        if self.tol is not None and (not isinstance(self.tol, (int, float)) or not self.tol > 0):
+            raise ConfigError(f"tol must be a float > 0 or None, got {self.tol!r}")
         if not isinstance(self.standardize, bool):
             raise ConfigError(f"standardize must be a bool, got {self.standardize!r}")
         if self.solver not in ("torch", "sklearn"):
             raise ConfigError(f"solver must be 'torch' or 'sklearn', got {self.solver!r}")
+
+    def _tol(self) -> float:
+        """``tol`` or the solver's default: 1e-4 for sklearn (its own), 1e-6 for torch."""
+        if self.tol is not None:
+            return float(self.tol)
+        return 1e-4 if self.solver == "sklearn" else 1e-6
 
     @staticmethod
     def _as_3d(X: object) -> tuple[np.ndarray, bool]:
@@ -76,7 +82,7 @@ class _LinearProbe(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"y has a single class ({classes[0].item()!r}); a probe needs at least two")
         fits = fit_layers(
             X3, y_idx[None], len(classes), method=self._method, C=float(self.C), standardize=self.standardize,
-            max_iter=self.max_iter, tol=float(self.tol), solver=self.solver,
+            max_iter=self.max_iter, tol=self._tol(), solver=self.solver,
         )
         self.classes_ = classes
         self.n_features_in_ = X3.shape[2]

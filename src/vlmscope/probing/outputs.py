@@ -14,8 +14,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["TABLE", "METRICS", "PLOT", "PROBES_DIR", "PROBES", "CONFIG", "best_layer_metrics", "write_table",
-           "write_metrics", "write_probes", "plot_per_layer"]
+__all__ = [
+    "CONFIG",
+    "METRICS",
+    "PLOT",
+    "PROBES",
+    "PROBES_DIR",
+    "TABLE",
+    "best_layer_metrics",
+    "plot_per_layer",
+    "write_metrics",
+    "write_probes",
+    "write_table",
+]
 
 TABLE, METRICS, PLOT = "per_layer.csv", "metrics.json", "per_layer.png"
 PROBES_DIR, PROBES, CONFIG = "probes", "probes.safetensors", "config.json"
@@ -58,7 +69,8 @@ def best_layer_metrics(table: pl.DataFrame, *, chance: float, n_classes: int, n_
         k = int(np.nanargmax(sel))
         out["max_selectivity"] = float(sel[k])
         out["max_selectivity_layer"] = int(table["layer"][k])
-    return {k: _num(v) for k, v in out.items()}
+    # undefined numbers (no control task, no bootstrap) are left out: dvc metrics stay numeric
+    return {k: _num(v) for k, v in out.items() if _num(v) is not None}
 
 
 def write_table(table: pl.DataFrame, out: Path) -> None:

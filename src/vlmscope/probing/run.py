@@ -34,7 +34,13 @@ from vlmscope.probing.backends import fit_layers, n_problems, predict_classes
 from vlmscope.probing.config import ProbeConfig
 from vlmscope.probing.controls import control_labels
 from vlmscope.probing.metrics import accuracy, balanced_accuracy, bootstrap_interval
-from vlmscope.probing.outputs import best_layer_metrics, plot_per_layer, write_metrics, write_probes, write_table
+from vlmscope.probing.outputs import (
+    best_layer_metrics,
+    plot_per_layer,
+    write_metrics,
+    write_probes,
+    write_table,
+)
 from vlmscope.probing.source import (
     ProbeData,
     _label_strings,
@@ -68,7 +74,13 @@ def _progress(total: int, label: str, enabled: bool | None) -> Iterator[Any]:
         yield lambda n: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -150,8 +162,8 @@ def run_probes(
             for fi, fit in enumerate(fits):
                 fl = fit_layers(
                     X[:, fit.train], label_sets[:, fit.train], K, method=config.method, C=config.C,
-                    standardize=config.standardize, max_iter=config.max_iter, tol=config.tol,
-                    solver=config.resolved_solver,
+                    standardize=config.standardize, max_iter=config.max_iter, tol=config.resolved_tol,
+                    solver=config.resolved_solver, overwrite_X=True,  # X[:, train] is a fresh copy
                 )
                 W = fl.coef.reshape(Lc, T * P, -1)  # (Lc, T*P, F)
                 scores = np.matmul(X[:, fit.test], W.transpose(0, 2, 1)) + fl.intercept.reshape(Lc, 1, T * P)
@@ -182,8 +194,8 @@ def run_probes(
                         "control_accuracy": control,
                         "control_accuracy_std": float(np.std(ctrl[j].mean(0))) if T > 2 else float("nan"),
                         "selectivity": a - control,
-                        "n_train": int(round(np.mean([len(f.train) for f in fits]))),
-                        "n_test": int(len(tested)),
+                        "n_train": round(float(np.mean([len(f.train) for f in fits]))),
+                        "n_test": len(tested),
                         "n_folds": len(fits),
                         "n_iter": int(iters[j].max()),
                         "converged": bool(conv[j].all()),
@@ -218,7 +230,7 @@ def run_probes(
         "store": {k: data.attrs.get(k) for k in _PROVENANCE if k in data.attrs},
         "vlmscope_version": __version__,
     }
-    title = f"{config.label} from {config.variable} ({config.method}, {'%d-fold' % len(fits) if config.folds else 'held-out'})"
+    title = f"{config.label} from {config.variable} ({config.method}, {f'{len(fits)}-fold' if config.folds else 'held-out'})"
     with atomic_dir(out) as tmp:
         write_table(table, tmp)
         write_metrics(metrics, tmp)

@@ -42,7 +42,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["Loss", "Intercept", "LinearFit", "fit_linear", "decision_function"]
+__all__ = ["Intercept", "LinearFit", "Loss", "decision_function", "fit_linear"]
 
 Loss = Literal["logistic", "squared_hinge"]
 Intercept = Literal["free", "penalized", "none"]
@@ -334,6 +334,7 @@ def fit_linear(
     max_iter: int = 1000,
     tol: float = 1e-4,
     history: int = 10,
+    overwrite_X: bool = False,
 ) -> LinearFit:
     """Fit L x P binary linear classifiers sharing the training rows.
 
@@ -347,14 +348,18 @@ def fit_linear(
             are mapped back, so they apply to raw features.
         max_iter, tol: stop when ``||grad|| / (C N) < tol`` or after ``max_iter`` iterations.
         history: L-BFGS memory.
+        overwrite_X: allow centring/scaling float32 ``X`` in place (saves a copy of X).
 
     Returns:
         :class:`LinearFit` with ``coef`` (L, P, D) and ``intercept`` (L, P) for raw X.
     """
     if X.ndim != 3 or y.ndim != 2 or y.shape[0] != X.shape[1]:
         raise ValueError(f"fit_linear: X must be (L, N, D) and y (N, P); got {tuple(X.shape)} and {tuple(y.shape)}")
+    Xf = X.to(torch.float32)
+    if Xf.data_ptr() == X.data_ptr() and not overwrite_X and (standardize or intercept == "free"):
+        Xf = Xf.clone()  # centring below works in place
     return _fit(
-        X.to(torch.float32), y, loss=loss, C=C, intercept=intercept, standardize=standardize,
+        Xf, y, loss=loss, C=C, intercept=intercept, standardize=standardize,
         max_iter=max_iter, tol=tol, history=history,
     )
 
@@ -371,17 +376,18 @@ def _fit(
     tol: float,
     history: int,
 ) -> LinearFit:
-    L, N, D = X.shape
+    L, N, _ = X.shape
     P = y.shape[1]
     yy = y.to(torch.float32).unsqueeze(0).expand(L, N, P)
 
+    # X is ours to modify (fit_linear copied it unless overwrite_X): centre and scale in place
     mean = X.mean(1, keepdim=True) if (standardize or intercept == "free") else None
     scale = None
-    Xc = X - mean if mean is not None else X
+    Xc = X.sub_(mean) if mean is not None else X
     if standardize:
-        scale = Xc.pow(2).mean(1, keepdim=True).sqrt()
+        scale = torch.linalg.vector_norm(Xc, dim=1, keepdim=True) / math.sqrt(N)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        Xc = Xc / scale
+        Xc = Xc.div_(scale)
     space = _Space(
         Xc,
         ones_feature=intercept == "penalized",

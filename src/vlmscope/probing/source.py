@@ -9,6 +9,7 @@ trailing dimensions (``stat x patch`` of attention maps) are flattened.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ import xarray as xr
 
 from vlmscope.errors import ConfigError, StoreError
 
-__all__ = ["ProbeData", "load_store", "probe_data", "iter_layer_chunks", "chunk_layers_for", "label_classes"]
+__all__ = ["ProbeData", "chunk_layers_for", "iter_layer_chunks", "label_classes", "load_store", "probe_data"]
 
 _MISSING = ("", "nan", "None")
 
@@ -77,7 +78,7 @@ def _label_strings(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         out = []
         for v in values.tolist():
-            if v != v:  # NaN
+            if math.isnan(v):
                 out.append("")
             elif float(v).is_integer():
                 out.append(str(int(v)))
@@ -171,15 +172,16 @@ def chunk_layers_for(n_rows: int, n_train: int, n_features: int, memory_mb: int)
 
 def _read_chunk(data: ProbeData, positions: np.ndarray, variable: str) -> tuple[np.ndarray, np.ndarray]:
     """(kept-layer mask, (Lc', N, F) float32) for layer positions; all-NaN layers are dropped."""
-    raw = data.values.isel(layer=positions.tolist()).values  # (N_all, Lc, ...)
-    n_all = raw.shape[0]
-    raw = raw.reshape(n_all, len(positions), -1)
+    n_all = data.values.sizes["sample"]
     full_rows = len(data.rows) == n_all
-    out = np.empty((len(positions), len(data.rows), raw.shape[2]), dtype=np.float32)
+    out = np.empty((len(positions), len(data.rows), data.n_features), dtype=np.float32)
     keep = np.ones(len(positions), dtype=bool)
-    for j in range(len(positions)):
-        slab = raw[:, j] if full_rows else raw[data.rows, j]
-        out[j] = slab
+    for j, pos in enumerate(positions.tolist()):
+        # one integer layer index per read: zarr then decodes only that layer's inner chunk of
+        # each shard (a list index makes the lazy indexer decode whole shards: the whole store)
+        raw = np.asarray(data.values.isel(layer=int(pos)).values).reshape(n_all, -1)  # (N_all, F)
+        out[j] = raw if full_rows else raw[data.rows]
+        del raw
         finite = np.isfinite(out[j])
         if finite.all():
             continue
@@ -193,7 +195,7 @@ def _read_chunk(data: ProbeData, positions: np.ndarray, variable: str) -> tuple[
             f"variable {variable!r} at layer {layer} has NaN/inf values in {int(bad_rows.sum())} sample(s) "
             f"(first: {first!r}); re-extract those samples or drop them from the dataset"
         )
-    return keep, out[keep]
+    return keep, (out if keep.all() else out[keep])
 
 
 def iter_layer_chunks(

@@ -17,7 +17,7 @@ import numpy as np
 
 from vlmscope.errors import ConfigError, DatasetError, NotFound
 
-__all__ = ["Fit", "random_split", "kfold", "split_from_values", "read_split_file", "make_fits"]
+__all__ = ["Fit", "kfold", "make_fits", "random_split", "read_split_file", "split_from_values"]
 
 TRAIN, TEST = "train", "test"
 LEFT_OUT = frozenset({"valid", "validation", "val", "dev", "heldout", "unused"})
@@ -113,7 +113,7 @@ def read_split_file(path: Path, sample_ids: Sequence[str], *, column: str | None
 
         try:
             df = pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",", infer_schema=False)
-        except Exception as e:  # polars raises several kinds
+        except Exception as e:  # noqa: BLE001  (polars raises several kinds)
             raise DatasetError(f"{path}: unreadable {suffix[1:].upper()} ({e})") from None
         for need in ("sample_id", col):
             if need not in df.columns:

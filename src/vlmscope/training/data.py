@@ -62,6 +62,8 @@ class Example:
     """Class used by subsampling (and by the CLIP trainer): a label column or :func:`class_of` the answer."""
     dataset: str
     """Name of the dataset directory the row came from."""
+    generator: str = ""
+    """What made the dataset (``dataset.json``'s ``generator``: ``color``, ``counting`` ...), if known."""
     choices: tuple[str, ...] | None = None
     answer_index: int | None = None
     extra: tuple[tuple[str, Any], ...] = ()
@@ -94,6 +96,12 @@ def load_examples(
         df = df.filter(pl.col("split").is_in(list(splits)))
     else:
         df = split_rows(df, splits, where)
+    info = root / "dataset.json"
+    generator = ""
+    if info.is_file():
+        import json
+
+        generator = str(json.loads(info.read_text()).get("generator", ""))
     scalar = [c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Array, pl.Struct))]
     skip = {"sample_id", "image", "prompt", "answer", "split", "answer_type", "answer_index"}
     out = []
@@ -112,6 +120,7 @@ def load_examples(
                 answer_type=row.get("answer_type") or "open",
                 label=label,
                 dataset=root.name,
+                generator=generator,
                 choices=tuple(choices) if choices is not None else None,
                 answer_index=row.get("answer_index"),
                 extra=tuple((c, row[c]) for c in scalar if c not in skip),

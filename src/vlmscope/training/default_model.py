@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from vlmscope.errors import TrainingError
+from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.training.config import LoopConfig
@@ -47,7 +47,22 @@ from vlmscope.training.vlm import (
     run_vlm_training,
 )
 
-__all__ = ["DefaultTrainConfig", "baselines", "evaluate_rows", "train_default"]
+__all__ = [
+    "CurriculumStage",
+    "curriculum_sampler","DefaultTrainConfig", "baselines", "evaluate_rows", "train_default"]
+
+
+class CurriculumStage(BaseModel):
+    """Train only on some rows until a fraction of the steps has passed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    until: float = Field(gt=0, le=1)
+    """This stage ends after ``until * total_steps`` steps (stages are in order)."""
+    datasets: tuple[str, ...] | None = None
+    """Dataset directory names (``train-color``) or generator kinds (``color``); None: all."""
+    where: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
+    """Label column -> allowed values (``{"n_shapes": [1]}``); a row without that column is not constrained."""
 
 
 class DefaultTrainConfig(BaseModel):
@@ -68,6 +83,15 @@ class DefaultTrainConfig(BaseModel):
     eval_max_rows: int | None = Field(default=None, ge=1)
     """Evaluate at most this many test rows per dataset (None: all)."""
     max_new_tokens: int = Field(default=5, ge=1, le=64)
+    curriculum: tuple[CurriculumStage, ...] = (
+        CurriculumStage(until=0.25, datasets=("color",), where={"n_shapes": (1,)}),
+        CurriculumStage(until=0.5, datasets=("color", "relations"),
+                        where={"query_type": ("recognition_color", "recognition_shape", "count")}),
+    )  # fmt: skip
+    """Easy rows first. A tiny model trained from scratch first has to discover that the answer
+    is in the image at all; single-shape colour questions make that discovery fast (measured:
+    without this stage the model stays at the majority-answer baseline for 1200 steps). After
+    the last stage every training row is used."""
     balance: bool = True
     """Repeat the rows of smaller datasets so every dataset contributes about equally per epoch
     (the relations set has ~19 questions per image and would otherwise dominate)."""
@@ -92,6 +116,48 @@ def _holdout(rows: list[Example], n: int, seed: int) -> tuple[list[Example], lis
         valid.extend(r for r in part if str(r.image) in chosen)
         train.extend(r for r in part if str(r.image) not in chosen)
     return train, valid
+
+
+def _matches(r: Example, stage: CurriculumStage) -> bool:
+    if stage.datasets is not None and r.dataset not in stage.datasets and r.generator not in stage.datasets:
+        return False
+    extra = dict(r.extra)
+    return all(extra[col] in allowed for col, allowed in stage.where.items() if col in extra)
+
+
+def curriculum_sampler(
+    rows: Sequence[Example], stages: Sequence[CurriculumStage], total_steps: int, seed: int
+) -> Callable[[int, int], np.ndarray] | None:
+    """``(step, global_batch) -> indices`` drawing each step's batch from its stage's rows.
+
+    Within a stage, batches walk seeded epoch permutations of the stage's rows
+    (:func:`batch_indices`), so the order is a pure function of the step
+    (resume-safe). Raises when a stage matches no row.
+    """
+    from vlmscope.training.schedule import batch_indices
+
+    if not stages:
+        return None
+    pools, ends = [], []
+    for k, st in enumerate(stages):
+        pool = np.array([i for i, r in enumerate(rows) if _matches(r, st)], dtype=np.int64)
+        if len(pool) == 0:
+            raise ConfigError(
+                f"curriculum stage {k} ({st.model_dump()}) matches no training row; "
+                "fix its datasets/where or pass an empty curriculum"
+            )
+        pools.append(pool)
+        ends.append(int(np.ceil(st.until * total_steps)))
+    everything = np.arange(len(rows), dtype=np.int64)
+
+    def sample(step: int, global_batch: int) -> np.ndarray:
+        for k, end in enumerate(ends):
+            if step < end:
+                pool = pools[k]
+                return pool[batch_indices(step, global_batch, len(pool), seed * 1009 + k + 1)]
+        return everything[batch_indices(step, global_batch, len(everything), seed)]
+
+    return sample
 
 
 def _balance(rows: list[Example]) -> list[Example]:
@@ -200,6 +266,10 @@ def train_default(
     if cfg.eval_max_rows is not None:
         test = [r for ds in dict.fromkeys(r.dataset for r in test)
                 for r in [x for x in test if x.dataset == ds][: cfg.eval_max_rows]]  # fmt: skip
+    from accelerate import PartialState
+
+    world = accelerator.num_processes if accelerator is not None else PartialState().num_processes
+    sampler = curriculum_sampler(train, cfg.curriculum, cfg.loop.total_steps(len(train), world), cfg.loop.seed)
     sizes = freeze_except(adapter, ["vision", "projector", "language"])
     out = Path(out)
     images = ImageCache()
@@ -212,7 +282,7 @@ def train_default(
             "datasets": [str(d) for d in datasets], "trainable_parameters": sizes,
             "train_rows": len(train), "valid_rows": len(valid),
         },
-        valid=valid or None, valid_metric="accuracy",
+        valid=valid or None, valid_metric="accuracy", sampler=sampler,
     )
     table: dict[str, pl.DataFrame] = {}
 

@@ -20,22 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = [
-    "RestStats",
-    "rest_stats","HeadFit", "fit_head", "head_accuracy", "head_logits", "layer_norm", "rms_norm"]
-
-
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, plus_one: bool = False) -> torch.Tensor:
-    """(N, D) -> (N, D): ``x * rsqrt(mean(x^2) + eps) * w`` in float32, as Llama's RMSNorm."""
-    x = x.float()
-    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    w = weight.float()
-    return y * (1.0 + w if plus_one else w)
-
-
-def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
-    return nn.functional.layer_norm(x.float(), (x.shape[-1],), weight.float(),
-                                    None if bias is None else bias.float(), eps)  # fmt: skip
+__all__ = ["HeadFit", "RestStats", "fit_head", "head_accuracy", "head_logits", "rest_stats"]
 
 
 def head_logits(z: torch.Tensor, W: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -80,6 +80,9 @@ class LoopSpec:
     select: str | None = None
     """Metric name that picks the best checkpoint (``None``: keep the last weights)."""
     mode: Literal["max", "min"] = "max"
+    sampler: Callable[[int, int], np.ndarray] | None = None
+    """(step, global_batch) -> example indices of that step; default: seeded epoch permutations.
+    Must be a pure function of its arguments so that resumed runs see the same batches."""
     fingerprint: str = ""
     """Identity of the config and inputs; a checkpoint made under another one is refused."""
     params: dict[str, Any] = field(default_factory=dict)
@@ -329,7 +332,10 @@ def run_loop(
     with _progress(progress and is_main) as bar:
         task = bar.add_task("train", total=total, completed=start, info="")
         while step < total:
-            idx = batch_indices(step, global_batch, spec.n_examples, cfg.seed)
+            if spec.sampler is not None:
+                idx = np.asarray(spec.sampler(step, global_batch), dtype=np.int64)
+            else:
+                idx = batch_indices(step, global_batch, spec.n_examples, cfg.seed)
             step_loss = torch.zeros((), device=device)
             for k in range(accum):
                 lo = (k * world + rank) * bs

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlmscope import __version__
 from vlmscope.errors import StoreError, TrainingError
 from vlmscope.io.atomic import atomic_dir
-from vlmscope.training.head_math import fit_head, head_accuracy, layer_norm, rms_norm
-from vlmscope.training.weights import read_tensors, replace_tensors, weight_map
+from vlmscope.training.head_math import fit_head, head_accuracy
+from vlmscope.training.weights import replace_tensors
 
 __all__ = ["HeadTensors", "OutputLayerTrainConfig", "answer_first_tokens", "load_head", "train_output_layer"]
 
@@ -66,83 +66,48 @@ class OutputLayerTrainConfig(BaseModel):
 
 @dataclass
 class HeadTensors:
-    """The model's final norm and unembedding, read from safetensors."""
+    """The model's final norm and unembedding, read by name through the lens's reader (no weights loaded)."""
 
-    norm_weight: torch.Tensor
-    norm_bias: torch.Tensor | None
-    norm_kind: str
-    norm_eps: float
+    lens: Any
+    """The :class:`vlmscope.lens.weights.LensModel` of the checkpoint."""
     unembedding: torch.Tensor
-    """(V, D)"""
+    """(V, D) float32"""
     unembedding_name: str
     num_layers: int
-    answer_ids: Any
-    """``answer -> token ids`` exactly as the adapter appends answers after the prompt (eos last)."""
+    answers: Any
+    """:class:`vlmscope.lens.tokens.AnswerTokenizer`: the family's own answer tokenization."""
 
     def normalize(self, h: torch.Tensor) -> torch.Tensor:
-        """(N, D) residual states -> what the LM head sees."""
-        if self.norm_kind == "layer":
-            return layer_norm(h, self.norm_weight, self.norm_bias, self.norm_eps)
-        return rms_norm(h, self.norm_weight, self.norm_eps, plus_one=self.norm_kind == "rms_plus_one")
+        """(N, D) residual states -> what the LM head sees (the lens's ``apply_final_norm``)."""
+        from vlmscope.lens.projection import apply_final_norm
+
+        return apply_final_norm(h, self.lens.final_norm())
+
+    def first_tokens(self, answers: Sequence[str], sample_ids: Sequence[str], where: object) -> torch.Tensor:
+        """(N,) each answer's first token as the model emits it after its generation prefix."""
+        from vlmscope.errors import DatasetError
+
+        try:
+            ids = self.answers.first_tokens(list(answers), None, list(sample_ids), column="answer")
+        except DatasetError as e:
+            raise TrainingError(f"{where}: {e} (its answer tokenizes to nothing)") from e
+        return torch.from_numpy(np.asarray(ids, dtype=np.int64))
 
 
 def load_head(model: str | os.PathLike[str]) -> HeadTensors:
-    """Final norm + unembedding of a local checkpoint, by the family adapter's tensor names."""
-    from transformers import AutoConfig
+    """Final norm + unembedding of a checkpoint, through :func:`vlmscope.lens.weights.open_lens_model`."""
+    from vlmscope.errors import ModelError
+    from vlmscope.lens.tokens import AnswerTokenizer
+    from vlmscope.lens.weights import open_lens_model
 
-    from vlmscope.models import ADAPTERS, detect_family
-
-    fam = detect_family(model)
-    cls: Any = ADAPTERS.get(fam)
-    if not hasattr(cls, "tensor_names"):
-        raise TrainingError(f"{model}: family {fam!r} has no LM head; output-layer training needs a generative VLM")
-    config = AutoConfig.from_pretrained(str(model))
-    names = cls.tensor_names(config)
-    keys = weight_map(model).keys()
-
-    def find(name: str | None) -> str | None:
-        return name if name is not None and name in keys else None
-
-    norm_w, unemb = find(names.final_norm_weight), find(names.unembedding_weight)
-    if norm_w is None or unemb is None:
-        raise TrainingError(
-            f"{model}: tensors {names.final_norm_weight!r} / {names.unembedding_weight!r} not in the checkpoint"
-        )
-    norm_b = find(names.final_norm_bias)
-    got = read_tensors(model, [n for n in (norm_w, unemb, norm_b) if n is not None])
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    try:
+        lens = open_lens_model(model)
+    except ModelError as e:
+        raise TrainingError(f"output-layer training needs a generative VLM: {e}") from e
     return HeadTensors(
-        norm_weight=got[norm_w], norm_bias=got.get(norm_b) if norm_b else None, norm_kind=names.norm_kind,
-        norm_eps=names.norm_eps, unembedding=got[unemb], unembedding_name=unemb,
-        num_layers=int(text.num_hidden_layers), answer_ids=_answer_tokenizer(cls, model),
+        lens=lens, unembedding=lens.unembedding(), unembedding_name=lens.names.unembedding_weight,
+        num_layers=lens.num_layers, answers=AnswerTokenizer(lens),
     )
-
-
-def _answer_tokenizer(cls: Any, model: str | os.PathLike[str]) -> Any:
-    """The family's own ``answer_ids`` on an adapter holding only the processor (no weights loaded)."""
-    from vlmscope.models.adapter import LoadOptions
-    from vlmscope.models.lm_adapter import load_processor
-
-    processor = load_processor(str(model), LoadOptions())
-    light = cls.__new__(cls)
-    light.model, light.processor, light.source, light.revision = None, processor, str(model), None
-    if not hasattr(light, "answer_ids"):
-        raise TrainingError(f"{model}: family {cls.family!r} cannot tokenize answers (no answer_ids)")
-    return light.answer_ids
-
-
-def answer_first_tokens(answer_ids: Any, eos_id: int | None, answers: Sequence[str], ids: Sequence[str]) -> np.ndarray:
-    """(N,) id of each answer's first token as the model would emit it after the prompt."""
-    out = np.empty(len(answers), dtype=np.int64)
-    cache: dict[str, int] = {}
-    for i, (a, sid) in enumerate(zip(answers, ids)):
-        if a not in cache:
-            toks = [t for t in answer_ids(str(a)) if t != eos_id] if str(a).strip() else []
-            if not toks:
-                raise TrainingError(f"sample {sid!r}: answer {a!r} tokenizes to nothing; fix the manifest row")
-            cache[a] = int(toks[0])
-        out[i] = cache[a]
-    return out
 
 
 @dataclass
@@ -153,7 +118,7 @@ class _Rows:
     sample: np.ndarray
 
 
-def _read_store(store: str | os.PathLike[str], head: HeadTensors, tokenizer: Any, layer: int | None,
+def _read_store(store: str | os.PathLike[str], head: HeadTensors, layer: int | None,
                 dataset: str | os.PathLike[str] | None) -> _Rows:  # fmt: skip
     from vlmscope.activations.store import open_activations
 
@@ -191,7 +156,7 @@ def _read_store(store: str | os.PathLike[str], head: HeadTensors, tokenizer: Any
     finite = torch.isfinite(h).all(1)
     if not bool(finite.all()):
         raise StoreError(f"{store}: {int((~finite).sum())} rows of layer {want} are not finite")
-    y = torch.from_numpy(answer_first_tokens(head.answer_ids, tokenizer.eos_token_id, answers.tolist(), samples.tolist()))
+    y = head.first_tokens(answers.tolist(), samples.tolist(), store)
     return _Rows(head.normalize(h), y, splits, samples)
 
 
@@ -212,11 +177,8 @@ def train_output_layer(
     dataset: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model``'s head on ``store``'s last-layer states; returns the metrics written."""
-    from transformers import AutoTokenizer
-
     head = load_head(model)
-    tokenizer = AutoTokenizer.from_pretrained(str(model))
-    rows = _read_store(store, head, tokenizer, cfg.layer, dataset)
+    rows = _read_store(store, head, cfg.layer, dataset)
     z_tr, y_tr = _select(rows, cfg.train_split)
     if len(y_tr) == 0:
         raise TrainingError(f"{store}: no rows in train split(s) {list(cfg.train_split)} (have {sorted(set(rows.split))})")
@@ -241,7 +203,7 @@ def train_output_layer(
     }
     sets = {"train": (z_tr, y_tr), "valid": (z_va, y_va), "test": _select(rows, cfg.test_split)}
     for i, es in enumerate(eval_stores):
-        er = _read_store(es, head, tokenizer, cfg.layer, None)
+        er = _read_store(es, head, cfg.layer, None)
         sets[f"eval{i}" if len(eval_stores) > 1 else "eval"] = _select(er, cfg.eval_split)
     for name, (z, y) in sets.items():
         if len(y) == 0:
@@ -257,13 +219,13 @@ def train_output_layer(
     from safetensors.torch import save_file
 
     with atomic_dir(out) as tmp:
-        new_head = fit.W.to(head.unembedding.dtype).contiguous()
+        new_head = fit.W.float().contiguous()  # merge casts to the checkpoint's dtype
         save_file({head.unembedding_name: new_head}, str(tmp / "head.safetensors"))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")
         if fit.history:
             pl.DataFrame(fit.history).write_csv(tmp / "history.csv")
         if cfg.save_model:
-            replace_tensors(model, tmp / "model", {head.unembedding_name: new_head})
+            replace_tensors(head.lens.directory, tmp / "model", {head.unembedding_name: new_head})
     return metrics
 

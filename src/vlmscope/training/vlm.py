@@ -201,6 +201,8 @@ class VlmRun:
     cache_encodings: bool = True
     probe_rows: int = 64
     """The first N training rows' mean answer loss is measured before and after training."""
+    sampler: Callable[[int, int], Any] | None = None
+    """Batch sampler for the loop (see :class:`LoopSpec`); None: epoch permutations."""
 
 
 def run_vlm_training(
@@ -236,6 +238,7 @@ def run_vlm_training(
         select=run.valid_metric if evaluate is not None else None,
         mode="min" if run.valid_metric == "loss" else "max",
         fingerprint=run.fingerprint,
+        sampler=run.sampler,
         params={"trainer": run.training_args.get("trainer", "?")},
     )
     probe = list(range(min(run.probe_rows, len(run.train))))
