@@ -95,8 +95,11 @@ def _fit_torch(
     T = label_sets.shape[0]
     P = n_problems(n_classes)
     Y = np.concatenate([ovr_targets(ls, n_classes) for ls in label_sets], 1)  # (N, T*P)
+    Xc = np.ascontiguousarray(X, dtype=np.float32)
+    if not Xc.flags.writeable:  # torch wants writable memory; the copy is ours to centre in place
+        Xc, overwrite_X = Xc.copy(), True
     fit = fit_linear(
-        torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)),
+        torch.from_numpy(Xc),
         torch.from_numpy(Y),
         loss="logistic" if method == "logreg" else "squared_hinge",
         intercept="free" if method == "logreg" else "penalized",

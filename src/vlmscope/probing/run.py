@@ -124,7 +124,8 @@ def run_probes(
 
     ``source`` is a store path or an (in-memory or lazily opened) Dataset in
     the store's layout. Outputs (replaced atomically): ``per_layer.csv``,
-    ``metrics.json``, ``per_layer.png``, ``probes.safetensors`` and ``config.json``.
+    ``metrics.json``, ``per_layer.png`` and ``probes/`` (``probes.safetensors``
+    with the real-label probes of every layer and fit, ``config.json`` beside it).
 
     Raises:
         StoreError: store incomplete, variable or label column missing, NaN features.
