@@ -26,7 +26,6 @@ Modes (shapes: B samples per batch, K options, T tokens, V vocabulary):
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -91,48 +90,25 @@ def _batches(n: int, size: int) -> Iterator[range]:
         yield range(start, min(start + size, n))
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params
-
-
 def option_nll(
     adapter: ModelAdapter, images: Sequence[Image], prompts: Sequence[str], options: Sequence[str]
 ) -> list[float]:
     """Mean NLL per pair of the ``options[i]`` tokens (answer span incl. eos) after ``prompts[i]`` with ``images[i]``.
 
-    Returns one float per pair (B,). Logits are kept only for the trailing
-    answer window when the adapter right-aligns answers (the generic adapter
-    does) and the model accepts ``logits_to_keep``.
+    Returns one float per pair (B,). Only the answer positions go through the
+    unembedding (:func:`vlmscope.training.encoding.answer_logits`).
     """
     import torch
 
+    from vlmscope.training.encoding import per_example_loss
+
     batch = adapter.encode(images, prompts, answers=options).to(adapter.device)
-    labels = batch.labels
-    if labels is None:
+    if batch.labels is None:
         raise ModelError(f"{type(adapter).__name__}.encode returned no labels for the given answers")
-    is_label = labels != -100  # (B, T)
-    n_answer = is_label.sum(1)
-    if bool((n_answer == 0).any()):
+    if bool(((batch.labels[:, 1:] != -100).sum(1) == 0).any()):
         raise ModelError("an option encoded to zero answer tokens; cannot score it")
-    T = labels.shape[1]
-    window = int(n_answer.max()) + 1
-    right_aligned = bool(is_label[:, -1].all()) and bool((is_label.flip(1).cumprod(1).sum(1) == n_answer).all())
-    kwargs: dict[str, Any] = {"use_cache": False}
-    if right_aligned and window < T and _accepts(adapter.model.forward, "logits_to_keep"):
-        kwargs["logits_to_keep"] = window
-    else:
-        window = T
     with torch.inference_mode():
-        logits = adapter.model(**batch.inputs, **kwargs).logits  # (B, W, V)
-    logits = logits[:, -window:, :].float()
-    target = labels[:, -window:][:, 1:]  # (B, W-1): token t+1 predicted at t
-    mask = target != -100
-    logp = logits[:, :-1].log_softmax(-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    nll = -(logp * mask).sum(1) / mask.sum(1)
+        nll = per_example_loss(adapter.model, batch)
     return [float(x) for x in nll.cpu()]
 
 

@@ -68,7 +68,7 @@ def fit_layers(
     C: float = 1.0,
     standardize: bool = True,
     max_iter: int = 1000,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     solver: Literal["torch", "sklearn"] = "torch",
     overwrite_X: bool = False,
 ) -> LayerFits:

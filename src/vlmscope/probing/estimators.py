@@ -54,10 +54,10 @@ class _LinearProbe(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"solver must be 'torch' or 'sklearn', got {self.solver!r}")
 
     def _tol(self) -> float:
-        """``tol`` or the solver's default: 1e-4 for sklearn (its own), 1e-6 for torch."""
+        """``tol`` or the solver's default: 1e-4 for sklearn (its own), 1e-5 for torch."""
         if self.tol is not None:
             return float(self.tol)
-        return 1e-4 if self.solver == "sklearn" else 1e-6
+        return 1e-4 if self.solver == "sklearn" else 1e-5
 
     @staticmethod
     def _as_3d(X: object) -> tuple[np.ndarray, bool]:

@@ -72,8 +72,8 @@ class DefaultTrainConfig(BaseModel):
 
     loop: LoopConfig = Field(
         default_factory=lambda: LoopConfig(
-            max_steps=600, batch_size=32, lr=1e-3, adam_beta2=0.95, warmup_ratio=0.05, weight_decay=0.01,
-            checkpoint_every=100, eval_every=150, min_lr_ratio=0.05, threads=1,
+            max_steps=2000, batch_size=16, lr=1e-3, adam_beta2=0.95, warmup_ratio=0.02, weight_decay=0.01,
+            checkpoint_every=200, eval_every=250, min_lr_ratio=0.1, threads=1,
         )
     )
     train_split: tuple[str, ...] = ("train",)
@@ -84,14 +84,17 @@ class DefaultTrainConfig(BaseModel):
     """Evaluate at most this many test rows per dataset (None: all)."""
     max_new_tokens: int = Field(default=5, ge=1, le=64)
     curriculum: tuple[CurriculumStage, ...] = (
-        CurriculumStage(until=0.25, datasets=("color",), where={"n_shapes": (1,)}),
-        CurriculumStage(until=0.5, datasets=("color", "relations"),
+        CurriculumStage(until=0.4, datasets=("color",), where={"n_shapes": (1,)}),
+        CurriculumStage(until=0.6, datasets=("color", "relations"),
                         where={"query_type": ("recognition_color", "recognition_shape", "count")}),
     )  # fmt: skip
-    """Easy rows first. A tiny model trained from scratch first has to discover that the answer
-    is in the image at all; single-shape colour questions make that discovery fast (measured:
-    without this stage the model stays at the majority-answer baseline for 1200 steps). After
-    the last stage every training row is used."""
+    """Easy rows first. A tiny model trained from scratch must first discover that the answer is
+    in the image at all; single-shape colour questions make that discovery possible (it shows as
+    a drop of the training loss after ~400-600 steps of batch 16). Measured on 2 CPU cores:
+    without a curriculum the model stayed at the majority-answer baseline after 1200 and 1500
+    steps; with a 300-step first stage it did not get past it either; with these stages and 2000
+    steps colour reached .37 and counting .35 test accuracy (chance .10 / .11). After the last
+    stage every training row is used."""
     balance: bool = True
     """Repeat the rows of smaller datasets so every dataset contributes about equally per epoch
     (the relations set has ~19 questions per image and would otherwise dominate)."""

@@ -24,7 +24,7 @@ from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import EncodedBatch, ModelAdapter
 from vlmscope.training.data import Example, ImageCache, bbox_prefix
 
-__all__ = ["EncodedCache", "answer_loss", "collate", "mask_bbox", "per_example_loss"]
+__all__ = ["EncodedCache", "answer_logits", "answer_loss", "collate", "mask_bbox", "per_example_loss"]
 
 
 def mask_bbox(labels: torch.Tensor, answer: str, tokenizer: Any, where: str) -> torch.Tensor:
@@ -164,20 +164,73 @@ class EncodedCache:
 
 def answer_loss(model: nn.Module, batch: EncodedBatch) -> torch.Tensor:
     """Mean cross-entropy over the batch's answer tokens (labels != -100), next-token shifted."""
-    logits = model(**batch.inputs).logits  # (B, T, V)
-    return _shifted_ce(logits, batch.labels, reduction="mean")  # type: ignore[arg-type]
+    logits, target = answer_logits(model, batch)
+    return _ce(logits, target, reduction="mean")
 
 
 def per_example_loss(model: nn.Module, batch: EncodedBatch) -> torch.Tensor:
     """(B,) mean answer-token cross-entropy of each row (for evaluation and MCQA scoring)."""
-    logits = model(**batch.inputs).logits
-    return _shifted_ce(logits, batch.labels, reduction="row")  # type: ignore[arg-type]
+    logits, target = answer_logits(model, batch)
+    return _ce(logits, target, reduction="row")
 
 
-def _shifted_ce(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str) -> torch.Tensor:
-    logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
-    target = labels[:, 1:].to(logits.device)  # (B, T-1)
-    ce = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+def answer_logits(model: nn.Module, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits (B, K, V), targets (B, K))`` at the K positions that predict an answer token.
+
+    Only those positions go through the unembedding (``logits_to_keep`` with
+    the positions, where the model's forward takes it): the answer span is a
+    few tokens at the end of each left-padded row, so this skips nearly all of
+    the ``(B, T, V)`` logits -- for a 32k vocabulary and 600-token prompts
+    that tensor (and its gradient) is most of a training step's memory. The
+    loss is the same number either way (tested).
+    """
+    labels = batch.labels
+    if labels is None:
+        raise TrainingError("batch has no answer labels")
+    target_all = labels[:, 1:]  # position t predicts token t + 1
+    keep = (target_all != -100).any(0).nonzero().flatten()
+    if keep.numel() == 0:
+        raise TrainingError("batch has no answer tokens to learn from")
+    inputs = dict(batch.inputs)
+    takes = _forward_params(model)
+    if "logits_to_keep" in takes:
+        inputs["logits_to_keep"] = keep.to(_device(model))
+    if "use_cache" in takes:
+        inputs["use_cache"] = False  # no KV cache for a single scoring/training pass
+    logits = model(**inputs).logits
+    if logits.shape[1] == labels.shape[1] != keep.numel():  # all positions: the forward kept everything
+        logits = logits[:, keep.to(logits.device)]
+    if logits.shape[1] != keep.numel():
+        raise TrainingError(
+            f"{type(_unwrap(model)).__name__} returned logits for {logits.shape[1]} positions, "
+            f"expected the {keep.numel()} answer positions or all {labels.shape[1]}"
+        )
+    return logits, target_all[:, keep].to(logits.device)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under DDP / DeepSpeed (``.module``) and peft (``get_base_model``)."""
+    while True:
+        if hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        elif isinstance(getattr(model, "module", None), nn.Module):
+            model = model.module
+        else:
+            return model
+
+
+def _forward_params(model: nn.Module) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(_unwrap(model).forward).parameters)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _ce(logits: torch.Tensor, target: torch.Tensor, *, reduction: str) -> torch.Tensor:
+    ce = nn.functional.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=-100, reduction="none")
     valid = (target != -100).float()
     if reduction == "mean":
         n = valid.sum()

@@ -32,7 +32,7 @@ from vlmscope.io.atomic import atomic_dir
 from vlmscope.training.head_math import fit_head, head_accuracy
 from vlmscope.training.weights import replace_tensors
 
-__all__ = ["HeadTensors", "OutputLayerTrainConfig", "answer_first_tokens", "load_head", "train_output_layer"]
+__all__ = ["HeadTensors", "OutputLayerTrainConfig", "load_head", "train_output_layer"]
 
 
 class OutputLayerTrainConfig(BaseModel):
