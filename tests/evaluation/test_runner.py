@@ -98,6 +98,11 @@ def test_option_loss_picks_the_lowest_independent_loss_and_pairs_variants(
     orig = df.filter(pl.col("variant") == "original")["correct"].mean()
     assert metrics["paired/accuracy_original"] == pytest.approx(orig)
     assert "paired/query_type/count/accuracy_drop" in metrics
+    # summary.json (what `dvc metrics show` lists): the overall numbers only, no per-group columns
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accuracy"] == metrics["accuracy"] and summary["paired/n_pairs"] == metrics["paired/n_pairs"]
+    assert not any(k.startswith(("accuracy/", "n/", "macro_accuracy/")) for k in summary)
+    assert "paired/query_type/count/accuracy_drop" not in summary
     table = pl.read_csv(out / "per_group.csv")
     assert table.columns == ["group", "value", "n", "n_correct", "accuracy", "macro_accuracy"]
     assert set(table["group"]) >= {"query_type", "variant"}
@@ -181,7 +186,7 @@ def test_cli_evaluate_loads_the_model_and_writes_outputs(
     )
     assert res.exit_code == 0, res.output
     assert "accuracy" in res.output and "n 3" in res.output
-    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "metrics.json", "per_group.csv", "config.json"}
+    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "metrics.json", "summary.json", "per_group.csv", "config.json"}
 
     res = runner.invoke(
         app,

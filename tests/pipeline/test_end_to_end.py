@@ -108,7 +108,7 @@ def test_metrics_show_lists_probe_and_eval_metrics(project: Path) -> None:
     data = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
     files = json.dumps(data)
     assert "artifacts/probes/default/spatial/metrics.json" in files
-    assert "artifacts/evals/default/counting/metrics.json" in files
+    assert "artifacts/evals/default/counting/summary.json" in files
 
 
 def test_probe_param_change_reruns_only_probe_stages(project: Path, tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ Writes into ``out`` (replaced atomically, so DVC never sees half a result):
   scoring modes), ``scores`` (per-option mean NLL or similarity; null when
   generating), ``parsed``, ``prediction``, ``correct``, then the group columns.
 - ``metrics.json``: flat numbers (see :func:`vlmscope.evaluation.metrics.flatten_metrics`).
+- ``summary.json``: the headline numbers of ``metrics.json`` (no per-group keys):
+  what the pipeline registers for ``dvc metrics show``, which would otherwise
+  print one column per group value of every dataset side by side.
 - ``per_group.csv``: ``group, value, n, n_correct, accuracy, macro_accuracy``.
 - ``config.json``: the config, model, family and dataset fingerprint.
 
@@ -45,10 +48,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from vlmscope.models.adapter import ContrastiveAdapter, ModelAdapter
 
-__all__ = ["evaluate", "option_nll", "load_rows", "PREDICTIONS", "METRICS", "PER_GROUP", "CONFIG"]
+__all__ = ["evaluate", "headline", "option_nll", "load_rows", "PREDICTIONS", "METRICS", "SUMMARY", "PER_GROUP", "CONFIG"]
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
+SUMMARY = "summary.json"
 PER_GROUP = "per_group.csv"
 CONFIG = "config.json"
 
@@ -88,6 +92,15 @@ def _images(dataset: Path, rows: Sequence[dict[str, Any]]) -> list[Image]:
 def _batches(n: int, size: int) -> Iterator[range]:
     for start in range(0, n, size):
         yield range(start, min(start + size, n))
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The overall numbers of a flat ``metrics.json``: its keys without a group in them.
+
+    Kept: plain keys (``accuracy``, ``n`` ...), ``paired/<stat>`` and
+    ``count/<stat>``; left out: ``accuracy/<group>/<value>`` and the like.
+    """
+    return {k: v for k, v in metrics.items() if k.count("/") == 0 or (k.count("/") == 1 and k.split("/")[0] in ("paired", "count"))}
 
 
 def option_nll(
@@ -310,6 +323,7 @@ def evaluate(
             for rec in records:
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
         (tmp / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (tmp / SUMMARY).write_text(json.dumps(headline(metrics), indent=2, sort_keys=True) + "\n")
         table.write_csv(tmp / PER_GROUP)
         (tmp / CONFIG).write_text(json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
     return metrics
