@@ -26,7 +26,8 @@ def test_default_trains_everything_and_reports_per_dataset(composite: Path, tiny
     cfg = DefaultTrainConfig(valid_rows=2, max_new_tokens=3,
                              loop=LoopConfig(max_steps=3, batch_size=4, lr=1e-3, eval_every=2, checkpoint_every=0))  # fmt: skip
     out, logs = tmp_path / "default", tmp_path / "logs"
-    m = train_default(composite, [color, counting], out, cfg, logs=logs)
+    with pytest.warns(UserWarning, match="skipped"):  # no large-shape colour set here: the first stage is skipped
+        m = train_default(composite, [color, counting], out, cfg, logs=logs)
     for ds in (color.name, counting.name):
         assert {f"{ds}/accuracy", f"{ds}/chance", f"{ds}/majority", f"{ds}/n"} <= set(m)
         assert 0 <= m[f"{ds}/accuracy"] <= 1
@@ -70,3 +71,8 @@ def test_curriculum_draws_easy_rows_first(tiny_dataset: Callable[..., Path]) -> 
     assert again is not None and all((sample(s, 4) == again(s, 4)).all() for s in range(10))
     with pytest.raises(ConfigError, match="matches no training row"):
         curriculum_sampler(rows, [CurriculumStage(until=0.5, datasets=("nope",))], total_steps=10, seed=0)
+    # an optional stage without rows is skipped (warned), and the next stage starts at step 0
+    missing = CurriculumStage(until=0.3, datasets=("nope",), optional=True)
+    with pytest.warns(UserWarning, match="matches no training row; skipped"):
+        skipping = curriculum_sampler(rows, [missing, stage], total_steps=10, seed=0)
+    assert skipping is not None and all((skipping(s, 4) == sample(s, 4)).all() for s in range(10))
