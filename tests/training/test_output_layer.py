@@ -65,7 +65,9 @@ def store(tmp_path_factory: pytest.TempPathFactory, composite: Path) -> Path:
 
 
 def test_training_repairs_the_planted_mapping(store: Path, composite: Path, tmp_path: Path) -> None:
-    cfg = OutputLayerTrainConfig(epochs=15, lr=2e-3, kl_lambda=0.2, seed=0)
+    # lr 5e-3: every planted test sample repaired for 2 tiny checkpoints x 3 store seeds (at 2e-3,
+    # 2 of 6 combinations stopped at 0.93-0.94: the best-on-validation epoch came before the rest)
+    cfg = OutputLayerTrainConfig(epochs=15, lr=5e-3, kl_lambda=0.2, seed=0)
     m = train_output_layer(store, composite, tmp_path / "out", cfg)
     assert m["test_accuracy_before"] == pytest.approx(8 / 9, abs=0.02)  # all but the planted count
     assert m["test_accuracy_after"] > m["test_accuracy_before"] + 0.08
