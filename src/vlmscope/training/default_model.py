@@ -80,7 +80,7 @@ class DefaultTrainConfig(BaseModel):
 
     loop: LoopConfig = Field(
         default_factory=lambda: LoopConfig(
-            max_steps=1200, batch_size=16, lr=1e-3, adam_beta2=0.95, warmup_ratio=0.02, weight_decay=0.01,
+            max_steps=1000, batch_size=16, lr=1e-3, adam_beta2=0.95, warmup_ratio=0.02, weight_decay=0.01,
             checkpoint_every=200, eval_every=250, min_lr_ratio=0.1, threads=1,
         )
     )
