@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmscope.errors import ConfigError
+from vlmscope.probing.backends import default_tol
 
 __all__ = ["ORIGINAL_SPATIAL", "ProbeConfig"]
 
@@ -124,9 +125,7 @@ class ProbeConfig(BaseModel):
 
     @property
     def resolved_tol(self) -> float:
-        if self.tol is not None:
-            return self.tol
-        return 1e-4 if self.resolved_solver == "sklearn" else 1e-5
+        return self.tol if self.tol is not None else default_tol(self.resolved_solver)
 
     @property
     def split_kind(self) -> Literal["folds", "file", "column", "random"]:

@@ -18,7 +18,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from vlmscope.errors import ConfigError
-from vlmscope.probing.backends import Method, fit_layers, n_problems, predict_classes
+from vlmscope.probing.backends import (
+    Method,
+    default_tol,
+    fit_layers,
+    n_problems,
+    predict_classes,
+)
 
 __all__ = ["LinearSVMProbe", "LogisticProbe"]
 
@@ -55,9 +61,7 @@ class _LinearProbe(ClassifierMixin, BaseEstimator):
 
     def _tol(self) -> float:
         """``tol`` or the solver's default: 1e-4 for sklearn (its own), 1e-5 for torch."""
-        if self.tol is not None:
-            return float(self.tol)
-        return 1e-4 if self.solver == "sklearn" else 1e-5
+        return float(self.tol) if self.tol is not None else default_tol(self.solver)
 
     @staticmethod
     def _as_3d(X: object) -> tuple[np.ndarray, bool]:

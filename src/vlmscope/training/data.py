@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from vlmscope.data.manifest import read_manifest, resolve_image
+from vlmscope.data.manifest import INFO, load_dataset_info, read_manifest, resolve_image
 from vlmscope.errors import DatasetError, TrainingError
 from vlmscope.training.config import SubsampleConfig
 
@@ -96,12 +96,7 @@ def load_examples(
         df = df.filter(pl.col("split").is_in(list(splits)))
     else:
         df = split_rows(df, splits, where)
-    info = root / "dataset.json"
-    generator = ""
-    if info.is_file():
-        import json
-
-        generator = str(json.loads(info.read_text()).get("generator", ""))
+    generator = load_dataset_info(root).generator if (root / INFO).is_file() else ""
     scalar = [c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Array, pl.Struct))]
     skip = {"sample_id", "image", "prompt", "answer", "split", "answer_type", "answer_index"}
     out = []

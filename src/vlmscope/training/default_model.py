@@ -49,8 +49,14 @@ from vlmscope.training.vlm import (
 )
 
 __all__ = [
+    "LARGE_SHAPES",
     "CurriculumStage",
-    "curriculum_sampler","DefaultTrainConfig", "baselines", "evaluate_rows", "train_default"]
+    "DefaultTrainConfig",
+    "baselines",
+    "curriculum_sampler",
+    "evaluate_rows",
+    "train_default",
+]
 
 
 LARGE_SHAPES = "train-color-large"
