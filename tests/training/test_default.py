@@ -23,11 +23,18 @@ from vlmscope.training.weights import read_tensors, tensor_names
 def test_default_trains_everything_and_reports_per_dataset(composite: Path, tiny_dataset: Callable[..., Path],
                                                            tmp_path: Path) -> None:  # fmt: skip
     color, counting = tiny_dataset("color", 16), tiny_dataset("counting", 16)
+    pretrain = DefaultTrainConfig().vision_pretrain
+    assert pretrain is not None
     cfg = DefaultTrainConfig(valid_rows=2, max_new_tokens=3,
-                             loop=LoopConfig(max_steps=3, batch_size=4, lr=1e-3, eval_every=2, checkpoint_every=0))  # fmt: skip
+                             loop=LoopConfig(max_steps=3, batch_size=4, lr=1e-3, eval_every=2, checkpoint_every=0),
+                             vision_pretrain=pretrain.model_copy(update={"steps": 3, "batch_size": 4}))  # fmt: skip
     out, logs = tmp_path / "default", tmp_path / "logs"
-    with pytest.warns(UserWarning, match="skipped"):  # no large-shape colour set here: the first stage is skipped
+    # no large-shape sets here: the first curriculum stages and the colour/shape pre-training heads are skipped
+    with pytest.warns(UserWarning, match="skipped") as seen:
         m = train_default(composite, [color, counting], out, cfg, logs=logs)
+    assert sum("vision pre-training head" in str(w.message) for w in seen) == 2
+    assert 1 / 9 <= m["pretrain/counting/count/chance"] <= 1 / 2  # one class per count in the training rows
+    assert 0 <= m["pretrain/counting/count/accuracy"] <= 1
     for ds in (color.name, counting.name):
         assert {f"{ds}/accuracy", f"{ds}/chance", f"{ds}/majority", f"{ds}/n"} <= set(m)
         assert 0 <= m[f"{ds}/accuracy"] <= 1

@@ -269,6 +269,11 @@ def default(
     batch_size: int | None = _BATCH,
     eval_every: int | None = typer.Option(None, "--eval-every", min=0, help="Validate every N steps."),
     valid_rows: int | None = typer.Option(None, "--valid-rows", min=0, help="Train rows held out per dataset."),
+    pretrain_steps: int | None = typer.Option(
+        None, "--pretrain-steps", min=0,
+        help="Steps of vision-tower pre-training on image-level labels before the whole model trains "
+             "(default 1200; 0 skips it).",
+    ),
     seed: int | None = _SEED,
     checkpoint_every: int | None = _CKPT,
     threads: int | None = _THREADS,
@@ -276,14 +281,23 @@ def default(
     run_dir: Path | None = _RUN_DIR,
     logs: Path | None = typer.Option(None, "--logs", help="Also copy metrics and curves here (for DVC)."),
 ) -> None:
-    """Train every weight of the tiny composite on the synthetic train splits; report test accuracy."""
+    """Train every weight of the tiny composite on the synthetic train splits; report test accuracy.
+
+    First the vision tower alone learns image-level labels (count, colour and shape of the
+    counting and large-shape sets, where present), then the whole model learns the answers.
+    """
     from vlmscope.training.default_model import DefaultTrainConfig, train_default
 
     d = DefaultTrainConfig()
+    pretrain: dict[str, Any] = {}
+    if pretrain_steps == 0:
+        pretrain = {"vision_pretrain": None}
+    elif pretrain_steps is not None and d.vision_pretrain is not None:
+        pretrain = {"vision_pretrain": d.vision_pretrain.model_copy(update={"steps": pretrain_steps})}
     cfg = DefaultTrainConfig(
         loop=_loop(d.loop, max_steps=max_steps, max_minutes=minutes, lr=lr, batch_size=batch_size, seed=seed,
                    checkpoint_every=checkpoint_every, eval_every=eval_every, threads=threads, resume=resume),
-        **_pick(valid_rows=valid_rows),
+        **_pick(valid_rows=valid_rows), **pretrain,
     )  # fmt: skip
     _report(out, train_default(model, dataset, out, cfg, logs=logs, run_dir=run_dir))
 

@@ -29,6 +29,7 @@ __all__ = [
     "bbox_prefix",
     "class_of",
     "load_examples",
+    "row_matches",
     "split_rows",
     "subsample",
 ]
@@ -68,6 +69,19 @@ class Example:
     answer_index: int | None = None
     extra: tuple[tuple[str, Any], ...] = ()
     """Other scalar label columns (``query_type``, ``count`` ...), for per-group metrics."""
+
+
+def row_matches(r: Example, datasets: Sequence[str] | None, where: dict[str, Sequence[Any]]) -> bool:
+    """Whether ``r`` is in one of ``datasets`` (directory name or generator kind; None: any) and passes ``where``.
+
+    ``where`` maps a label column to its allowed values; a row without that
+    column is not constrained by it (the curriculum's rule, shared by the
+    vision pre-training heads).
+    """
+    if datasets is not None and r.dataset not in datasets and r.generator not in datasets:
+        return False
+    extra = dict(r.extra)
+    return all(extra[col] in allowed for col, allowed in where.items() if col in extra)
 
 
 def split_rows(df: pl.DataFrame, splits: Sequence[str], where: str) -> pl.DataFrame:

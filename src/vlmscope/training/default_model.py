@@ -34,9 +34,10 @@ from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.data import Example, ImageCache
+from vlmscope.training.data import Example, ImageCache, row_matches
 from vlmscope.training.loop import LoopResult, StepInfo
 from vlmscope.training.projector import load_rows
+from vlmscope.training.vision_pretrain import PretrainHead, VisionPretrainConfig, pretrain_vision
 from vlmscope.training.vlm import (
     VlmRun,
     check_answers,
@@ -49,6 +50,7 @@ from vlmscope.training.vlm import (
 )
 
 __all__ = [
+    "LARGE_COUNTS",
     "LARGE_SHAPES",
     "CurriculumStage",
     "DefaultTrainConfig",
@@ -61,6 +63,9 @@ __all__ = [
 
 LARGE_SHAPES = "train-color-large"
 """Directory name of the colour set with large shapes that the default curriculum starts on."""
+
+LARGE_COUNTS = "train-counting-large"
+"""Directory name of the counting set on a 3 x 3 grid (entities 9 times the patch area) that counting starts on."""
 
 
 class CurriculumStage(BaseModel):
@@ -98,7 +103,8 @@ class DefaultTrainConfig(BaseModel):
     """Evaluate at most this many test rows per dataset (None: all)."""
     max_new_tokens: int = Field(default=5, ge=1, le=64)
     curriculum: tuple[CurriculumStage, ...] = (
-        CurriculumStage(until=0.2, datasets=(LARGE_SHAPES,), where={"n_shapes": (1,)}, optional=True),
+        CurriculumStage(until=0.15, datasets=(LARGE_SHAPES,), where={"n_shapes": (1,)}, optional=True),
+        CurriculumStage(until=0.3, datasets=(LARGE_SHAPES, LARGE_COUNTS), optional=True),
         CurriculumStage(until=0.5, datasets=("color", "counting", "relations"),
                         where={"query_type": ("recognition_color", "recognition_shape", "count")}),
     )  # fmt: skip
@@ -110,8 +116,25 @@ class DefaultTrainConfig(BaseModel):
     ended, and colour test accuracy after 1200-2000 steps was anywhere from .14 to .37; with this
     curriculum it was .51 after 1200 steps (.61 on large shapes; chance .10). Learning rates of
     2e-3 and 3e-3 delayed or prevented the drop; 36 larger patches instead of 81 prevented it.
-    Counting joins in the second stage (its rows have no ``query_type``, so they are not
-    filtered). After the last stage every training row is used."""
+    Counting starts on the 3 x 3 grid (``train-counting-large``), where an entity covers about
+    nine patches instead of one: trained on counting alone for 500 steps, the model answered
+    .89 of the 3 x 3 test questions, while on the 9 x 9 grid its loss had not moved from the
+    uniform guess after 600 steps. Counting rows have no ``query_type``, so the third stage
+    does not filter them. After the last stage every training row is used."""
+    vision_pretrain: VisionPretrainConfig | None = VisionPretrainConfig(
+        heads=(
+            PretrainHead(column="count", datasets=("counting",), optional=True),
+            PretrainHead(column="color", datasets=(LARGE_SHAPES,), where={"n_shapes": (1,)}, optional=True),
+            PretrainHead(column="shape", datasets=(LARGE_SHAPES,), where={"n_shapes": (1,)}, optional=True),
+        ),
+        steps=1200,
+    )
+    """Pre-train the vision tower on image-level labels before the whole model trains
+    (:mod:`vlmscope.training.vision_pretrain`); None skips it. The default heads: the count of
+    every counting image (both grids), and colour and shape of the single-shape large-shape
+    images. Measured on 2 CPU cores, 1000 steps after it: 9 x 9 counting .33-.40 and colour
+    .48-.49 with these three heads, against .14-.20 and .24-.39 with a count head alone (whose
+    tower reads the count at .80-.88 but loses the colour) and .22 / .41 without the stage."""
     balance: bool = True
     """Repeat the rows of smaller datasets so every dataset contributes about equally per epoch
     (the relations set has ~19 questions per image and would otherwise dominate)."""
@@ -138,13 +161,6 @@ def _holdout(rows: list[Example], n: int, seed: int) -> tuple[list[Example], lis
     return train, valid
 
 
-def _matches(r: Example, stage: CurriculumStage) -> bool:
-    if stage.datasets is not None and r.dataset not in stage.datasets and r.generator not in stage.datasets:
-        return False
-    extra = dict(r.extra)
-    return all(extra[col] in allowed for col, allowed in stage.where.items() if col in extra)
-
-
 def curriculum_sampler(
     rows: Sequence[Example], stages: Sequence[CurriculumStage], total_steps: int, seed: int
 ) -> Callable[[int, int], np.ndarray] | None:
@@ -160,7 +176,7 @@ def curriculum_sampler(
         return None
     pools, ends = [], []
     for k, st in enumerate(stages):
-        pool = np.array([i for i, r in enumerate(rows) if _matches(r, st)], dtype=np.int64)
+        pool = np.array([i for i, r in enumerate(rows) if row_matches(r, st.datasets, st.where)], dtype=np.int64)
         if len(pool) == 0 and st.optional:
             warnings.warn(
                 f"curriculum stage {k} ({st.model_dump()}) matches no training row; skipped", stacklevel=2
@@ -285,6 +301,12 @@ def train_default(
     rows = load_rows(datasets, cfg.train_split)
     check_answers(adapter, rows)
     train, valid = _holdout(rows, cfg.valid_rows, cfg.loop.seed)
+    images = ImageCache()
+    pretrained: dict[str, float] = {}
+    if cfg.vision_pretrain is not None:
+        # deterministic given its seed, so a resumed run redoes it and then loads its checkpoint
+        pretrained = pretrain_vision(adapter, train, cfg.vision_pretrain, images=images,
+                                     progress=accelerator is None or accelerator.is_main_process)  # fmt: skip
     if cfg.balance:
         train = _balance(train)
     test = load_rows(datasets, cfg.eval_split, allow_empty=True)
@@ -297,7 +319,6 @@ def train_default(
     sampler = curriculum_sampler(train, cfg.curriculum, cfg.loop.total_steps(len(train), world), cfg.loop.seed)
     sizes = freeze_except(adapter, ["vision", "projector", "language"])
     out = Path(out)
-    images = ImageCache()
     run = VlmRun(
         adapter=adapter, train=train, loop=cfg.loop, out=out,
         run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
@@ -313,11 +334,11 @@ def train_default(
 
     def evaluate(tmp: Path, result: LoopResult) -> dict[str, Any]:
         if not test:
-            return {}
+            return dict(pretrained)
         metrics, by_group = evaluate_rows(adapter, train, test, max_new_tokens=cfg.max_new_tokens, images=images)
         by_group.write_csv(tmp / "eval_by_group.csv")
         table["by_group"] = by_group
-        return metrics
+        return {**pretrained, **metrics}
 
     _, metrics = run_vlm_training(run, write_extra=evaluate, callbacks=callbacks, accelerator=accelerator)
     if logs is not None and (accelerator is None or accelerator.is_main_process):

@@ -45,6 +45,7 @@ __all__ = [
     "make_accelerator",
     "move_to",
     "params_fingerprint",
+    "progress_bar",
     "run_loop",
     "trainable_state",
 ]
@@ -194,7 +195,8 @@ def _optimizer(named: dict[str, nn.Parameter], cfg: LoopConfig) -> torch.optim.O
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 
 
-def _progress(enabled: bool) -> Any:
+def progress_bar(enabled: bool, label: str = "train") -> Any:
+    """The rich bar of the training stages (shown on a terminal only; gone when done)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -204,7 +206,7 @@ def _progress(enabled: bool) -> Any:
     )
 
     return Progress(
-        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeRemainingColumn(), disable=not (enabled and sys.stderr.isatty()), transient=True,
     )
 
@@ -447,7 +449,7 @@ def run_loop(
     window: list[float] = []
     stopped_early = False
     step = start
-    with _progress(progress and is_main) as bar:
+    with progress_bar(progress and is_main) as bar:
         task = bar.add_task("train", total=total, completed=start, info="")
         while step < total:
             if spec.sampler is not None:
