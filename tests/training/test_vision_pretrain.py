@@ -1,4 +1,4 @@
-"""Vision-tower pre-training on image-level labels: only the tower moves, the loss falls, bad heads fail clearly."""
+"""Vision-tower pre-training on image-level labels: only tower and projector move, bad heads fail clearly."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def test_only_the_tower_trains_and_the_loss_falls(composite: Path, single_shape: Path) -> None:
+def test_only_tower_and_projector_train_and_the_loss_falls(composite: Path, single_shape: Path) -> None:
     adapter = load_generative(composite)
     rows = load_examples(single_shape, ["train", "test"])
     before = _state(adapter.model)
@@ -38,8 +38,9 @@ def test_only_the_tower_trains_and_the_loss_falls(composite: Path, single_shape:
 
     after = _state(adapter.model)
     moved = {n for n in before if not torch.equal(before[n], after[n])}
-    assert moved and all(n.startswith("model.vision_tower.") for n in moved), sorted(moved)[:5]
-    assert any("encoder.layers.0" in n for n in moved)
+    parts = ("model.vision_tower.", "model.multi_modal_projector.")
+    assert moved and all(n.startswith(parts) for n in moved), sorted(moved)[:5]
+    assert any("vision_tower.encoder.layers.0" in n for n in moved) and any("projector" in n for n in moved)
     assert {n: p.requires_grad for n, p in adapter.model.named_parameters()} == flags
     assert all(p.grad is None for p in adapter.model.parameters())
     # ten colours, one per image: read off the mean patch feature within a few dozen steps

@@ -14,10 +14,12 @@ images' counts, colours and shapes, then the whole model (numbers in
 A *head* names a label column of the manifests (``count``, ``shape`` ...)
 that is a property of the whole image, and which rows it covers (dataset
 directory names or generator kinds, plus a ``where`` filter). Each head is a
-linear classifier over the mean of the patch features the VLM itself reads
-(``vision_feature_layer``, CLS dropped under the ``default`` strategy);
-steps cycle through the heads. Only the tower's weights change; the heads
-are thrown away afterwards. A seeded slice of each head's images is held
+linear classifier over the mean of the image tokens the LM receives (the
+projector's output on the tower's ``vision_feature_layer``, CLS dropped
+under the ``default`` strategy), so what it learns arrives in the LM's input
+space linearly readable, as LLaVA's first (projector alignment) stage
+intends; steps cycle through the heads. Only the tower's and the
+projector's weights change; the heads are thrown away afterwards. A seeded slice of each head's images is held
 out and its accuracy reported, so the effect of this stage is visible in
 ``metrics.json``.
 """
@@ -93,7 +95,7 @@ def head_rows(rows: Sequence[Example], head: PretrainHead) -> tuple[list[Any], l
     different values (the column is then not an image-level label).
     """
     by_image: dict[Any, Any] = {}
-    where: dict[Any, str] = {}
+    first_row: dict[Any, str] = {}
     for r in rows:
         if not row_matches(r, head.datasets, head.where):
             continue
@@ -110,10 +112,10 @@ def head_rows(rows: Sequence[Example], head: PretrainHead) -> tuple[list[Any], l
         if prev != value:
             raise ConfigError(
                 f"vision pre-training head {head.column!r}: image {r.image} has two values "
-                f"({prev!r} in {where[r.image]}, {value!r} in {r.sample_id!r}); "
+                f"({prev!r} in {first_row[r.image]!r}, {value!r} in {r.sample_id!r}); "
                 f"{head.column!r} is not a property of the whole image in {r.dataset!r}"
             )
-        where.setdefault(r.image, r.sample_id)
+        first_row.setdefault(r.image, r.sample_id)
     if not by_image:
         return None
     images = sorted(by_image, key=str)
@@ -121,24 +123,26 @@ def head_rows(rows: Sequence[Example], head: PretrainHead) -> tuple[list[Any], l
 
 
 def pooled_patch_features(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, H) mean of the patch features a LLaVA-style model feeds its projector."""
-    tower, layer, strategy = _tower(model)
+    """(B, H) mean over patches of the image tokens a LLaVA-style model feeds its LM (projector output)."""
+    tower, projector, layer, strategy = _parts(model)
     hidden = tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[layer]
     if strategy == "default":
         hidden = hidden[:, 1:]
-    return hidden.mean(1)
+    return projector(hidden).mean(1)
 
 
-def _tower(model: nn.Module) -> tuple[nn.Module, int, str]:
+def _parts(model: nn.Module) -> tuple[nn.Module, nn.Module, int, str]:
+    """(vision tower, projector, feature layer, select strategy) of a LLaVA-style model."""
     inner = getattr(model, "model", model)
     tower = getattr(inner, "vision_tower", None)
+    projector = getattr(inner, "multi_modal_projector", None)
     layer = getattr(model.config, "vision_feature_layer", None)
-    if tower is None or not isinstance(layer, int):
+    if tower is None or projector is None or not isinstance(layer, int):
         raise TrainingError(
-            f"vision pre-training needs a LLaVA-style model (one vision tower, one integer "
-            f"vision_feature_layer); {type(model).__name__} is not one: drop vision_pretrain from the config"
+            f"vision pre-training needs a LLaVA-style model (one vision tower, a multi_modal_projector, one "
+            f"integer vision_feature_layer); {type(model).__name__} is not one: drop vision_pretrain from the config"
         )
-    return tower, layer, str(getattr(model.config, "vision_feature_select_strategy", "default"))
+    return tower, projector, layer, str(getattr(model.config, "vision_feature_select_strategy", "default"))
 
 
 def _split(n: int, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +163,12 @@ def pretrain_vision(
     """Train ``adapter``'s vision tower on ``cfg.heads``; returns flat metrics (``pretrain/...``).
 
     Deterministic given ``cfg.seed`` (its own generators; the global RNG is
-    untouched). The tower's ``requires_grad`` flags are restored afterwards.
+    untouched). The ``requires_grad`` flags are restored afterwards.
     """
+    t0 = time.monotonic()
     model = adapter.model
-    tower, _, _ = _tower(model)
-    images = images or ImageCache()
+    tower, projector, _, _ = _parts(model)
+    images = images or ImageCache(keep=False)  # each image is decoded once, into the pixel cache below
     rng = np.random.default_rng(cfg.seed)
     heads: list[_Head] = []
     for k, spec in enumerate(cfg.heads):
@@ -187,7 +192,8 @@ def pretrain_vision(
 
     device = adapter.device
     pixels = _encode_pixels(adapter, sorted({p for h in heads for p in h.images}, key=str), images)
-    hidden = int(pooled_patch_features(model, pixels[heads[0].images[0]][None].to(device).float()).shape[-1])
+    with torch.no_grad():
+        hidden = int(pooled_patch_features(model, pixels[heads[0].images[0]][None].to(device).float()).shape[-1])
     gen = torch.Generator().manual_seed(cfg.seed)
     for h in heads:
         with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global RNG
@@ -196,8 +202,8 @@ def pretrain_vision(
             h.linear.weight.copy_(torch.randn(h.linear.weight.shape, generator=gen) * hidden**-0.5)
             h.linear.bias.zero_()
 
-    flags = {id(p): p.requires_grad for p in tower.parameters()}
-    params = list(tower.parameters())
+    params = list(tower.parameters()) + list(projector.parameters())
+    flags = {id(p): p.requires_grad for p in params}
     for p in params:
         p.requires_grad_(True)
     decay = [p for p in params if p.ndim >= 2] + [h.linear.weight for h in heads if h.linear is not None]
@@ -206,7 +212,7 @@ def pretrain_vision(
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))  # fmt: skip
     was_training = model.training
     tower.train()
-    t0 = time.monotonic()
+    projector.train()
     losses: list[float] = []
     try:
         with progress_bar(progress, "pretrain") as bar:
