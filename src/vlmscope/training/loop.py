@@ -38,6 +38,7 @@ from vlmscope.training.schedule import batch_indices, cosine_with_warmup, warmup
 from vlmscope.training.tracking import Tracker
 
 __all__ = [
+    "adamw",
     "LoopResult",
     "LoopSpec",
     "StepInfo",
@@ -187,12 +188,13 @@ def params_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _optimizer(named: dict[str, nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    decay = [p for n, p in named.items() if p.ndim >= 2]
-    no_decay = [p for n, p in named.items() if p.ndim < 2]
-    groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+def adamw(params: Sequence[nn.Parameter], *, lr: float, weight_decay: float, beta2: float) -> torch.optim.Optimizer:
+    """AdamW with decoupled weight decay on matrices only (never on biases and norm weights)."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
                           {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, beta2))
 
 
 def progress_bar(enabled: bool, label: str = "train") -> Any:
@@ -344,7 +346,7 @@ def run_loop(
         raise TrainingError("no training examples: the training split is empty")
     total = cfg.total_steps(spec.n_examples, world)
     warm = warmup_steps(total, cfg.warmup_ratio)
-    optimizer = _optimizer(named, cfg)
+    optimizer = adamw(list(named.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, beta2=cfg.adam_beta2)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: cosine_with_warmup(s, total, warm, cfg.min_lr_ratio)
     )

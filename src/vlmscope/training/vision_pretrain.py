@@ -40,7 +40,7 @@ from torch import nn
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.training.data import Example, ImageCache, row_matches
-from vlmscope.training.loop import progress_bar
+from vlmscope.training.loop import adamw, progress_bar
 
 __all__ = ["PretrainHead", "VisionPretrainConfig", "head_rows", "pooled_patch_features", "pretrain_vision"]
 
@@ -85,7 +85,7 @@ class _Head:
     classes: list[Any]
     train: np.ndarray
     held: np.ndarray
-    linear: nn.Linear | None = None
+    linear: nn.Linear
 
 
 def head_rows(rows: Sequence[Example], head: PretrainHead) -> tuple[list[Any], list[Any]] | None:
@@ -170,6 +170,9 @@ def pretrain_vision(
     tower, projector, _, _ = _parts(model)
     images = images or ImageCache(keep=False)  # each image is decoded once, into the pixel cache below
     rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hidden = int(model.config.get_text_config().hidden_size)  # the projector maps image tokens into the LM's width
+    device = adapter.device
     heads: list[_Head] = []
     for k, spec in enumerate(cfg.heads):
         found = head_rows(rows, spec)
@@ -186,30 +189,17 @@ def pretrain_vision(
         labels = torch.tensor([classes.index(v) for v in values])
         train, held = _split(len(paths), cfg.holdout, rng)
         name = spec.column if spec.datasets is None else f"{'+'.join(spec.datasets)}/{spec.column}"
-        heads.append(_Head(name, paths, labels, classes, train, held))
+        heads.append(_Head(name, paths, labels, classes, train, held, _linear(hidden, len(classes), gen, device)))
     if not heads:
         return {}
 
-    device = adapter.device
     pixels = _encode_pixels(adapter, sorted({p for h in heads for p in h.images}, key=str), images)
-    with torch.no_grad():
-        hidden = int(pooled_patch_features(model, pixels[heads[0].images[0]][None].to(device).float()).shape[-1])
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for h in heads:
-        with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global RNG
-            h.linear = nn.Linear(hidden, len(h.classes)).to(device)
-        with torch.no_grad():
-            h.linear.weight.copy_(torch.randn(h.linear.weight.shape, generator=gen) * hidden**-0.5)
-            h.linear.bias.zero_()
-
     params = list(tower.parameters()) + list(projector.parameters())
     flags = {id(p): p.requires_grad for p in params}
     for p in params:
         p.requires_grad_(True)
-    decay = [p for p in params if p.ndim >= 2] + [h.linear.weight for h in heads if h.linear is not None]
-    no_decay = [p for p in params if p.ndim < 2] + [h.linear.bias for h in heads if h.linear is not None]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))  # fmt: skip
+    head_params = [p for h in heads for p in (h.linear.weight, h.linear.bias)]
+    opt = adamw(params + head_params, lr=cfg.lr, weight_decay=cfg.weight_decay, beta2=0.95)
     was_training = model.training
     tower.train()
     projector.train()
@@ -222,7 +212,7 @@ def pretrain_vision(
                 pick = h.train[torch.randint(len(h.train), (cfg.batch_size,), generator=gen).numpy()]
                 x = torch.stack([pixels[h.images[i]] for i in pick]).to(device).float()
                 y = h.labels[pick].to(device)
-                loss = nn.functional.cross_entropy(h.linear(pooled_patch_features(model, x)), y)  # type: ignore[misc]
+                loss = nn.functional.cross_entropy(h.linear(pooled_patch_features(model, x)), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -240,6 +230,16 @@ def pretrain_vision(
     metrics["pretrain/loss_first"] = losses[0]
     metrics["pretrain/loss_last"] = float(np.mean(losses[-len(heads) * 10 :]))
     return metrics
+
+
+def _linear(n_in: int, n_out: int, gen: torch.Generator, device: torch.device) -> nn.Linear:
+    """A head with weights drawn from ``gen`` (N(0, 1/n_in)), zero bias; the global RNG is not touched."""
+    with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global RNG
+        lin = nn.Linear(n_in, n_out)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen) * n_in**-0.5)
+        lin.bias.zero_()
+    return lin.to(device)
 
 
 def _encode_pixels(adapter: ModelAdapter, paths: Sequence[Any], images: ImageCache) -> dict[Any, torch.Tensor]:
@@ -267,7 +267,7 @@ def _held_out(model: nn.Module, heads: Sequence[_Head], pixels: dict[Any, torch.
         for i in range(0, len(h.held), 64):
             idx = h.held[i : i + 64]
             x = torch.stack([pixels[h.images[j]] for j in idx]).to(device).float()
-            pred = h.linear(pooled_patch_features(model, x)).argmax(-1).cpu()  # type: ignore[misc]
+            pred = h.linear(pooled_patch_features(model, x)).argmax(-1).cpu()
             right += int((pred == h.labels[idx]).sum())
         out[f"pretrain/{h.name}/accuracy"] = right / len(h.held)
     return out
