@@ -92,7 +92,7 @@ def test_repro_runs_every_stage_and_writes_the_report(project: Path) -> None:
     assert sorted(ran) == sorted(listed)
     html = project / "artifacts" / "reports" / "index.html"
     assert html.is_file() and html.stat().st_size > 10_000
-    for name in ("spatial", "color", "relations", "counting"):
+    for name in ("spatial", "color", "relations", "counting", "shape"):
         store = project / "artifacts" / "activations" / "default" / f"{name}.zarr"
         assert store.is_dir()
         assert sum(1 for p in store.rglob("*") if p.is_file()) <= 100

@@ -29,7 +29,7 @@ def test_default_trains_everything_and_reports_per_dataset(composite: Path, tiny
                              loop=LoopConfig(max_steps=3, batch_size=4, lr=1e-3, eval_every=2, checkpoint_every=0),
                              vision_pretrain=pretrain.model_copy(update={"steps": 3, "batch_size": 4}))  # fmt: skip
     out, logs = tmp_path / "default", tmp_path / "logs"
-    # no large-shape sets here: the first curriculum stages and the colour/shape pre-training heads are skipped
+    # no large-shape or shape-question sets: the first curriculum stages and the shape and colour heads are skipped
     with pytest.warns(UserWarning, match="skipped") as seen:
         m = train_default(composite, [color, counting], out, cfg, logs=logs)
     assert sum("vision pre-training head" in str(w.message) for w in seen) == 2
@@ -44,6 +44,9 @@ def test_default_trains_everything_and_reports_per_dataset(composite: Path, tiny
     moved = {n.split(".")[0] + "." + n.split(".")[1] for n in names if not torch.equal(a[n], b[n])}
     assert any("vision" in n for n in moved) and any("projector" in n for n in moved)
     assert any("language" in n for n in moved)
+    # the tower trains in the pre-training only; the answers train projector and LM
+    trainable = json.loads((out / "training_args.json").read_text())["trainable_parameters"]
+    assert set(trainable) == {"projector", "language"}
     assert load_model(out).family == "composite"
     assert json.loads((logs / "metrics.json").read_text()) == json.loads((out / "metrics.json").read_text())
     groups = pl.read_csv(logs / "eval_by_group.csv")

@@ -10,7 +10,13 @@ import torch
 
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.training.data import load_examples
-from vlmscope.training.vision_pretrain import PretrainHead, VisionPretrainConfig, head_rows, pretrain_vision
+from vlmscope.training.vision_pretrain import (
+    PretrainHead,
+    VisionPretrainConfig,
+    head_rows,
+    pooled_patch_features,
+    pretrain_vision,
+)
 from vlmscope.training.vlm import load_generative
 
 
@@ -49,9 +55,27 @@ def test_only_tower_and_projector_train_and_the_loss_falls(composite: Path, sing
     assert m["pretrain/color/accuracy"] > 0.3  # 12 held-out images, chance .1
 
 
+def test_pools_of_the_image_tokens(composite: Path) -> None:
+    """mean+max is the two pools side by side; the max is the max over patches of the LM's image tokens."""
+    model = load_generative(composite).model.eval()
+    size = model.config.vision_config.image_size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mean, top, both = (pooled_patch_features(model, x, p) for p in ("mean", "max", "mean+max"))
+        hidden = model.model.vision_tower(pixel_values=x, output_hidden_states=True).hidden_states
+        tokens = model.model.multi_modal_projector(hidden[model.config.vision_feature_layer][:, 1:])
+    assert mean.shape == top.shape == (2, model.config.text_config.hidden_size)
+    torch.testing.assert_close(both, torch.cat([mean, top], dim=-1))
+    torch.testing.assert_close(top, tokens.max(dim=1).values)
+    torch.testing.assert_close(mean, tokens.mean(dim=1))
+    with pytest.raises(ValueError, match="unknown pool 'sum'"):
+        pooled_patch_features(model, x, "sum")
+
+
 def test_same_seed_same_tower(composite: Path, single_shape: Path) -> None:
     rows = load_examples(single_shape, ["train"])
-    cfg = VisionPretrainConfig(heads=(PretrainHead(column="shape"),), steps=6, batch_size=4)
+    heads = (PretrainHead(column="shape", pool="max"), PretrainHead(column="color", pool="mean+max"))
+    cfg = VisionPretrainConfig(heads=heads, steps=6, batch_size=4)
     towers = []
     for _ in range(2):
         adapter = load_generative(composite)

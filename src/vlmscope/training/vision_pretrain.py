@@ -14,11 +14,16 @@ images' counts, colours and shapes, then the whole model (numbers in
 A *head* names a label column of the manifests (``count``, ``shape`` ...)
 that is a property of the whole image, and which rows it covers (dataset
 directory names or generator kinds, plus a ``where`` filter). Each head is a
-linear classifier over the mean of the image tokens the LM receives (the
-projector's output on the tower's ``vision_feature_layer``, CLS dropped
-under the ``default`` strategy), so what it learns arrives in the LM's input
-space linearly readable, as LLaVA's first (projector alignment) stage
-intends; steps cycle through the heads. Only the tower's and the
+linear classifier over the image tokens the LM receives (the projector's
+output on the tower's ``vision_feature_layer``, CLS dropped under the
+``default`` strategy), pooled over patches, so what it learns arrives in the
+LM's input space linearly readable, as LLaVA's first (projector alignment)
+stage intends; steps cycle through the heads. The pool is the head's choice.
+A shape covers a few of the 80 tokens, and its evidence averaged over all of
+them is faint: measured on single large shapes, 400 steps of a shape head
+alone reached .27 held-out accuracy through the mean, .73 through mean and max
+side by side, and .93 through the max (chance .20). A count is a sum over the
+image, which the mean carries. Only the tower's and the
 projector's weights change; the heads are thrown away afterwards. A seeded slice of each head's images is held
 out and its accuracy reported, so the effect of this stage is visible in
 ``metrics.json``.
@@ -30,7 +35,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -58,6 +63,9 @@ class PretrainHead(BaseModel):
     """Label column -> allowed values (``{"n_shapes": [1]}``), as in the curriculum."""
     optional: bool = False
     """Skip this head (with a warning) when no training row matches, instead of failing."""
+    pool: Literal["mean", "max", "mean+max"] = "mean"
+    """How the head summarises the image tokens: their mean (a count is a sum over the image),
+    their max (a shape shows in the few tokens it covers), or both side by side."""
 
 
 class VisionPretrainConfig(BaseModel):
@@ -85,6 +93,7 @@ class _Head:
     classes: list[Any]
     train: np.ndarray
     held: np.ndarray
+    pool: str
     linear: nn.Linear
 
 
@@ -122,13 +131,20 @@ def head_rows(rows: Sequence[Example], head: PretrainHead) -> tuple[list[Any], l
     return images, [by_image[i] for i in images]
 
 
-def pooled_patch_features(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, H) mean over patches of the image tokens a LLaVA-style model feeds its LM (projector output)."""
+def pooled_patch_features(model: nn.Module, pixel_values: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """(B, H), or (B, 2H) for ``mean+max``: the image tokens a LLaVA-style model feeds its LM, pooled over patches."""
     tower, projector, layer, strategy = _parts(model)
     hidden = tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[layer]
     if strategy == "default":
         hidden = hidden[:, 1:]
-    return projector(hidden).mean(1)
+    tokens = projector(hidden)
+    if pool == "mean":
+        return tokens.mean(1)
+    if pool == "max":
+        return tokens.amax(1)
+    if pool == "mean+max":
+        return torch.cat([tokens.mean(1), tokens.amax(1)], dim=-1)
+    raise ValueError(f"unknown pool {pool!r}; expected mean, max or mean+max")
 
 
 def _parts(model: nn.Module) -> tuple[nn.Module, nn.Module, int, str]:
@@ -189,7 +205,9 @@ def pretrain_vision(
         labels = torch.tensor([classes.index(v) for v in values])
         train, held = _split(len(paths), cfg.holdout, rng)
         name = spec.column if spec.datasets is None else f"{'+'.join(spec.datasets)}/{spec.column}"
-        heads.append(_Head(name, paths, labels, classes, train, held, _linear(hidden, len(classes), gen, device)))
+        width = 2 * hidden if spec.pool == "mean+max" else hidden
+        linear = _linear(width, len(classes), gen, device)
+        heads.append(_Head(name, paths, labels, classes, train, held, spec.pool, linear))
     if not heads:
         return {}
 
@@ -212,7 +230,7 @@ def pretrain_vision(
                 pick = h.train[torch.randint(len(h.train), (cfg.batch_size,), generator=gen).numpy()]
                 x = torch.stack([pixels[h.images[i]] for i in pick]).to(device).float()
                 y = h.labels[pick].to(device)
-                loss = nn.functional.cross_entropy(h.linear(pooled_patch_features(model, x)), y)
+                loss = nn.functional.cross_entropy(h.linear(pooled_patch_features(model, x, h.pool)), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -267,7 +285,7 @@ def _held_out(model: nn.Module, heads: Sequence[_Head], pixels: dict[Any, torch.
         for i in range(0, len(h.held), 64):
             idx = h.held[i : i + 64]
             x = torch.stack([pixels[h.images[j]] for j in idx]).to(device).float()
-            pred = h.linear(pooled_patch_features(model, x)).argmax(-1).cpu()
+            pred = h.linear(pooled_patch_features(model, x, h.pool)).argmax(-1).cpu()
             right += int((pred == h.labels[idx]).sum())
         out[f"pretrain/{h.name}/accuracy"] = right / len(h.held)
     return out

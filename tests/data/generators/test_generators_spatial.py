@@ -132,6 +132,31 @@ def test_colour_labels_balance_and_uniqueness() -> None:
                 assert gap >= 10
 
 
+def test_shape_question_mirrors_the_colour_one() -> None:
+    """ask=shape: target shape balanced, named by a colour no other shape has; the pixels agree."""
+    df = plan_color(ColorConfig(n=100, seed=4, ask="shape")).manifest
+    assert set(Counter(df["answer"]).values()) == {20}
+    assert set(df["n_shapes"]) == {1, 2, 3}
+    assert df["choices"][0].to_list() == list(ColorConfig().shapes)
+    for row in df.iter_rows(named=True):
+        shapes = json.loads(row["scene"])
+        assert (shapes[0]["shape"], shapes[0]["color"]) == (row["answer"], row["color"])
+        assert row["answer"] == row["shape"] == row["choices"][row["answer_index"]]
+        assert row["prompt"].startswith(f"What shape is the {row['color']} one?")
+        assert [s["color"] for s in shapes].count(row["color"]) == 1
+        assert [s["shape"] for s in shapes].count(row["shape"]) == 1
+
+
+def test_shape_question_pixels(rendered: Callable[..., Path]) -> None:
+    d = rendered("color", n=10, seed=1, ask="shape")
+    df = read_manifest(d)
+    assert json.loads((d / "dataset.json").read_text())["params"]["ask"] == "shape"
+    for row in df.iter_rows(named=True):
+        img = _rgb(d / row["image"])
+        target = json.loads(row["scene"])[0]
+        assert _pixel(img, target["x"], target["y"]) == PALETTE[row["color"]]
+
+
 def test_colour_pixels(rendered: Callable[..., Path]) -> None:
     d = rendered("color")
     df = read_manifest(d)

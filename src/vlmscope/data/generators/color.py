@@ -1,15 +1,23 @@
-"""Study A's colour sanity set: 1-3 shapes, "what colour is the <shape>?".
+"""Study A's colour sanity set: 1-3 shapes, "what colour is the <shape>?" (or its mirror, shape).
 
 The target colour is dealt in balanced rounds over the colour list. The target
 is named by its shape alone, so every shape in an image is different; the
 other shapes get colours different from the target's (and from each other),
 so the answer is unambiguous both in words and in pixels.
+
+``ask="shape"`` asks the mirror question on the same kind of scene, "what
+shape is the <colour> one?": the target *shape* is balanced and the target is
+named by its colour. Study A only asks about colour; the shape question is
+what shows whether a model reads shape from the image at all (the yes/no
+recognition questions of the relations set can be answered at the majority
+rate without it).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -35,6 +43,8 @@ class ColorConfig(GeneratorConfig):
 
     n: int = Field(1000, gt=0, le=MAX_N)
     """Number of images (one question each)."""
+    ask: Literal["color", "shape"] = "color"
+    """What is asked: the target's colour (named by its shape; study A) or its shape (named by its colour)."""
     canvas: int = Field(448, ge=64, le=4096)
     """Width = height of the white canvas, px."""
     shapes: tuple[str, ...] = Field(SPATIAL_SHAPES, min_length=1)
@@ -97,13 +107,24 @@ class ColorScene:
         return self.shapes[0]
 
 
-def sample_color_scene(config: ColorConfig, color: str, rng: np.random.Generator) -> ColorScene:
-    """One scene whose target has ``color``; raises ConfigError if shapes never fit."""
+def sample_color_scene(
+    config: ColorConfig, color: str | None, rng: np.random.Generator, *, shape: str | None = None
+) -> ColorScene:
+    """One scene whose target has ``color`` and/or ``shape`` (None: drawn); ConfigError if shapes never fit.
+
+    The other shapes always differ from the target in both shape and colour, so
+    the target is named unambiguously by either property.
+    """
     for _ in range(_SCENE_TRIES):
         k = int(rng.integers(config.min_shapes, config.max_shapes + 1))
-        shapes = [str(s) for s in rng.choice(config.shapes, k, replace=False)]
-        others = [c for c in config.colors if c != color]
-        colors = [color] + [str(c) for c in rng.choice(others, k - 1, replace=False)]
+        if shape is None:
+            shapes = [str(s) for s in rng.choice(config.shapes, k, replace=False)]
+        else:
+            rest = [s for s in config.shapes if s != shape]
+            shapes = [shape] + [str(s) for s in rng.choice(rest, k - 1, replace=False)]
+        target = str(rng.choice(config.colors)) if color is None else color
+        others = [c for c in config.colors if c != target]
+        colors = [target] + [str(c) for c in rng.choice(others, k - 1, replace=False)]
         sizes = [int(s) for s in rng.integers(config.size_min, config.size_max + 1, k)]
         centres = place_boxes(
             [half_extent(s, r) for s, r in zip(shapes, sizes)],
@@ -128,22 +149,29 @@ def sample_color_scene(config: ColorConfig, color: str, rng: np.random.Generator
 def plan_color(config: ColorConfig) -> Plan:
     """Scenes, prompts and splits for ``config.n`` images (no I/O)."""
     rng = rng_stream(config.seed, "color/scenes")
-    targets = balanced_cycle(config.colors, config.n, rng)
-    scenes = [sample_color_scene(config, c, rng) for c in targets]
+    if config.ask == "color":
+        targets = balanced_cycle(config.colors, config.n, rng)
+        scenes = [sample_color_scene(config, c, rng) for c in targets]
+        choices = list(config.colors)
+        prompts = [f"What color is the {s.target.shape}? Answer with one of: {', '.join(choices)}." for s in scenes]
+        answers = [s.target.color for s in scenes]
+    else:
+        targets = balanced_cycle(config.shapes, config.n, rng)
+        scenes = [sample_color_scene(config, None, rng, shape=t) for t in targets]
+        choices = list(config.shapes)
+        prompts = [f"What shape is the {s.target.color} one? Answer with one of: {', '.join(choices)}." for s in scenes]
+        answers = [s.target.shape for s in scenes]
     splits = stratified_split(targets, test_fraction=config.test_fraction, rng=rng_stream(config.seed, "color/split"))
-    choices = list(config.colors)
-    ids = [f"color-{i:06d}" for i in range(config.n)]
+    ids = [f"{config.ask}-{i:06d}" for i in range(config.n)]
     rows = {
         "sample_id": ids,
         "image": [f"images/{i}.png" for i in ids],
-        "prompt": [
-            f"What color is the {s.target.shape}? Answer with one of: {', '.join(choices)}." for s in scenes
-        ],
-        "answer": [s.target.color for s in scenes],
+        "prompt": prompts,
+        "answer": answers,
         "split": splits,
         "answer_type": ["choice"] * config.n,
         "choices": [choices] * config.n,
-        "answer_index": [choices.index(s.target.color) for s in scenes],
+        "answer_index": [choices.index(a) for a in answers],
         "color": [s.target.color for s in scenes],
         "shape": [s.target.shape for s in scenes],
         "n_shapes": [len(s.shapes) for s in scenes],
@@ -171,6 +199,7 @@ GENERATORS.register("color")(
         config=ColorConfig,
         plan=plan_color,
         render=render_color,
-        summary="Colour sanity set: 1-3 shapes, 'what color is the <shape>?' (target colour balanced).",
+        summary="Colour sanity set: 1-3 shapes, 'what color is the <shape>?' (target colour balanced); "
+        "ask=shape: 'what shape is the <color> one?'",
     )
 )

@@ -32,7 +32,7 @@ _PAIRED_ORDER = ("n_pairs", "accuracy_original", "accuracy_masked", "accuracy_dr
 _GROUP_METRICS = ("accuracy", "n", "macro_accuracy", "n_correct")
 _MAIN = ("n", "accuracy", "macro_accuracy")
 _CHANCE_KEYS = ("chance", "chance_accuracy", "chance_level")
-_GROUP_ORDER = ("query_type", "entity_type", "count", "seen", "relation", "color", "variant")
+_GROUP_ORDER = ("query_type", "entity_type", "count", "seen", "relation", "color", "shape", "n_shapes", "variant")
 
 
 @dataclass
