@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Torch wheels that lie on this kind of machine's disk; users elsewhere get
 # whatever pyproject's loose range resolves to (override TORCH_SPEC="").
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# pip through uv when it can be had (tools/pip_install.py: 66 s instead of 157 s here).
+# pip through uv when it can be had (tools/pip_install.py: 54 s instead of 157 s here).
 PIP_INSTALL := $(BIN)/python tools/pip_install.py -q
 STAMP := $(VENV)/.vlmscope-installed
 DEV_STAMP := $(VENV)/.vlmscope-dev-installed
