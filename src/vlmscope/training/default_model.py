@@ -4,8 +4,8 @@ Trains every weight of the tiny composite (random CLIP-style tower + Llama LM
 as a LLaVA checkpoint) on the ``train`` split of the synthetic datasets, for a
 few minutes on a CPU, in two steps as real VLMs are built: the tower and
 projector on image-level labels (vision pre-training), then projector and LM
-on the answers with the answer-span loss. A small seeded slice of each dataset's training rows is
-held out; greedy-generation accuracy on it picks the best checkpoint. The
+on the answers with the answer-span loss. A small seeded slice of each
+dataset's training rows is held out; greedy-generation accuracy on it picks the best checkpoint. The
 finished model is then evaluated on every dataset's ``test`` split, scored
 exactly as the evaluation stage scores (``answer_type``-aware parsing), and
 compared with two baselines: uniform chance (1 / number of options) and the
@@ -122,8 +122,8 @@ class DefaultTrainConfig(BaseModel):
     canvas) make that happen within ~100 steps of batch 16, against 300-600 steps or never on
     study-size shapes (20-40 px). Which question comes first matters. Measured on 2 CPU cores
     (test accuracy after 1000 steps, chance .20 for shape): with colour questions first, or the
-    two mixed from the start, the shape questions stayed at .19-.21 in five runs (a constant
-    answer); with shape questions first they reached .31-.44. Counting starts on the 3 x 3
+    two mixed from the start, the shape questions stayed at .19-.21 (a constant answer) in four
+    runs and in one of 400 steps; with shape questions first they reached .31-.44 (7 runs). Counting starts on the 3 x 3
     grid (``train-counting-large``), where an entity covers about nine patches instead of one.
     Counting rows have no ``query_type``, so the fifth stage does not filter them. After the
     last stage every training row is used."""
@@ -142,11 +142,12 @@ class DefaultTrainConfig(BaseModel):
     count of every counting image (both grids; mean of the image tokens), and the shape (their
     max) and colour (their mean) of the single-shape large-shape images. Measured on 2 CPU
     cores, test accuracy of the answers after the 1000 steps that follow (colour on study-size
-    shapes / shape / 9 x 9 counting; chance .10 / .20 / .11), one run each:
+    shapes / shape / 9 x 9 counting; chance .10 / .20 / .11), one or two runs each:
 
     - count and shape heads only (1600 steps): .13-.16 / .44 / .96-.98, colour on large
       shapes .31-.36;
-    - these three heads, 1600 steps: .39 / .36 / .66; 2000 steps (the default): .39 / .44 / .85;
+    - these three heads, 1600 steps: .39 / .36 / .66; 2000 steps (the default): .39 / .44 / .85
+      (and .39 / .38 / .70 in a fresh clone's ``make repro``, 2 threads);
     - the last recipe (count, colour, shape heads, all on the mean, 1200 steps, tower trained
       with the answers, no shape questions): .49-.55 / - / .38-.40.
 
