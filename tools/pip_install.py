@@ -42,6 +42,7 @@ def pip_config_args(listing: str) -> list[str]:
     """
     args: list[str] = []
     seen: set[tuple[str, str]] = set()
+    index_given = False
     for line in listing.splitlines():
         name, sep, raw = line.partition("=")
         key = name.rsplit(".", 1)[-1].strip()
@@ -52,9 +53,10 @@ def pip_config_args(listing: str) -> list[str]:
         except (ValueError, SyntaxError):
             value = raw.strip()
         for item in str(value).split():
-            if (key, item) in seen or (key == "index-url" and any(k == "index-url" for k, _ in seen)):
+            if (key, item) in seen or (key == "index-url" and index_given):
                 continue
             seen.add((key, item))
+            index_given = index_given or key == "index-url"
             args += [_OPTIONS[key], item]
     return args
 

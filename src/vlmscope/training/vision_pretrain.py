@@ -23,10 +23,10 @@ A shape covers a few of the 80 tokens, and its evidence averaged over all of
 them is faint: measured on single large shapes, 400 steps of a shape head
 alone reached .27 held-out accuracy through the mean, .73 through mean and max
 side by side, and .93 through the max (chance .20). A count is a sum over the
-image, which the mean carries. Only the tower's and the
-projector's weights change; the heads are thrown away afterwards. A seeded slice of each head's images is held
-out and its accuracy reported, so the effect of this stage is visible in
-``metrics.json``.
+image, which the mean carries. Only the tower's and the projector's weights
+change; the heads are thrown away afterwards. A seeded slice of each head's
+images is held out and its accuracy reported, so the effect of this stage is
+visible in ``metrics.json``.
 """
 
 from __future__ import annotations
