@@ -38,6 +38,7 @@ repro: $(STAMP)
 	@$(BIN)/python -m vlmscope.report.where artifacts/reports
 
 test: $(DEV_STAMP)
+	$(BIN)/ruff check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.models.conformance import AdapterConformance, make_image
+
 from vlmscope.errors import ConfigError
 from vlmscope.models import detect_family, load_model
 from vlmscope.models.families.composite import LMS, TOWERS, build_composite, build_tiny_composite

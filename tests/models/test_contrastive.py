@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.models.conformance import make_image
+
 from vlmscope.errors import ModelError
 from vlmscope.models import ContrastiveAdapter, load_model
 

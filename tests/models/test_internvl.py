@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
 from tests.models.conformance import AdapterConformance, make_image
+
 from vlmscope.models.families.internvl import InternVLAdapter, build_tiny_internvl, tile_grid
 from vlmscope.models.lm_adapter import ImageTextAdapter
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import torch
-
 from tests.models.conformance import ATOL, AdapterConformance
+
 from vlmscope.errors import ModelError
 from vlmscope.models.families.paligemma import build_tiny_paligemma, prefix_positions
 from vlmscope.models.lm_adapter import ImageTextAdapter

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.models.conformance import AdapterConformance
+
 from vlmscope.models.families.qwen_vl import QwenVLAdapter, build_tiny_qwen_vl
 from vlmscope.models.lm_adapter import ImageTextAdapter
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.pipeline.sshd import running_sshd, sshd_unavailable_reason
+
 from vlmscope.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -44,7 +44,10 @@ def test_logistic_matches_sklearn_per_layer(n: int, dim: int) -> None:
         scores = X[layer, idx_te] @ ours.coef[layer, 0].T + ours.intercept[layer, 0]
         acc_ours = float((predict_classes(scores, 4) == y[idx_te]).mean())
         acc_ref = float((ref.predict(X[layer, idx_te]) == y[idx_te]).mean())
-        assert abs(acc_ours - acc_ref) <= 0.01, (layer, acc_ours, acc_ref)
+        # one test sample of slack: on a near-tie a less converged reference flips it
+        # (sklearn 1.9's lbfgs stops at 3.8976 where ours reaches 3.8909 on layer 3);
+        # the objective check below is the sharp one
+        assert abs(acc_ours - acc_ref) <= 1 / len(idx_te) + 1e-9, (layer, acc_ours, acc_ref)
         # the same optimum, not just the same accuracy: objectives agree to 1e-3 relative
         for k, est in enumerate(ref.estimators_):
             yk = np.where(y[idx_tr] == k, 1.0, -1.0)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from tests.report.cdp import CHROMIUM, chromium_page
+
 from vlmscope.report import INDEX
 
 pytestmark = pytest.mark.skipif(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 import typer
 import yaml
@@ -132,9 +132,9 @@ def _make_command(spec: GeneratorSpec) -> Callable[..., None]:
 
     def command(
         out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write (replaced atomically)."),
-        n: Optional[int] = typer.Option(None, "--n", help=f"Number of samples (default {n_default})."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42)."),
-        variant: Optional[str] = typer.Option(
+        n: int | None = typer.Option(None, "--n", help=f"Number of samples (default {n_default})."),
+        seed: int | None = typer.Option(None, "--seed", help="Random seed (default 42)."),
+        variant: str | None = typer.Option(
             None,
             "--variant",
             help=f"One of: {variants} (default {v_default})." if spec.variants else "This kind has no variants.",

@@ -264,7 +264,8 @@ def _lbfgs(
 
     # objective value at theta = 0 (all margins 0), then tracked by the accepted changes
     f = torch.full((L, P), C * N * (math.log(2.0) if loss == "logistic" else 1.0), dtype=torch.float64)
-    S: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    # history of (s, G s, y, G y, rho, <s, H0 s>_G) pairs, newest last
+    S: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     n_iter = torch.zeros(L, P, dtype=torch.int64)
     active = torch.ones(L, P, dtype=torch.bool)
     norm_scale = C * N
@@ -278,16 +279,16 @@ def _lbfgs(
         # two-loop recursion in the G-metric
         q = g.clone()
         alphas = []
-        for s, Gs, yv, Gy, rho in reversed(S):
+        for _s, Gs, yv, _Gy, rho, _sHs in reversed(S):
             a = rho * _dot(Gs, q)
             q -= a.unsqueeze(1) * yv
             alphas.append(a)
         r = space.precondition(q)
         if S:  # scale the preconditioner to the curvature seen last: gamma = <s, H0 s> / <s, y> (BB1)
-            rho_last, sHs_last = S[-1][4], H_last
+            rho_last, sHs_last = S[-1][4], S[-1][5]
             gamma = torch.where((rho_last > 0) & (sHs_last > 0), sHs_last * rho_last, torch.ones_like(rho_last))
             r = r * gamma.unsqueeze(1)
-        for (s, Gs, yv, Gy, rho), a in zip(S, reversed(alphas)):
+        for (s, _Gs, _yv, Gy, rho, _sHs), a in zip(S, reversed(alphas)):
             b = rho * _dot(Gy, r)
             r += (a - b).unsqueeze(1) * s
         d = -r
@@ -330,12 +331,12 @@ def _lbfgs(
         g_new = space.gradient(theta, dl, C)
         Gg_new = space.metric(g_new)
         s_vec, Gs_vec = tt * d, tt * Gd
-        H_last = t * t * space.h0_norm(d, Gd, dm)  # <s, H0 s>_G, no extra product with A
+        sHs = t * t * space.h0_norm(d, Gd, dm)  # <s, H0 s>_G, no extra product with A
         y_vec, Gy_vec = g_new - g, Gg_new - Gg
         sy = _dot(Gs_vec, y_vec)
         keep = sy > 1e-10 * _dot(Gy_vec, y_vec).clamp_min(1e-30)
         rho = torch.where(keep, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))  # rho 0: pair is inert
-        S.append((s_vec, Gs_vec, y_vec, Gy_vec, rho))
+        S.append((s_vec, Gs_vec, y_vec, Gy_vec, rho, sHs))
         if len(S) > history:
             S.pop(0)
         g, Gg = g_new, Gg_new

@@ -17,6 +17,7 @@ from vlmscope.data.generators.counting import plan_counting
 from vlmscope.data.generators.draw import PALETTE
 from vlmscope.data.manifest import read_manifest
 
+
 def _rgb(path: Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 pixels of a PNG, file closed."""
     with Image.open(path) as im:

@@ -18,6 +18,7 @@ from vlmscope.data.generators.draw import PALETTE, half_extent
 from vlmscope.data.generators.spatial import plan_spatial
 from vlmscope.data.manifest import read_manifest
 
+
 def _rgb(path: Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 pixels of a PNG, file closed."""
     with Image.open(path) as im:

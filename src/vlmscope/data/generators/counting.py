@@ -30,7 +30,7 @@ import polars as pl
 from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
-from vlmscope.data.generators.base import MAX_N, GENERATORS, GeneratorConfig, GeneratorSpec, ImageJob, Plan
+from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
 from vlmscope.data.generators.counting_layout import clustered_cells, random_cells, scattered_cells
 from vlmscope.data.generators.draw import PALETTE, SHAPES, check_names, draw_shape, new_canvas
 from vlmscope.data.generators.sampling import balanced_pairs, rng_stream, stratified_split

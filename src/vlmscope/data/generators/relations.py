@@ -25,7 +25,7 @@ import polars as pl
 from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
-from vlmscope.data.generators.base import MAX_N, GENERATORS, GeneratorConfig, GeneratorSpec, ImageJob, Plan
+from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
 from vlmscope.data.generators.draw import PALETTE, SHAPES, check_names, draw_arrow, draw_shape, half_extent, new_canvas
 from vlmscope.data.generators.placement import place_boxes
 from vlmscope.data.generators.relations_queries import LETTERS, Query, answer_index, make_queries

@@ -18,7 +18,7 @@ import polars as pl
 from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
-from vlmscope.data.generators.base import MAX_N, GENERATORS, GeneratorConfig, GeneratorSpec, ImageJob, Plan
+from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
 from vlmscope.data.generators.draw import PALETTE, SHAPES, PlacedShape, check_names, half_extent, render_shapes
 from vlmscope.data.generators.sampling import balanced_cycle, rng_stream, stratified_split
 

@@ -182,8 +182,13 @@ def build_tiny_paligemma(out: Path, seed: int, *, lm: str = "gemma") -> None:
     the text, as PaliGemma's does); the processor adds PaliGemma's 1024
     ``<locNNNN>`` and 128 ``<segNNN>`` tokens, so the vocabulary is sized after it.
     """
-    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
-    from transformers import SiglipImageProcessor, SiglipVisionConfig
+    from transformers import (
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+    )
 
     from vlmscope.models.tokenizer import build_tokenizer
 
