@@ -21,8 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from vlmscope.params import load_config, read_params
-from vlmscope.profiles import merge
+from vlmscope.params import load_config, merge, read_params
 from vlmscope.training.default_model import DefaultTrainConfig, train_default
 
 

@@ -19,7 +19,7 @@ def main() -> None:
     args = ap.parse_args()
     params = read_params()
     model = pipeline_model(args.model, section(params, f"models.{args.model}"))
-    per_dataset = params.get("datasets", {}).get(args.dataset.name, {}).get("evaluate", {})
+    per_dataset = section(params, f"datasets.{args.dataset.name}.evaluate", default={})
     config = load_config(EvaluateConfig, params, "evaluate", dtype=model.dtype, device_map=model.device_map, **per_dataset)
     evaluate(model.source, args.dataset, args.out, config, progress=False)
 

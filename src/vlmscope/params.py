@@ -3,11 +3,21 @@
 Stages never pass raw dicts down: a section is validated into the library's
 pydantic ``<Thing>Config`` here, and a bad key or value fails with the dotted
 path of the parameter in the message.
+
+Every read goes through ``section``, so what a stage reads can be recorded:
+with ``VLMSCOPE_STAGE_TRACE=FILE`` set, each dotted key read and, at the end of
+``run_stage``, the vlmscope modules the process imported are appended to FILE
+as JSON lines. The pipeline's test compares them with the stage's ``params``
+and ``deps`` in ``dvc.yaml``, so a stage cannot read a key or run a module that
+DVC does not watch.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,9 +26,34 @@ from pydantic import BaseModel, ValidationError
 
 from vlmscope.errors import ConfigError, NotFound
 
-__all__ = ["read_params", "section", "load_config", "run_stage"]
+__all__ = ["read_params", "section", "load_config", "run_stage", "merge", "TRACE_ENV"]
 
 C = TypeVar("C", bound=BaseModel)
+
+TRACE_ENV = "VLMSCOPE_STAGE_TRACE"
+"""Environment variable naming a JSON-lines file that records params keys read and modules run."""
+
+_MISSING: Any = object()
+
+
+def _trace(record: dict[str, Any]) -> None:
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return
+    record = {"argv": sys.argv, **record}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def merge(base: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in profile.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def read_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
@@ -31,12 +66,20 @@ def read_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     return data
 
 
-def section(params: dict[str, Any], dotted: str) -> Any:
-    """``section(params, "datasets.spatial.generator")``; errors name the missing key."""
+def section(params: dict[str, Any], dotted: str, default: Any = _MISSING) -> Any:
+    """``section(params, "datasets.spatial.generator")``; errors name the missing key.
+
+    With ``default``, a missing key gives ``default`` instead of an error (the
+    read is recorded all the same: a key the stage would use if present is a
+    key it depends on).
+    """
+    _trace({"param": dotted})
     node: Any = params
     done: list[str] = []
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
+            if default is not _MISSING:
+                return default
             have = ", ".join(sorted(node)) if isinstance(node, dict) else type(node).__name__
             where = ".".join(done) or "<top level>"
             raise ConfigError(f"params.yaml: no key {part!r} under {where} (has: {have})")
@@ -62,8 +105,6 @@ def load_config(
     included (so ``train_default.loop.max_steps`` keeps the other tuned loop
     defaults).
     """
-    from vlmscope.profiles import merge
-
     raw = {k: v for k, v in dict(section(params, dotted) or {}).items() if k not in drop}
     if base is not None:
         raw = merge(base.model_dump(), raw)
@@ -80,7 +121,6 @@ def load_config(
 
 def run_stage(main: Any) -> None:
     """Run a ``stages/*.py`` main: user errors become one line and exit status 1."""
-    import sys
     import warnings
 
     from vlmscope.errors import VlmscopeError
@@ -93,3 +133,5 @@ def run_stage(main: Any) -> None:
     except VlmscopeError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        _trace({"modules": sorted(m for m in sys.modules if m == "vlmscope" or m.startswith("vlmscope."))})

@@ -10,27 +10,15 @@ one ``params.yaml`` stays the single source of defaults.
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vlmscope.errors import ConfigError
-from vlmscope.params import read_params
+from vlmscope.params import merge, read_params
 
 __all__ = ["merge", "apply_profile"]
-
-
-def merge(base: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: mappings merge key by key, anything else is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in profile.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def apply_profile(profile: str | Path, params: str | Path = "params.yaml") -> dict[str, Any]:

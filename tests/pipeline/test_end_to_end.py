@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.pipeline.sshd import running_sshd, sshd_unavailable_reason
+from tests.pipeline.stage_coverage import lock_stage_for, module_path, uncovered_files, uncovered_params
 
+from vlmscope.params import TRACE_ENV
 from vlmscope.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +32,9 @@ GPU_CLASS = ("extract@", "train_default", "evaluate@", "generate@", "generate_tr
 pytestmark = pytest.mark.e2e
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(extra or {})
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VLMSCOPE_WARNINGS_AS_ERRORS"] = "1"
     env["HF_HUB_OFFLINE"] = "1"
@@ -41,8 +44,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(), text=True, capture_output=True)
+def run(
+    cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(env), text=True, capture_output=True)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
@@ -50,8 +55,8 @@ def run(cmd: list[str], cwd: Path, *, check: bool = True) -> subprocess.Complete
     return proc
 
 
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run([str(BIN / "dvc"), *args], cwd, check=check)
+def dvc(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "dvc"), *args], cwd, check=check, env=env)
 
 
 def stages_run(output: str) -> list[str]:
@@ -79,7 +84,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "project"], repo)
-    out = dvc("repro", cwd=repo)
+    # every stage records the params keys it reads and the modules it imports
+    out = dvc("repro", cwd=repo, env={TRACE_ENV: str(repo.parent / "stage-trace.jsonl")})
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "repro"], repo)
     (repo / ".first-repro.log").write_text(out.stdout)
@@ -96,6 +102,32 @@ def test_repro_runs_every_stage_and_writes_the_report(project: Path) -> None:
         store = project / "artifacts" / "activations" / "default" / f"{name}.zarr"
         assert store.is_dir()
         assert sum(1 for p in store.rglob("*") if p.is_file()) <= 100
+
+
+def test_stages_read_only_listed_params_and_run_only_listed_code(project: Path) -> None:
+    """What each stage process read (params keys) and imported (vlmscope modules) vs its dvc.lock entry."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    records = [json.loads(line) for line in (project.parent / "stage-trace.jsonl").read_text().splitlines()]
+    read: dict[str, set[str]] = {}
+    imported: dict[str, set[str]] = {}
+    for rec in records:
+        stage = lock_stage_for(rec["argv"], lock)
+        assert stage is not None, f"no dvc.lock stage ran {rec['argv']}"
+        if "param" in rec:
+            read.setdefault(stage, set()).add(rec["param"])
+        else:
+            imported.setdefault(stage, set()).update(rec["modules"])
+    assert sorted(imported) == sorted(lock["stages"]), "every stage must have run and been recorded"
+    for stage, body in lock["stages"].items():
+        listed = list(body.get("params", {}).get("params.yaml", {}))
+        assert not uncovered_params(read.get(stage, ()), listed), (stage, uncovered_params(read[stage], listed))
+        deps = [d["path"] for d in body["deps"]]
+        files = [module_path(m, project) for m in imported[stage]]
+        assert not uncovered_files(files, deps), (stage, uncovered_files(files, deps))
+    # the check can fail: without its dataset key the probe stage's read is uncovered
+    probe = next(s for s in lock["stages"] if s.startswith("probe@"))
+    listed = [k for k in lock["stages"][probe]["params"]["params.yaml"] if not k.startswith("datasets.")]
+    assert uncovered_params(read[probe], listed)
 
 
 def test_second_repro_runs_nothing(project: Path) -> None:

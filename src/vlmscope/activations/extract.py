@@ -55,6 +55,7 @@ from vlmscope.activations.store import LOCK_NAME, StoreWriter, read_store_attrs
 from vlmscope.activations.writer import ShardWriter
 from vlmscope.errors import DatasetError, StoreError
 from vlmscope.io.atomic import atomic_write_text
+from vlmscope.io.import_graph import code_hash
 
 if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.models.adapter import ModelAdapter
@@ -291,6 +292,7 @@ def _extract(
             "residual": RESIDUAL_NOTE,
             "seed": config.seed,
             "vlmscope_version": __version__,
+            "code_hash": code_hash(__name__),
         }
     )
 

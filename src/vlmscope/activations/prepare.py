@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "IDENTITY_KEYS",
+    "CODE_KEYS",
     "RESIDUAL_NOTE",
     "ENTROPY_NOTE",
     "resolve_device",
@@ -50,7 +51,14 @@ IDENTITY_KEYS: tuple[str, ...] = (
     "shard_samples",
     "patch_grid",
 )
-"""Attributes that must match for a run to resume (or accept) an existing store; plus the model."""
+"""Attributes that must match for a run to resume (or accept) an existing store; plus the model and the code."""
+
+CODE_KEYS: tuple[str, ...] = ("vlmscope_version", "code_hash")
+"""The code that wrote the store: package version and a hash of every module extraction runs.
+
+A persisted store (DVC ``persist: true``) made by other capture code is
+rebuilt, never reused: a fix to capture must reach the numbers.
+"""
 
 RESIDUAL_NOTE = (
     "residual stream before the final norm; layer 0 = embedding output, layer k = output of decoder "
@@ -175,6 +183,11 @@ def mismatches(existing: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     for key in IDENTITY_KEYS:
         if existing.get(key) != wanted.get(key):
             diffs.append(f"{key}: store has {existing.get(key)!r}, this run {wanted.get(key)!r}")
+    if any(existing.get(k) != wanted.get(k) for k in CODE_KEYS):
+        def code(d: dict[str, Any]) -> str:
+            return f"vlmscope {d.get('vlmscope_version')}, code sha256 {str(d.get('code_hash'))[:12]}"
+
+        diffs.append(f"code: store was written by {code(existing)}, this run is {code(wanted)}")
     return diffs
 
 
