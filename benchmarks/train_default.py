@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from vlmscope.params import load_config, merge, read_params
-from vlmscope.training.default_model import DefaultTrainConfig, train_default
+from vlmscope.training.trainers.default_model import DefaultTrainConfig, train_default
 
 
 def build_inputs(work: Path, params: dict, sets: list[str] | None) -> tuple[Path, list[Path]]:

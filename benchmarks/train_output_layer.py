@@ -1,7 +1,7 @@
 """Time output-layer fine-tuning on random states (prints numbers; asserts nothing).
 
 The counting study trains a copy of the unembedding on cached last-layer
-states. This times :func:`vlmscope.training.head_math.fit_head` at a real
+states. This times :func:`vlmscope.training.trainers.head_math.fit_head` at a real
 model's sizes (default: a Llama/Mistral-7B head, V=32000, D=4096) on N rows,
 both with every row trainable (``--rows all``) and with only the answer
 vocabulary's rows (``--rows answer-tokens``, K=10 digits).
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from vlmscope.training.head_math import fit_head, rest_stats
+from vlmscope.training.trainers.head_math import fit_head, rest_stats
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vlmscope.models.ref import resolve_source
 from vlmscope.params import load_config, read_params, run_stage
-from vlmscope.training.output_layer import OutputLayerTrainConfig, train_output_layer
+from vlmscope.training.trainers.output_layer import OutputLayerTrainConfig, train_output_layer
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from vlmscope.params import load_config, read_params, run_stage
-from vlmscope.training.default_model import DefaultTrainConfig, train_default
+from vlmscope.training.trainers.default_model import DefaultTrainConfig, train_default
 
 
 def main() -> None:

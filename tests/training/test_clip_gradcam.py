@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from vlmscope.attribution.gradcam import GradcamConfig, cam_from, gradcam
 from vlmscope.models import load_model
-from vlmscope.training.clip import ClipTrainConfig, class_names, train_clip
+from vlmscope.models.weights import read_tensors, tensor_names
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import load_examples
-from vlmscope.training.gradcam import GradcamConfig, cam_from, gradcam
-from vlmscope.training.weights import read_tensors, tensor_names
+from vlmscope.training.trainers.clip import ClipTrainConfig, class_names, train_clip
 
 
 @pytest.fixture(scope="module")

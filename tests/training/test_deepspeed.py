@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file
 
 from vlmscope.models import load_model
-from vlmscope.training.loop import params_fingerprint
-from vlmscope.training.weights import read_tensors, tensor_names
+from vlmscope.models.weights import read_tensors, tensor_names
+from vlmscope.training.engine.loop import params_fingerprint
 
 pytest.importorskip("deepspeed")
 
@@ -42,7 +42,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     from vlmscope.training.config import LoopConfig
-    from vlmscope.training.projector import ProjectorTrainConfig, train_projector
+    from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
 
     model, dataset, out, run_dir = sys.argv[1:5]
     loop = LoopConfig(max_steps=2, batch_size=2, lr=0.01, eval_every=1, checkpoint_every=1, keep_run_dir=True,

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from vlmscope.models import load_model
+from vlmscope.models.weights import read_tensors, tensor_names
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import load_examples
-from vlmscope.training.default_model import DefaultTrainConfig, baselines, train_default
-from vlmscope.training.weights import read_tensors, tensor_names
+from vlmscope.training.trainers.default_model import DefaultTrainConfig, baselines, train_default
 
 
 def test_default_trains_everything_and_reports_per_dataset(composite: Path, tiny_dataset: Callable[..., Path],
@@ -64,7 +64,7 @@ def test_baselines_use_training_answers(tiny_dataset: Callable[..., Path]) -> No
 
 def test_curriculum_draws_easy_rows_first(tiny_dataset: Callable[..., Path]) -> None:
     from vlmscope.errors import ConfigError
-    from vlmscope.training.default_model import CurriculumStage, curriculum_sampler
+    from vlmscope.training.trainers.default_model import CurriculumStage, curriculum_sampler
 
     color, counting = tiny_dataset("color", 16), tiny_dataset("counting", 16)
     rows = load_examples(color, ["train"]) + load_examples(counting, ["train"])

@@ -10,16 +10,16 @@ import torch
 from torch import nn
 
 from vlmscope.errors import TrainingError
-from vlmscope.training.checkpoint import list_checkpoints
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.loop import (
+from vlmscope.training.engine.checkpoint import list_checkpoints
+from vlmscope.training.engine.loop import (
     LoopSpec,
     StepInfo,
     params_fingerprint,
     run_loop,
     trainable_state,
 )
-from vlmscope.training.schedule import batch_indices, cosine_with_warmup, warmup_steps
+from vlmscope.training.engine.schedule import batch_indices, cosine_with_warmup, warmup_steps
 
 
 def test_cosine_with_warmup_shape() -> None:

@@ -11,11 +11,11 @@ from peft import PeftModel
 
 from vlmscope.errors import TrainingError
 from vlmscope.models import load_model
+from vlmscope.models.merge import merge_adapter
+from vlmscope.models.weights import read_tensors, tensor_names
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import ImageCache, load_examples
-from vlmscope.training.lora import LoraTrainConfig, lora_targets, train_lora
-from vlmscope.training.merge import merge_adapter
-from vlmscope.training.weights import read_tensors, tensor_names
+from vlmscope.training.trainers.lora import LoraTrainConfig, lora_targets, train_lora
 
 
 @pytest.fixture(scope="module")

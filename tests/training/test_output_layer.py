@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 from vlmscope.activations.store import write_activations
 from vlmscope.errors import StoreError, TrainingError
 from vlmscope.models import load_model
-from vlmscope.training.head_math import fit_head
-from vlmscope.training.output_layer import (
+from vlmscope.models.weights import read_tensors
+from vlmscope.training.trainers.head_math import fit_head
+from vlmscope.training.trainers.output_layer import (
     OutputLayerTrainConfig,
     load_head,
     train_output_layer,
 )
-from vlmscope.training.weights import read_tensors
 
 COUNTS = [str(k) for k in range(1, 10)]
 PLANTED = "3"

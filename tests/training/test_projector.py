@@ -12,12 +12,12 @@ from safetensors import safe_open
 
 from vlmscope.errors import TrainingError
 from vlmscope.models import load_model
+from vlmscope.models.merge import merge_tensors
+from vlmscope.models.weights import read_tensors, tensor_names
 from vlmscope.training.config import LoopConfig, SubsampleConfig
 from vlmscope.training.data import load_examples, subsample
-from vlmscope.training.encoding import mask_bbox
-from vlmscope.training.merge import merge_tensors
-from vlmscope.training.projector import ProjectorTrainConfig, train_projector
-from vlmscope.training.weights import read_tensors, tensor_names
+from vlmscope.scoring.answer_span import mask_bbox
+from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
 
 
 @pytest.fixture(scope="module")

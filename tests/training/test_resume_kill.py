@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from vlmscope.training.checkpoint import list_checkpoints
+from vlmscope.models.weights import read_tensors, tensor_names
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.projector import ProjectorTrainConfig, train_projector
-from vlmscope.training.weights import read_tensors, tensor_names
+from vlmscope.training.engine.checkpoint import list_checkpoints
+from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
 
 CFG = ProjectorTrainConfig(loop=LoopConfig(max_steps=8, batch_size=4, lr=5e-3, checkpoint_every=2,
                                            keep_checkpoints=2, seed=7, threads=1))  # fmt: skip
@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from vlmscope.training.projector import ProjectorTrainConfig, train_projector
+    from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
 
     model, dataset, out, marker, cfg = sys.argv[1:6]
     cfg = ProjectorTrainConfig.model_validate_json(cfg)

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from vlmscope.errors import ConfigError, TrainingError
+from vlmscope.models.trained import load_generative
 from vlmscope.training.data import load_examples
-from vlmscope.training.vision_pretrain import (
+from vlmscope.training.trainers.vision_pretrain import (
     PretrainHead,
     VisionPretrainConfig,
     head_rows,
     pooled_patch_features,
     pretrain_vision,
 )
-from vlmscope.training.vlm import load_generative
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,7 @@ def projector(
     run_dir: Path | None = _RUN_DIR,
 ) -> None:
     """Train only the projector (vision tower and LM frozen) on the answer-span loss."""
-    from vlmscope.training.projector import ProjectorTrainConfig, train_projector
+    from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
 
     d = ProjectorTrainConfig()
     cfg = ProjectorTrainConfig(
@@ -163,7 +163,7 @@ def lora(
     run_dir: Path | None = _RUN_DIR,
 ) -> None:
     """LoRA fine-tuning of the LM; writes the merged checkpoint and the adapter (out/adapter)."""
-    from vlmscope.training.lora import LoraTrainConfig, train_lora
+    from vlmscope.training.trainers.lora import LoraTrainConfig, train_lora
 
     d = LoraTrainConfig()
     cfg = LoraTrainConfig(
@@ -203,7 +203,7 @@ def output_layer(
     save_model: bool = typer.Option(False, "--save-model", help="Also write out/model: the full checkpoint."),
 ) -> None:
     """Fine-tune the unembedding on cached last-layer states (no model forward pass)."""
-    from vlmscope.training.output_layer import (
+    from vlmscope.training.trainers.output_layer import (
         OutputLayerTrainConfig,
         train_output_layer,
     )
@@ -243,7 +243,7 @@ def clip(
     run_dir: Path | None = _RUN_DIR,
 ) -> None:
     """Fine-tune CLIP/SigLIP's image tower as a classifier over fixed text prototypes."""
-    from vlmscope.training.clip import ClipTrainConfig, train_clip
+    from vlmscope.training.trainers.clip import ClipTrainConfig, train_clip
 
     d = ClipTrainConfig()
     cfg = ClipTrainConfig(
@@ -286,7 +286,7 @@ def default(
     First the vision tower alone learns image-level labels (count, colour and shape of the
     counting and large-shape sets, where present), then the whole model learns the answers.
     """
-    from vlmscope.training.default_model import DefaultTrainConfig, train_default
+    from vlmscope.training.trainers.default_model import DefaultTrainConfig, train_default
 
     d = DefaultTrainConfig()
     pretrain: dict[str, Any] = {}
@@ -314,7 +314,7 @@ def merge(
 ) -> None:
     """Fold a LoRA adapter or separately trained tensors into a full checkpoint."""
     from vlmscope.errors import ConfigError
-    from vlmscope.training.merge import merge_adapter, merge_tensors
+    from vlmscope.models.merge import merge_adapter, merge_tensors
 
     given = [x for x in (adapter, projector, tensors) if x is not None]
     if len(given) != 1:
@@ -340,8 +340,8 @@ def gradcam(
     size: int | None = typer.Option(None, "--size", min=16, help="PNG width/height."),
 ) -> None:
     """Write Grad-CAM overlays (last vision layer) as PNGs plus gradcam.csv."""
-    from vlmscope.training.gradcam import GradcamConfig
-    from vlmscope.training.gradcam import gradcam as run
+    from vlmscope.attribution.gradcam import GradcamConfig
+    from vlmscope.attribution.gradcam import gradcam as run
 
     cfg = GradcamConfig(**_pick(samples=_splits(samples), split=_splits(split), max_samples=max_samples,
                                 target=target, prompt=prompt, alpha=alpha, size=size))  # fmt: skip

@@ -23,7 +23,14 @@ from vlmscope.evaluation.metrics import (
 )
 from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, parse_count, parse_yes_no
 from vlmscope.evaluation.runner import evaluate, option_nll
-from vlmscope.evaluation.scoring import pick_group_columns, prepare_rows, score_index, score_text, summarize
+from vlmscope.evaluation.scoring import (
+    generate_and_score,
+    pick_group_columns,
+    prepare_rows,
+    score_index,
+    score_text,
+    summarize,
+)
 
 __all__ = [
     "EvaluateConfig",
@@ -46,6 +53,7 @@ __all__ = [
     "flatten_metrics",
     "prepare_rows",
     "score_text",
+    "generate_and_score",
     "score_index",
     "pick_group_columns",
     "summarize",

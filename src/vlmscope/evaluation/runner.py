@@ -40,7 +40,14 @@ import polars as pl
 from vlmscope.data.manifest import INFO, load_dataset_info, read_manifest, resolve_image
 from vlmscope.errors import ConfigError, DatasetError, ModelError, NotFound
 from vlmscope.evaluation.config import EvaluateConfig
-from vlmscope.evaluation.scoring import Scored, pick_group_columns, prepare_rows, score_index, score_text, summarize
+from vlmscope.evaluation.scoring import (
+    Scored,
+    generate_and_score,
+    pick_group_columns,
+    prepare_rows,
+    score_index,
+    summarize,
+)
 from vlmscope.io.atomic import atomic_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,11 +116,11 @@ def option_nll(
     """Mean NLL per pair of the ``options[i]`` tokens (answer span incl. eos) after ``prompts[i]`` with ``images[i]``.
 
     Returns one float per pair (B,). Only the answer positions go through the
-    unembedding (:func:`vlmscope.training.encoding.answer_logits`).
+    unembedding (:func:`vlmscope.scoring.answer_span.answer_logits`).
     """
     import torch
 
-    from vlmscope.training.encoding import per_example_loss
+    from vlmscope.scoring.answer_span import per_example_loss
 
     batch = adapter.encode(images, prompts, answers=options).to(adapter.device)
     if batch.labels is None:
@@ -135,14 +142,15 @@ def _run_generate(
             f"--mode generate needs a generative model; {adapter.source!r} ({adapter.family}) cannot generate: "
             "use --mode contrastive"
         )
-    out: list[tuple[str | None, list[float] | None, Scored]] = []
-    for idx in _batches(len(rows), config.batch_size):
+
+    def encode(idx: range) -> Any:
         chunk = [rows[i] for i in idx]
-        batch = adapter.encode(_images(dataset, chunk), [r["prompt"] for r in chunk])
-        texts = adapter.generate(batch, max_new_tokens=config.max_new_tokens)
-        out.extend((t, None, score_text(r, t)) for r, t in zip(chunk, texts, strict=True))
-        tick(len(chunk))
-    return out
+        return adapter.encode(_images(dataset, chunk), [r["prompt"] for r in chunk])
+
+    scored = generate_and_score(
+        adapter, rows, encode, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens, tick=tick
+    )
+    return [(t, None, s) for t, s in scored]
 
 
 def _require_choices(rows: list[dict[str, Any]], mode: str) -> None:

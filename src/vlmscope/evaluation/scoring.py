@@ -16,7 +16,7 @@ whole number, else ``open``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, pa
 __all__ = [
     "ANSWER_TYPES",
     "Scored",
+    "generate_and_score",
     "prepare_rows",
     "score_text",
     "score_index",
@@ -129,6 +130,34 @@ def score_text(row: dict[str, Any], text: str) -> Scored:
         return Scored(n, str(n) if n >= 0 else None, n == int(row["answer"]))
     norm = normalize_open(text)
     return Scored(norm, norm or None, bool(norm) and norm == normalize_open(row["answer"]))
+
+
+def generate_and_score(
+    adapter: Any,
+    rows: Sequence[dict[str, Any]],
+    encode: Callable[[range], Any],
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    tick: Callable[[int], None] | None = None,
+) -> list[tuple[str, Scored]]:
+    """Greedy-decode ``rows`` in batches and score each text; ``(text, verdict)`` per row, in order.
+
+    The one generate-and-score: ``vlmscope evaluate --mode generate`` and the
+    trainers' validation accuracy both call it, so a model scores the same
+    during training as in the evaluation stage. ``encode(indices)`` returns
+    the batch of ``rows[i]`` for ``i`` in ``indices`` (evaluation encodes
+    images and prompts; training takes its cached encodings); ``tick(n)``
+    reports ``n`` more rows done.
+    """
+    out: list[tuple[str, Scored]] = []
+    for start in range(0, len(rows), batch_size):
+        idx = range(start, min(start + batch_size, len(rows)))
+        texts = adapter.generate(encode(idx), max_new_tokens=max_new_tokens)
+        out.extend((t, score_text(rows[i], t)) for i, t in zip(idx, texts, strict=True))
+        if tick is not None:
+            tick(len(idx))
+    return out
 
 
 def score_index(row: dict[str, Any], picked: int) -> Scored:

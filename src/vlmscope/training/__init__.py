@@ -1,14 +1,26 @@
-"""Training stages: projector-only, LoRA + merge, output layer, CLIP, Grad-CAM, the default model.
+"""Training stages: projector-only, LoRA, output layer, CLIP, the default model.
 
-One shared loop (:mod:`vlmscope.training.loop`: accelerate, AdamW, cosine
-with warm-up, checkpoints + resume, dvclive) serves every gradient trainer;
-each trainer is one module with a ``<X>TrainConfig`` and one function:
+Two layers, so that a trainer never reaches into the loop's internals:
 
-- :func:`train_projector` (``vlmscope train projector``)
-- :func:`train_lora` (``vlmscope train lora``) and :func:`merge_adapter` / :func:`merge_tensors` (``vlmscope merge``)
-- :func:`train_output_layer` (``vlmscope train output-layer``; no model forward pass)
-- :func:`train_clip` (``vlmscope train clip``) and ``vlmscope.training.gradcam.gradcam`` (``vlmscope gradcam``)
-- :func:`train_default` (``vlmscope train default``: the embedded default model)
+- :mod:`vlmscope.training.engine`: the one loop every gradient trainer runs
+  (:mod:`~vlmscope.training.engine.loop`: accelerate, AdamW, cosine with
+  warm-up, checkpoints + resume, dvclive) and its parts
+  (``checkpoint``, ``schedule``, ``tracking``);
+- :mod:`vlmscope.training.trainers`: one module per trainer, each with a
+  ``<X>TrainConfig`` and one function:
+
+  - :func:`train_projector` (``vlmscope train projector``)
+  - :func:`train_lora` (``vlmscope train lora``)
+  - :func:`train_output_layer` (``vlmscope train output-layer``; no model forward pass)
+  - :func:`train_clip` (``vlmscope train clip``)
+  - :func:`train_default` (``vlmscope train default``: the embedded default model)
+
+``config`` (the loop's and subsampling's configs), ``data`` (manifest rows
+as examples) and ``encoding`` (rows encoded once, batched many times) are
+what both layers share. Checkpoint surgery (``vlmscope merge``) lives in
+:mod:`vlmscope.models.merge`, Grad-CAM (``vlmscope gradcam``) in
+:mod:`vlmscope.attribution.gradcam`, and the answer-span loss in
+:mod:`vlmscope.scoring.answer_span`.
 
 Imports are lazy so that ``import vlmscope.training`` stays cheap.
 """
@@ -21,14 +33,11 @@ from typing import Any
 __all__ = [
     "ClipTrainConfig",
     "DefaultTrainConfig",
-    "GradcamConfig",
     "LoopConfig",
     "LoraTrainConfig",
     "OutputLayerTrainConfig",
     "ProjectorTrainConfig",
     "SubsampleConfig",
-    "merge_adapter",
-    "merge_tensors",
     "run_loop",
     "train_clip",
     "train_default",
@@ -40,20 +49,17 @@ __all__ = [
 _WHERE = {
     "LoopConfig": "config",
     "SubsampleConfig": "config",
-    "ProjectorTrainConfig": "projector",
-    "train_projector": "projector",
-    "LoraTrainConfig": "lora",
-    "train_lora": "lora",
-    "OutputLayerTrainConfig": "output_layer",
-    "train_output_layer": "output_layer",
-    "ClipTrainConfig": "clip",
-    "train_clip": "clip",
-    "DefaultTrainConfig": "default_model",
-    "train_default": "default_model",
-    "GradcamConfig": "gradcam",
-    "merge_adapter": "merge",
-    "merge_tensors": "merge",
-    "run_loop": "loop",
+    "ProjectorTrainConfig": "trainers.projector",
+    "train_projector": "trainers.projector",
+    "LoraTrainConfig": "trainers.lora",
+    "train_lora": "trainers.lora",
+    "OutputLayerTrainConfig": "trainers.output_layer",
+    "train_output_layer": "trainers.output_layer",
+    "ClipTrainConfig": "trainers.clip",
+    "train_clip": "trainers.clip",
+    "DefaultTrainConfig": "trainers.default_model",
+    "train_default": "trainers.default_model",
+    "run_loop": "engine.loop",
 }
 
 

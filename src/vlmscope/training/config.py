@@ -2,7 +2,7 @@
 
 Each trainer's ``<X>TrainConfig`` embeds a :class:`LoopConfig` under ``loop``
 so that ``params.yaml`` sections look alike across trainers and the shared
-loop (:mod:`vlmscope.training.loop`) reads one typed object.
+loop (:mod:`vlmscope.training.engine.loop`) reads one typed object.
 """
 
 from __future__ import annotations

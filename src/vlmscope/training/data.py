@@ -10,7 +10,6 @@ is also the only part the loss sees.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import polars as pl
 
 from vlmscope.data.manifest import INFO, load_dataset_info, read_manifest, resolve_image
 from vlmscope.errors import DatasetError, TrainingError
+from vlmscope.scoring.answer_span import bbox_prefix, class_of
 from vlmscope.training.config import SubsampleConfig
 
 __all__ = [
@@ -33,21 +33,6 @@ __all__ = [
     "split_rows",
     "subsample",
 ]
-
-_BBOX = re.compile(r"^\s*(\[[^\]]*\])\s*(.*)$", re.DOTALL)
-
-
-def bbox_prefix(answer: str) -> str | None:
-    """The leading ``[...]`` of a ``"[bbox] classname"`` answer, or None."""
-    m = _BBOX.match(answer)
-    return m.group(1) if m else None
-
-
-def class_of(answer: str) -> str:
-    """``"[0.1, 0.2, 0.3, 0.4] dog"`` -> ``"dog"``; answers without a bracket are their own class."""
-    m = _BBOX.match(answer)
-    return (m.group(2) if m else answer).strip()
-
 
 @dataclass(frozen=True)
 class Example:

@@ -1,4 +1,4 @@
-"""Encode training rows once, batch them many times, and the answer-span LM loss.
+"""Encode training rows once, batch them many times.
 
 Encoding (processor + tokenizer + answer labels) costs far more than a tiny
 model's forward pass, and every epoch would redo it. :class:`EncodedCache`
@@ -7,9 +7,9 @@ and :func:`collate` left-pads any subset into a batch that equals what
 ``adapter.encode`` returns for those rows together (tested), so the model
 sees exactly the inference-time prompt tokens.
 
-The loss sees only the answer span (answer tokens + eos); for
-``"[bbox] classname"`` answers the bracket's tokens are masked too, so only
-the class name (and eos) is learned, as in the unseen-class study.
+Each row's labels are cut to its answer span by
+:func:`vlmscope.scoring.answer_span.mask_bbox`; the loss over that span is
+:mod:`vlmscope.scoring.answer_span`'s.
 """
 
 from __future__ import annotations
@@ -18,44 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import EncodedBatch, ModelAdapter
-from vlmscope.training.data import Example, ImageCache, bbox_prefix
+from vlmscope.scoring.answer_span import mask_bbox
+from vlmscope.training.data import Example, ImageCache
 
-__all__ = ["EncodedCache", "answer_logits", "answer_loss", "collate", "mask_bbox", "per_example_loss"]
-
-
-def mask_bbox(labels: torch.Tensor, answer: str, tokenizer: Any, where: str) -> torch.Tensor:
-    """(1, T) labels with the ``[bbox]`` tokens of ``answer`` set to -100.
-
-    The answer's tokens are decoded one prefix at a time; the shortest prefix
-    whose text covers the bracket is masked. Raises when nothing but eos is
-    left to learn.
-    """
-    prefix = bbox_prefix(answer)
-    pos = (labels[0] != -100).nonzero().flatten()
-    ids = labels[0, pos].tolist()
-    eos = tokenizer.eos_token_id
-    content = [i for i in ids if i != eos]
-    if not content:
-        raise TrainingError(f"{where}: answer {answer!r} tokenizes to nothing (only eos); fix the manifest row")
-    if prefix is None:
-        return labels
-    out = labels.clone()
-    for k in range(1, len(ids) + 1):
-        text = tokenizer.decode(ids[:k], skip_special_tokens=True).lstrip()
-        if len(text) >= len(prefix):
-            out[0, pos[:k]] = -100
-            left = [i for i in ids[k:] if i != eos]
-            if not left:
-                raise TrainingError(
-                    f"{where}: answer {answer!r} has no class name after its bracket; "
-                    "the loss span would be empty"
-                )
-            return out
-    raise TrainingError(f"{where}: answer {answer!r}: bracket not found among its tokens")
+__all__ = ["EncodedCache", "collate"]
 
 
 def collate(items: Sequence[EncodedBatch], pad_id: int) -> EncodedBatch:
@@ -160,81 +129,3 @@ class EncodedCache:
 
     def batch(self, indices: Sequence[int]) -> EncodedBatch:
         return collate([self.one(int(i)) for i in indices], self.pad_id)
-
-
-def answer_loss(model: nn.Module, batch: EncodedBatch) -> torch.Tensor:
-    """Mean cross-entropy over the batch's answer tokens (labels != -100), next-token shifted."""
-    logits, target = answer_logits(model, batch)
-    return _ce(logits, target, reduction="mean")
-
-
-def per_example_loss(model: nn.Module, batch: EncodedBatch) -> torch.Tensor:
-    """(B,) mean answer-token cross-entropy of each row (for evaluation and MCQA scoring)."""
-    logits, target = answer_logits(model, batch)
-    return _ce(logits, target, reduction="row")
-
-
-def answer_logits(model: nn.Module, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits (B, K, V), targets (B, K))`` at the K positions that predict an answer token.
-
-    Only those positions go through the unembedding (``logits_to_keep`` with
-    the positions, where the model's forward takes it): the answer span is a
-    few tokens at the end of each left-padded row, so this skips nearly all of
-    the ``(B, T, V)`` logits -- for a 32k vocabulary and 600-token prompts
-    that tensor (and its gradient) is most of a training step's memory. The
-    loss is the same number either way (tested).
-    """
-    labels = batch.labels
-    if labels is None:
-        raise TrainingError("batch has no answer labels")
-    target_all = labels[:, 1:]  # position t predicts token t + 1
-    keep = (target_all != -100).any(0).nonzero().flatten()
-    if keep.numel() == 0:
-        raise TrainingError("batch has no answer tokens to learn from")
-    inputs = dict(batch.inputs)
-    takes = _forward_params(model)
-    if "logits_to_keep" in takes:
-        inputs["logits_to_keep"] = keep.to(_device(model))
-    if "use_cache" in takes:
-        inputs["use_cache"] = False  # no KV cache for a single scoring/training pass
-    logits = model(**inputs).logits
-    if logits.shape[1] == labels.shape[1] != keep.numel():  # all positions: the forward kept everything
-        logits = logits[:, keep.to(logits.device)]
-    if logits.shape[1] != keep.numel():
-        raise TrainingError(
-            f"{type(_unwrap(model)).__name__} returned logits for {logits.shape[1]} positions, "
-            f"expected the {keep.numel()} answer positions or all {labels.shape[1]}"
-        )
-    return logits, target_all[:, keep].to(logits.device)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The transformers model under DDP / DeepSpeed (``.module``) and peft (``get_base_model``)."""
-    while True:
-        if hasattr(model, "get_base_model"):
-            model = model.get_base_model()
-        elif isinstance(getattr(model, "module", None), nn.Module):
-            model = model.module
-        else:
-            return model
-
-
-def _forward_params(model: nn.Module) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(_unwrap(model).forward).parameters)
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _ce(logits: torch.Tensor, target: torch.Tensor, *, reduction: str) -> torch.Tensor:
-    ce = nn.functional.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=-100, reduction="none")
-    valid = (target != -100).float()
-    if reduction == "mean":
-        n = valid.sum()
-        if n == 0:
-            raise TrainingError("batch has no answer tokens to learn from")
-        return (ce * valid).sum() / n
-    return (ce * valid).sum(1) / valid.sum(1).clamp(min=1)

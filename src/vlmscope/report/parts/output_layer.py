@@ -1,7 +1,7 @@
 """Output-layer fine-tuning (counting study): head accuracy before vs after, and its training curve.
 
 Reads ``output_layer/<model>/<dataset>/metrics.json`` as
-``vlmscope.training.output_layer`` writes it (``<split>_n``,
+``vlmscope.training.trainers.output_layer`` writes it (``<split>_n``,
 ``<split>_accuracy_before``, ``<split>_accuracy_after`` for train / valid /
 test / eval, plus ``best_epoch``, ``epochs``, ``trained_rows``) and
 ``history.csv`` (``epoch, train_loss, valid_accuracy``).

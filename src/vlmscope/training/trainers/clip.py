@@ -35,11 +35,12 @@ from vlmscope import __version__
 from vlmscope.errors import TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ContrastiveAdapter
+from vlmscope.models.trained import save_model_files
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import Example, ImageCache
-from vlmscope.training.loop import LoopSpec, StepInfo, finish_run_dir, run_loop
-from vlmscope.training.projector import load_rows
-from vlmscope.training.vlm import default_run_dir, inputs_fingerprint, save_model_files
+from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
+from vlmscope.training.engine.loop import LoopSpec, StepInfo, finish_run_dir, run_loop
+from vlmscope.training.trainers.projector import load_rows
 
 __all__ = [
     "ClipTrainConfig",

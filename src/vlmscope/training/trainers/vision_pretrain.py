@@ -9,7 +9,7 @@ counting questions at .15-.22 (chance .11). A tower step here is a forward
 pass of the tower alone (no LM, no text), a fraction of a VLM step's cost,
 so the default recipe first trains the tower this way on the training
 images' counts, colours and shapes, then the whole model (numbers in
-:class:`vlmscope.training.default_model.DefaultTrainConfig`).
+:class:`vlmscope.training.trainers.default_model.DefaultTrainConfig`).
 
 A *head* names a label column of the manifests (``count``, ``shape`` ...)
 that is a property of the whole image, and which rows it covers (dataset
@@ -45,7 +45,7 @@ from torch import nn
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.training.data import Example, ImageCache, row_matches
-from vlmscope.training.loop import adamw, progress_bar
+from vlmscope.training.engine.loop import adamw, progress_bar
 
 __all__ = ["PretrainHead", "VisionPretrainConfig", "head_rows", "pooled_patch_features", "pretrain_vision"]
 

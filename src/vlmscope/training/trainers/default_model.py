@@ -34,21 +34,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ModelAdapter
+from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import Example, ImageCache, row_matches
-from vlmscope.training.loop import LoopResult, StepInfo
-from vlmscope.training.projector import load_rows
-from vlmscope.training.vision_pretrain import PretrainHead, VisionPretrainConfig, pretrain_vision
-from vlmscope.training.vlm import (
-    VlmRun,
-    check_answers,
-    default_run_dir,
-    freeze_except,
-    generation_scores,
-    inputs_fingerprint,
-    load_generative,
-    run_vlm_training,
-)
+from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
+from vlmscope.training.engine.loop import LoopResult, StepInfo
+from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.trainers.vision_pretrain import PretrainHead, VisionPretrainConfig, pretrain_vision
+from vlmscope.training.trainers.vlm_eval import generation_scores
+from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
+from vlmscope.training.trainers.vlm_setup import check_answers, freeze_except
 
 __all__ = [
     "LARGE_COUNTS",
@@ -138,7 +133,7 @@ class DefaultTrainConfig(BaseModel):
         steps=2000,
     )  # fmt: skip
     """Pre-train the vision tower and projector on image-level labels before the whole model
-    trains (:mod:`vlmscope.training.vision_pretrain`); None skips it. The default heads: the
+    trains (:mod:`vlmscope.training.trainers.vision_pretrain`); None skips it. The default heads: the
     count of every counting image (both grids; mean of the image tokens), and the shape (their
     max) and colour (their mean) of the single-shape large-shape images. Measured on 2 CPU
     cores, test accuracy of the answers after the 1000 steps that follow (colour on study-size
@@ -193,7 +188,7 @@ def curriculum_sampler(
     (:func:`batch_indices`), so the order is a pure function of the step
     (resume-safe). Raises when a stage matches no row.
     """
-    from vlmscope.training.schedule import batch_indices
+    from vlmscope.training.engine.schedule import batch_indices
 
     if not stages:
         return None

@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from vlmscope import __version__
 from vlmscope.errors import ModelError, NotFound, TrainingError
 from vlmscope.io.atomic import atomic_dir
-from vlmscope.training.weights import replace_tensors, weight_map
+from vlmscope.models.weights import replace_tensors, weight_map
 
 __all__ = ["MERGE_INFO", "merge_adapter", "merge_tensors", "resolve_tensor_file"]
 
@@ -81,7 +81,7 @@ def merge_adapter(
     """Load ``base``, apply the peft adapter at ``adapter``, merge and save to ``out``."""
     from peft import PeftModel
 
-    from vlmscope.training.vlm import load_generative, save_model_files
+    from vlmscope.models.trained import load_generative, save_model_files
 
     a = Path(adapter)
     if not (a / "adapter_config.json").is_file():

@@ -9,16 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from vlmscope.models.trained import load_generative
 from vlmscope.training.data import ImageCache
-from vlmscope.training.encoding import (
-    EncodedCache,
-    _forward_params,
-    answer_logits,
-    answer_loss,
-    per_example_loss,
-)
-from vlmscope.training.projector import load_rows
-from vlmscope.training.vlm import load_generative
+from vlmscope.scoring.answer_span import _forward_params, answer_logits, answer_loss, per_example_loss
+from vlmscope.training.encoding import EncodedCache
+from vlmscope.training.trainers.projector import load_rows
 
 
 def _reference(model: nn.Module, batch: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,9 +47,9 @@ def test_answer_positions_only_equal_full_logits(
     torch.testing.assert_close(per_row, ref_rows, rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_equal_full_logits(composite: Path, color_ds: Path) -> None:
-    adapter = load_generative(composite)
-    rows = load_rows([color_ds], ["train"])[:3]
+def test_gradients_equal_full_logits(tiny_checkpoint: Callable[[str], Path], tiny_dataset: Callable[..., Path]) -> None:
+    adapter = load_generative(tiny_checkpoint("composite"))
+    rows = load_rows([tiny_dataset("color", 16)], ["train"])[:3]
     batch = EncodedCache(adapter, rows, images=ImageCache(keep=True)).batch(range(3))
     model = adapter.model.train()
     grads = []

@@ -25,18 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import save_file
 
 from vlmscope.errors import TrainingError
+from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
 from vlmscope.training.data import Example, load_examples, subsample
-from vlmscope.training.loop import LoopResult, StepInfo, trainable_state
-from vlmscope.training.vlm import (
-    VlmRun,
-    check_answers,
-    default_run_dir,
-    freeze_except,
-    inputs_fingerprint,
-    load_generative,
-    run_vlm_training,
-)
+from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
+from vlmscope.training.engine.loop import LoopResult, StepInfo, trainable_state
+from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
+from vlmscope.training.trainers.vlm_setup import check_answers, freeze_except
 
 __all__ = ["PROJECTOR_FILE", "ProjectorTrainConfig", "checkpoint_names", "load_rows", "train_projector"]
 

@@ -24,18 +24,14 @@ from torch import nn
 
 from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import ModelAdapter
+from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
 from vlmscope.training.data import subsample
-from vlmscope.training.loop import LoopResult, StepInfo
-from vlmscope.training.projector import load_rows
-from vlmscope.training.vlm import (
-    VlmRun,
-    check_answers,
-    default_run_dir,
-    inputs_fingerprint,
-    load_generative,
-    run_vlm_training,
-)
+from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
+from vlmscope.training.engine.loop import LoopResult, StepInfo
+from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
+from vlmscope.training.trainers.vlm_setup import check_answers
 
 __all__ = ["ADAPTER_DIR", "LoraTrainConfig", "lora_targets", "train_lora"]
 

@@ -8,7 +8,7 @@ checkpoints every N steps with resume after a kill, keep-best on validation,
 dvclive curves and a rich progress bar.
 
 Determinism: the batch of step ``s`` is a pure function of ``(seed, s)``
-(:func:`vlmscope.training.schedule.batch_indices`) and every checkpoint
+(:func:`vlmscope.training.engine.schedule.batch_indices`) and every checkpoint
 stores each rank's RNG state, so a run killed after checkpoint ``s`` and
 resumed ends with the weights of the uninterrupted run.
 """
@@ -32,10 +32,10 @@ import torch
 from torch import nn
 
 from vlmscope.errors import TrainingError
-from vlmscope.training import checkpoint as ckpt
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.schedule import batch_indices, cosine_with_warmup, warmup_steps
-from vlmscope.training.tracking import Tracker
+from vlmscope.training.engine import checkpoint as ckpt
+from vlmscope.training.engine.schedule import batch_indices, cosine_with_warmup, warmup_steps
+from vlmscope.training.engine.tracking import Tracker
 
 __all__ = [
     "adamw",

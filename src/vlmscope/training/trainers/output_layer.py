@@ -5,7 +5,7 @@ encodes the count (probes reach ~.99) but the head maps it to the wrong
 token. This trainer reads only (a) the store's last-layer, last-prompt-token
 states, (b) the model's final norm and unembedding tensors from its
 safetensors (by name, never instantiating the model) and (c) the tokenizer,
-then runs :func:`vlmscope.training.head_math.fit_head`.
+then runs :func:`vlmscope.training.trainers.head_math.fit_head`.
 
 Outputs in ``out/``: ``head.safetensors`` (the new unembedding under the
 checkpoint's own tensor name, so ``vlmscope merge --tensors`` folds it into a
@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlmscope import __version__
 from vlmscope.errors import StoreError, TrainingError
 from vlmscope.io.atomic import atomic_dir
-from vlmscope.training.head_math import fit_head, head_accuracy
-from vlmscope.training.weights import replace_tensors
+from vlmscope.models.weights import replace_tensors
+from vlmscope.training.trainers.head_math import fit_head, head_accuracy
 
 __all__ = ["HeadTensors", "OutputLayerTrainConfig", "load_head", "train_output_layer"]
 

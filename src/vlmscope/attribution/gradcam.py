@@ -106,7 +106,7 @@ class _Hook:
 
 
 def _pick_rows(dataset: Path, cfg: GradcamConfig) -> list[Example]:
-    from vlmscope.training.projector import load_rows
+    from vlmscope.training.trainers.projector import load_rows
 
     if cfg.samples:
         rows = load_rows([dataset], ["train", "valid", "test"], allow_empty=True)
@@ -120,7 +120,7 @@ def _pick_rows(dataset: Path, cfg: GradcamConfig) -> list[Example]:
 
 def _clip_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cfg: GradcamConfig,
                images: ImageCache) -> list[tuple[np.ndarray, dict[str, Any]]]:  # fmt: skip
-    from vlmscope.training.clip import PrototypeClassifier, class_names, row_class
+    from vlmscope.training.trainers.clip import PrototypeClassifier, class_names, row_class
 
     proto_file = model_dir / "prototypes.json"
     if proto_file.is_file():
@@ -152,7 +152,7 @@ def _clip_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cfg: Grad
 
 def _vlm_cams(adapter: Any, rows: Sequence[Example], cfg: GradcamConfig,
               images: ImageCache) -> list[tuple[np.ndarray, dict[str, Any]]]:  # fmt: skip
-    from vlmscope.training.encoding import per_example_loss
+    from vlmscope.scoring.answer_span import per_example_loss
 
     paths = getattr(adapter, "vision_paths", None)
     if not paths:

@@ -1,0 +1,1 @@
+"""Attributions of a trained model's answers to image regions (Grad-CAM)."""
