@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from vlmscope.models.trained import load_generative
-from vlmscope.training.data import ImageCache
 from vlmscope.scoring.answer_span import _forward_params, answer_logits, answer_loss, per_example_loss
+from vlmscope.training.data import ImageCache
 from vlmscope.training.encoding import EncodedCache
 from vlmscope.training.trainers.projector import load_rows
 

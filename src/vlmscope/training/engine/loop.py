@@ -7,6 +7,16 @@ schedule with warm-up, bf16 autocast on GPU, deterministic batch order,
 checkpoints every N steps with resume after a kill, keep-best on validation,
 dvclive curves and a rich progress bar.
 
+:func:`run_loop` is its phases in order, each a small function over one
+:class:`_Run` (the state they share): :func:`_setup` (accelerator, optimizer,
+schedule), :func:`_resume` (the last checkpoint, if it belongs to this run),
+:func:`_prepare` (hand the model to accelerate, restore RNG, open tracking),
+:func:`_train` (steps: :func:`_step` for one optimizer step, :func:`_validate`
+and :func:`_save` on their schedules) and :func:`_finish` (keep-best, rank
+fingerprints, the result). Accelerator and DeepSpeed details live in
+:mod:`~vlmscope.training.engine.distributed`, the trainable tensors in
+:mod:`~vlmscope.training.engine.params`.
+
 Determinism: the batch of step ``s`` is a pure function of ``(seed, s)``
 (:func:`vlmscope.training.engine.schedule.batch_indices`) and every checkpoint
 stores each rank's RNG state, so a run killed after checkpoint ``s`` and
@@ -16,7 +26,6 @@ resumed ends with the weights of the uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -34,21 +43,26 @@ from torch import nn
 from vlmscope.errors import TrainingError
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.engine import checkpoint as ckpt
+from vlmscope.training.engine.distributed import (
+    deepspeed_backward,
+    fill_deepspeed_auto,
+    full_trainable,
+    make_accelerator,
+    move_to,
+    unpartition_zero3,
+    zero_stage,
+)
+from vlmscope.training.engine.params import adamw, load_trainable, params_fingerprint, trainable_state
 from vlmscope.training.engine.schedule import batch_indices, cosine_with_warmup, warmup_steps
 from vlmscope.training.engine.tracking import Tracker
 
 __all__ = [
-    "adamw",
     "LoopResult",
     "LoopSpec",
     "StepInfo",
     "finish_run_dir",
-    "make_accelerator",
-    "move_to",
-    "params_fingerprint",
     "progress_bar",
     "run_loop",
-    "trainable_state",
 ]
 
 
@@ -125,78 +139,6 @@ class LoopResult:
         }
 
 
-def make_accelerator(cfg: LoopConfig) -> Any:
-    """An ``accelerate.Accelerator`` honouring ``mixed_precision`` (bf16 autocast on GPU only)."""
-    from accelerate import Accelerator
-
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    if mp != "no" and not torch.cuda.is_available():
-        mp = "no"  # fp32 on CPU: bf16 CPU autocast is slow and changes the numerics
-    if _deepspeed_launch() and not torch.cuda.is_available():
-        return _cpu_deepspeed_accelerator(mp)
-    # cpu=True on a GPU-less machine lets torchrun-launched processes form a gloo DDP group
-    return Accelerator(mixed_precision=mp, step_scheduler_with_optimizer=False, cpu=not torch.cuda.is_available())
-
-
-def _deepspeed_launch() -> bool:
-    """True under ``accelerate launch`` with a DeepSpeed config (it exports these variables)."""
-    env = os.environ
-    return env.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and (
-        env.get("ACCELERATE_USE_CPU", "false").lower() not in ("true", "1", "yes")
-    )
-
-
-def _cpu_deepspeed_accelerator(mixed_precision: str) -> Any:
-    """A DeepSpeed accelerator on a GPU-less machine (DeepSpeed's CPU accelerator, gloo).
-
-    ``cpu=True`` would switch DeepSpeed off in accelerate, and without it
-    accelerate finds no backend on CPU and falls back to one process; naming
-    gloo explicitly gives DeepSpeed its process group. Used by the CPU tests
-    of the ZeRO paths (``DS_ACCELERATOR=cpu``).
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
-
-    return Accelerator(
-        mixed_precision=mixed_precision, step_scheduler_with_optimizer=False,
-        kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")],
-    )  # fmt: skip
-
-
-def move_to(batch: Any, device: torch.device) -> Any:
-    if hasattr(batch, "to") and not isinstance(batch, dict):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Trainable parameters by name (the model's own names, no DDP prefix)."""
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def params_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        h.update(name.encode())
-        h.update(tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def adamw(params: Sequence[nn.Parameter], *, lr: float, weight_decay: float, beta2: float) -> torch.optim.Optimizer:
-    """AdamW with decoupled weight decay on matrices only (never on biases and norm weights)."""
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, beta2))
-
-
 def progress_bar(enabled: bool, label: str = "train") -> Any:
     """The rich bar of the training stages (shown on a terminal only; gone when done)."""
     from rich.progress import (
@@ -213,111 +155,6 @@ def progress_bar(enabled: bool, label: str = "train") -> Any:
     )
 
 
-def _load_trainable(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
-    named = trainable_state(model)
-    missing = sorted(set(named) - set(tensors))
-    extra = sorted(set(tensors) - set(named))
-    if missing or extra:
-        raise TrainingError(
-            f"{where}: trainable tensors do not match the model (missing {missing[:3]}, unexpected {extra[:3]}); "
-            "the checkpoint belongs to another setup: delete it or pass --no-resume"
-        )
-    with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(tensors[n].to(p.dtype))
-
-
-def _fill_deepspeed_auto(ds_cfg: dict[str, Any], cfg: LoopConfig, world: int, model: nn.Module) -> None:
-    """Resolve the DeepSpeed JSON's ``"auto"`` values that accelerate cannot infer here.
-
-    Batch sizes come from a DataLoader in accelerate, and this loop has none;
-    the bucket sizes come from ``config.hidden_size``, which composite VLM
-    configs keep on their text sub-config only.
-    """
-    ds_cfg["train_micro_batch_size_per_gpu"] = cfg.batch_size
-    ds_cfg["gradient_accumulation_steps"] = cfg.grad_accum
-    ds_cfg["train_batch_size"] = cfg.batch_size * cfg.grad_accum * world
-    ds_cfg["gradient_clipping"] = cfg.max_grad_norm or 0.0
-    zero = ds_cfg.get("zero_optimization", {})
-    hidden = _hidden_size(model)
-    if hidden is None:
-        return  # accelerate fills them itself or names the missing value
-    sizes = {
-        "reduce_bucket_size": hidden * hidden,
-        "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
-        "stage3_param_persistence_threshold": 10 * hidden,
-    }  # accelerate's own formulas
-    for key, value in sizes.items():
-        if zero.get(key) == "auto":
-            zero[key] = value
-
-
-def _hidden_size(model: nn.Module) -> int | None:
-    """The LM's hidden size from a transformers config (top level or its text sub-config)."""
-    config = getattr(model, "config", None)
-    if config is None:
-        return None
-    size = getattr(config, "hidden_size", None)
-    if size is None and hasattr(config, "get_text_config"):
-        size = getattr(config.get_text_config(), "hidden_size", None)
-    return int(size) if size is not None else None
-
-
-def _zero_stage(acc: Any) -> int:
-    plugin = acc.state.deepspeed_plugin
-    return int(plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0)) if plugin is not None else 0
-
-
-def _full_trainable(model: nn.Module, partitioned: bool) -> dict[str, torch.Tensor]:
-    """Trainable tensors with their full values; a collective on every rank when ``partitioned`` (ZeRO-3).
-
-    Under ZeRO-3 each parameter holds an empty placeholder outside a
-    forward; it is gathered one tensor at a time so no rank holds more than
-    the trainable weights plus one tensor.
-    """
-    named = trainable_state(model)
-    if not partitioned:
-        return named
-    import deepspeed
-
-    out = {}
-    for name, p in named.items():
-        with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
-            out[name] = p.detach().clone()
-    return out
-
-
-def _unpartition_zero3(engine: Any) -> None:
-    """Turn a ZeRO-3 model back into a plain module with full weights on every rank (a collective).
-
-    After the loop the trainers use the model on the main process only
-    (``save_pretrained``, the projector export, the LoRA merge, evaluation):
-    with ZeRO-3's partitions those would read empty tensors, and a forward
-    would hang in an all-gather the other ranks never join. So every rank
-    gathers each parameter (one at a time), the engine's hooks are removed
-    and the full tensors become the parameters' data. Costs one full copy
-    of the model per rank, as DDP would; the optimizer state is released
-    with the engine.
-    """
-    import deepspeed
-    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
-
-    module = engine.module
-    params = list(module.parameters())
-    full = []
-    for p in params:
-        with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
-            full.append(p.data.detach().clone())
-    engine.destroy()  # removes the hooks that would re-partition / all-gather on every forward
-    for p, t in zip(params, full):
-        p.data = t
-        p.ds_status = ZeroParamStatus.AVAILABLE  # true now; NOT_AVAILABLE makes attribute access all-gather
-    for m in module.modules():  # DeepSpeed swapped in a dict that all-gathers on access; put the original back
-        original = m.__dict__.pop("_original_parameters", None)
-        if original is not None:
-            m._parameters = original
-
-
 def run_loop(
     spec: LoopSpec,
     cfg: LoopConfig,
@@ -328,212 +165,309 @@ def run_loop(
     progress: bool = True,
 ) -> LoopResult:
     """Train ``spec.model`` under ``cfg``; checkpoints and curves go to ``run_dir``."""
-    from accelerate.utils import DistributedType, gather_object
+    run = _setup(spec, cfg, Path(run_dir), accelerator)
+    last, rng_state = _resume(run)
+    _prepare(run, last, rng_state)
+    _train(run, callbacks, progress and run.is_main)
+    return _finish(run)
+
+
+@dataclass
+class _Run:
+    """The state :func:`run_loop`'s phases share (one call, one instance)."""
+
+    spec: LoopSpec
+    cfg: LoopConfig
+    run_dir: Path
+    acc: Any
+    model: nn.Module
+    """``spec.model`` until :func:`_prepare`, then what accelerate wrapped it in."""
+    optimizer: Any
+    scheduler: Any
+    total: int
+    t0: float
+    deepspeed: bool
+    partitioned: bool
+    """ZeRO-3 shards the parameters until :func:`unpartition_zero3` undoes it."""
+    start: int = 0
+    resumed_from: int | None = None
+    prior_seconds: float = 0.0
+    """Wall time of the runs this one resumed."""
+    best: dict[str, Any] | None = None
+    tracker: Any = None
+    step: int = 0
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    window: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return bool(self.acc.is_main_process)
+
+    @property
+    def rank(self) -> int:
+        return int(self.acc.process_index)
+
+    @property
+    def world(self) -> int:
+        return int(self.acc.num_processes)
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def seconds(self) -> float:
+        """Wall time of the whole run, resumed parts included."""
+        return self.prior_seconds + time.monotonic() - self.t0
+
+
+def _setup(spec: LoopSpec, cfg: LoopConfig, run_dir: Path, accelerator: Any) -> _Run:
+    """Accelerator, checks, AdamW and the cosine schedule; nothing on disk yet."""
+    from accelerate.utils import DistributedType
 
     t0 = time.monotonic()
     acc = accelerator or make_accelerator(cfg)
-    is_main, rank, world = acc.is_main_process, acc.process_index, acc.num_processes
     deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
-    partitioned = deepspeed and _zero_stage(acc) == 3  # ZeRO-3 shards parameters until _unpartition_zero3
-    run_dir = Path(run_dir)
-    ckpt_root = run_dir / "checkpoints"
-    model = spec.model
-
-    named = trainable_state(model)
+    named = trainable_state(spec.model)
     if not named:
         raise TrainingError("no trainable parameters selected: every parameter has requires_grad=False")
     if spec.n_examples < 1:
         raise TrainingError("no training examples: the training split is empty")
-    total = cfg.total_steps(spec.n_examples, world)
+    total = cfg.total_steps(spec.n_examples, acc.num_processes)
     warm = warmup_steps(total, cfg.warmup_ratio)
     optimizer = adamw(list(named.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, beta2=cfg.adam_beta2)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: cosine_with_warmup(s, total, warm, cfg.min_lr_ratio)
     )
+    return _Run(
+        spec=spec, cfg=cfg, run_dir=run_dir, acc=acc, model=spec.model, optimizer=optimizer, scheduler=scheduler,
+        total=total, t0=t0, deepspeed=deepspeed, partitioned=deepspeed and zero_stage(acc) == 3,
+    )  # fmt: skip
 
-    # -- resume ---------------------------------------------------------------
-    if is_main:
-        ckpt_root.mkdir(parents=True, exist_ok=True)
-        ckpt.clean_partial(ckpt_root)
-    acc.wait_for_everyone()
-    start, resumed_from, prior_seconds, rng_state = 0, None, 0.0, None
-    best: dict[str, Any] | None = None
-    last = ckpt.last_checkpoint(ckpt_root) if cfg.resume else None
-    if last is not None:
-        meta = json.loads((last.path / ckpt.STATE).read_text())
-        if meta.get("fingerprint") != spec.fingerprint:
-            raise TrainingError(
-                f"{last.path}: checkpoint was made with another config or input "
-                f"({meta.get('fingerprint', '?')[:12]} vs {spec.fingerprint[:12]}); "
-                f"delete {run_dir} or pass --no-resume"
-            )
-        if meta.get("world_size", world) != world:
-            raise TrainingError(
-                f"{last.path}: checkpoint was made with {meta.get('world_size')} processes, "
-                f"this run has {world}; relaunch with the same number or pass --no-resume"
-            )
-        if not deepspeed:
-            loaded = ckpt.load_checkpoint(last)
-            _load_trainable(model, loaded.trainable, str(last.path))
-            optimizer.load_state_dict(loaded.optimizer)
-            scheduler.load_state_dict(loaded.scheduler)
-            rng_state = loaded.rng[rank] if rank < len(loaded.rng) else None
-        start, resumed_from = last.step, last.step
-        prior_seconds = float(meta.get("seconds", 0.0))
-        best = meta.get("best")
 
-    if deepspeed:
-        _fill_deepspeed_auto(acc.state.deepspeed_plugin.deepspeed_config, cfg, world, model)
-    model, optimizer = acc.prepare(model, optimizer)
-    if deepspeed and last is not None:
+def _resume(run: _Run) -> tuple[ckpt.CheckpointInfo | None, Any]:
+    """Load the last checkpoint when it belongs to this run; ``(checkpoint or None, this rank's RNG state)``.
+
+    A checkpoint made under another fingerprint or world size is refused, not
+    silently mixed in. Under DeepSpeed only the bookkeeping is read here; the
+    engine's state is loaded after :func:`_prepare` wraps the model.
+    """
+    if run.is_main:
+        run.ckpt_root.mkdir(parents=True, exist_ok=True)
+        ckpt.clean_partial(run.ckpt_root)
+    run.acc.wait_for_everyone()
+    last = ckpt.last_checkpoint(run.ckpt_root) if run.cfg.resume else None
+    if last is None:
+        return None, None
+    meta = json.loads((last.path / ckpt.STATE).read_text())
+    fingerprint = run.spec.fingerprint
+    if meta.get("fingerprint") != fingerprint:
+        raise TrainingError(
+            f"{last.path}: checkpoint was made with another config or input "
+            f"({meta.get('fingerprint', '?')[:12]} vs {fingerprint[:12]}); "
+            f"delete {run.run_dir} or pass --no-resume"
+        )
+    if meta.get("world_size", run.world) != run.world:
+        raise TrainingError(
+            f"{last.path}: checkpoint was made with {meta.get('world_size')} processes, "
+            f"this run has {run.world}; relaunch with the same number or pass --no-resume"
+        )
+    rng_state = None
+    if not run.deepspeed:
+        loaded = ckpt.load_checkpoint(last)
+        load_trainable(run.model, loaded.trainable, str(last.path))
+        run.optimizer.load_state_dict(loaded.optimizer)
+        run.scheduler.load_state_dict(loaded.scheduler)
+        rng_state = loaded.rng[run.rank] if run.rank < len(loaded.rng) else None
+    run.start = run.resumed_from = run.step = last.step
+    run.prior_seconds = float(meta.get("seconds", 0.0))
+    run.best = meta.get("best")
+    return last, rng_state
+
+
+def _prepare(run: _Run, last: ckpt.CheckpointInfo | None, rng_state: Any) -> None:
+    """Hand model and optimizer to accelerate, restore the engine / RNG state, open dvclive."""
+    acc = run.acc
+    if run.deepspeed:
+        fill_deepspeed_auto(acc.state.deepspeed_plugin.deepspeed_config, run.cfg, run.world, run.model)
+    run.model, run.optimizer = acc.prepare(run.model, run.optimizer)
+    if run.deepspeed and last is not None:
         acc.load_state(str(last.path / "accelerate"))
     if rng_state is not None:
         ckpt.restore_rng(rng_state)
+    run.tracker = Tracker(run.run_dir / "dvclive", enabled=run.is_main, resume_step=run.resumed_from)
+    run.tracker.log_params({"total_steps": run.total, "world_size": run.world, **run.spec.params})
 
-    tracker = Tracker(run_dir / "dvclive", enabled=is_main, resume_step=resumed_from)
-    tracker.log_params({"total_steps": total, "world_size": world, **spec.params})
-    device = acc.device
-    bs, accum = cfg.batch_size, cfg.grad_accum
-    global_batch = bs * accum * world
 
-    def save(step: int) -> None:
-        meta = {
-            "fingerprint": spec.fingerprint, "world_size": world, "total_steps": total,
-            "seconds": prior_seconds + time.monotonic() - t0, "best": best,
-        }
-        if deepspeed:
-            tmp = ckpt_root / f".{ckpt.checkpoint_name(step)}.tmp-ds"
-            acc.save_state(str(tmp / "accelerate"))
-            acc.wait_for_everyone()
-            if is_main:
-                (tmp / ckpt.STATE).write_text(json.dumps({"step": step, **meta}, indent=2, default=str))
-                os.replace(tmp, ckpt_root / ckpt.checkpoint_name(step))
-        else:
-            rngs = gather_object([ckpt.capture_rng()]) if world > 1 else [ckpt.capture_rng()]
-            if is_main:
-                ckpt.save_checkpoint(
-                    ckpt_root, step, trainable=trainable_state(acc.unwrap_model(model)),
-                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs, meta=meta,
-                )
-        if is_main:
-            ckpt.prune_checkpoints(ckpt_root, cfg.keep_checkpoints)
-        acc.wait_for_everyone()
-
-    def validate(step: int) -> None:
-        nonlocal best
-        if spec.evaluate is None:
-            return
-        # a ZeRO-3 forward all-gathers the weights, so every rank evaluates (same rows, same metrics)
-        if is_main or partitioned:
-            inner = acc.unwrap_model(model)
-            was_training = inner.training
-            inner.eval()
-            with torch.no_grad():
-                metrics = spec.evaluate(inner)
-            inner.train(was_training)
-            if is_main:
-                tracker.log(step, {f"valid/{k}": v for k, v in metrics.items()})
-            if spec.select is not None:
-                if spec.select not in metrics:
-                    raise TrainingError(f"validation returned no {spec.select!r} (got {sorted(metrics)})")
-                value = float(metrics[spec.select])
-                better = best is None or (value > best["value"] if spec.mode == "max" else value < best["value"])
-                if better:
-                    best = {"step": step, "metric": spec.select, "value": value, "metrics": metrics}
-                    tensors = _full_trainable(inner, partitioned)
-                    if is_main:
-                        ckpt.save_best(run_dir, tensors, best)
-        acc.wait_for_everyone()
-        best = gather_object([best])[0] if world > 1 else best
-
-    model.train()
-    losses: list[tuple[int, float]] = []
-    window: list[float] = []
-    stopped_early = False
-    step = start
-    with progress_bar(progress and is_main) as bar:
-        task = bar.add_task("train", total=total, completed=start, info="")
-        while step < total:
-            if spec.sampler is not None:
-                idx = np.asarray(spec.sampler(step, global_batch), dtype=np.int64)
-            else:
-                idx = batch_indices(step, global_batch, spec.n_examples, cfg.seed)
-            step_loss = torch.zeros((), device=device)
-            for k in range(accum):
-                lo = (k * world + rank) * bs
-                batch = move_to(spec.make_batch(idx[lo : lo + bs]), device)
-                # the DeepSpeed engine accumulates itself (ZeRO-2/3 refuse no_sync)
-                ctx = acc.no_sync(model) if k < accum - 1 and not deepspeed else contextlib.nullcontext()
-                with ctx, acc.autocast():
-                    loss = spec.loss_fn(model, batch)
-                    if not deepspeed:  # the DeepSpeed engine scales by its own accumulation count
-                        loss = loss / accum
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"loss is {loss.item()} at step {step + 1}; lower --lr")
-                if deepspeed:
-                    _deepspeed_backward(model, loss)
-                else:
-                    acc.backward(loss)
-                step_loss += loss.detach() / (accum if deepspeed else 1)
-            if cfg.max_grad_norm is not None and acc.sync_gradients and not deepspeed:
-                acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            mean_loss = float(acc.reduce(step_loss, reduction="mean")) if world > 1 else float(step_loss)
-            window.append(mean_loss)
-            lr = scheduler.get_last_lr()[0]
-            if step % cfg.log_every == 0 or step == total or step == start + 1:
-                avg = float(np.mean(window))
-                losses.append((step, avg))
-                tracker.log(step, {"train/loss": avg, "train/lr": lr})
-                window = []
+def _train(run: _Run, callbacks: Sequence[Callable[[StepInfo], None]], progress: bool) -> None:
+    """Optimizer steps from ``run.start`` to the total (or until ``max_minutes``), with validation and checkpoints."""
+    cfg, total = run.cfg, run.total
+    run.model.train()
+    with progress_bar(progress) as bar:
+        task = bar.add_task("train", total=total, completed=run.start, info="")
+        while run.step < total:
+            mean_loss = _step(run)
+            step = run.step
+            lr = run.scheduler.get_last_lr()[0]
+            _log_loss(run, mean_loss, lr)
             bar.update(task, completed=step, info=f"loss {mean_loss:.4f}")
             if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
-                validate(step)
+                _validate(run, step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-                save(step)
-            info = StepInfo(step, total, mean_loss, lr, run_dir, is_main)
+                _save(run, step)
+            info = StepInfo(step, total, mean_loss, lr, run.run_dir, run.is_main)
             for cb in callbacks:
                 cb(info)
-            if cfg.max_minutes is not None and step < total:
-                over = torch.tensor(
-                    float(prior_seconds + time.monotonic() - t0 > cfg.max_minutes * 60), device=device
-                )
-                if float(acc.reduce(over, reduction="sum")) > 0:
-                    stopped_early = True
-                    save(step)
-                    break
-    if partitioned:
-        _unpartition_zero3(model)
-        partitioned = False
-    validate(step)
+            if cfg.max_minutes is not None and step < total and _out_of_time(run):
+                run.stopped_early = True
+                _save(run, step)
+                break
+
+
+def _step(run: _Run) -> float:
+    """One optimizer step over ``grad_accum`` micro-batches per rank; returns its loss averaged over ranks.
+
+    The step's examples are a pure function of ``(seed, step)`` (or of the
+    spec's sampler); rank ``r`` takes its slices of them.
+    """
+    spec, cfg, acc, model = run.spec, run.cfg, run.acc, run.model
+    bs, accum, world, deepspeed = cfg.batch_size, cfg.grad_accum, run.world, run.deepspeed
+    global_batch = bs * accum * world
+    if spec.sampler is not None:
+        idx = np.asarray(spec.sampler(run.step, global_batch), dtype=np.int64)
+    else:
+        idx = batch_indices(run.step, global_batch, spec.n_examples, cfg.seed)
+    step_loss = torch.zeros((), device=acc.device)
+    for k in range(accum):
+        lo = (k * world + run.rank) * bs
+        batch = move_to(spec.make_batch(idx[lo : lo + bs]), acc.device)
+        # the DeepSpeed engine accumulates itself (ZeRO-2/3 refuse no_sync)
+        ctx = acc.no_sync(model) if k < accum - 1 and not deepspeed else contextlib.nullcontext()
+        with ctx, acc.autocast():
+            loss = spec.loss_fn(model, batch)
+            if not deepspeed:  # the DeepSpeed engine scales by its own accumulation count
+                loss = loss / accum
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss is {loss.item()} at step {run.step + 1}; lower --lr")
+        if deepspeed:
+            deepspeed_backward(model, loss)
+        else:
+            acc.backward(loss)
+        step_loss += loss.detach() / (accum if deepspeed else 1)
+    if cfg.max_grad_norm is not None and acc.sync_gradients and not deepspeed:
+        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    return float(acc.reduce(step_loss, reduction="mean")) if world > 1 else float(step_loss)
+
+
+def _log_loss(run: _Run, mean_loss: float, lr: float) -> None:
+    """Average the losses since the last log into one point every ``log_every`` steps (and the first and last)."""
+    step = run.step
+    run.window.append(mean_loss)
+    if step % run.cfg.log_every == 0 or step == run.total or step == run.start + 1:
+        avg = float(np.mean(run.window))
+        run.losses.append((step, avg))
+        run.tracker.log(step, {"train/loss": avg, "train/lr": lr})
+        run.window = []
+
+
+def _out_of_time(run: _Run) -> bool:
+    """True on every rank once any rank is past ``max_minutes`` (so all stop at the same step)."""
+    over = torch.tensor(float(run.seconds() > run.cfg.max_minutes * 60), device=run.acc.device)  # type: ignore[operator]
+    return float(run.acc.reduce(over, reduction="sum")) > 0
+
+
+def _save(run: _Run, step: int) -> None:
+    """Checkpoint ``step`` (every rank's RNG state with it), then prune to ``keep_checkpoints``."""
+    from accelerate.utils import gather_object
+
+    acc, is_main, root = run.acc, run.is_main, run.ckpt_root
+    meta = {
+        "fingerprint": run.spec.fingerprint, "world_size": run.world, "total_steps": run.total,
+        "seconds": run.seconds(), "best": run.best,
+    }  # fmt: skip
+    if run.deepspeed:
+        tmp = root / f".{ckpt.checkpoint_name(step)}.tmp-ds"
+        acc.save_state(str(tmp / "accelerate"))
+        acc.wait_for_everyone()
+        if is_main:
+            (tmp / ckpt.STATE).write_text(json.dumps({"step": step, **meta}, indent=2, default=str))
+            os.replace(tmp, root / ckpt.checkpoint_name(step))
+    else:
+        rngs = gather_object([ckpt.capture_rng()]) if run.world > 1 else [ckpt.capture_rng()]
+        if is_main:
+            ckpt.save_checkpoint(
+                root, step, trainable=trainable_state(acc.unwrap_model(run.model)),
+                optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(), rng=rngs, meta=meta,
+            )  # fmt: skip
+    if is_main:
+        ckpt.prune_checkpoints(root, run.cfg.keep_checkpoints)
     acc.wait_for_everyone()
-    inner = acc.unwrap_model(model)
-    if spec.select is not None and best is not None:
-        loaded_best = ckpt.load_best(run_dir)
+
+
+def _validate(run: _Run, step: int) -> None:
+    """Evaluate, log ``valid/*`` and keep the best weights by ``spec.select``; every rank ends with the same best."""
+    from accelerate.utils import gather_object
+
+    spec, acc, is_main = run.spec, run.acc, run.is_main
+    if spec.evaluate is None:
+        return
+    # a ZeRO-3 forward all-gathers the weights, so every rank evaluates (same rows, same metrics)
+    if is_main or run.partitioned:
+        inner = acc.unwrap_model(run.model)
+        was_training = inner.training
+        inner.eval()
+        with torch.no_grad():
+            metrics = spec.evaluate(inner)
+        inner.train(was_training)
+        if is_main:
+            run.tracker.log(step, {f"valid/{k}": v for k, v in metrics.items()})
+        if spec.select is not None:
+            _keep_if_best(run, step, inner, metrics)
+    acc.wait_for_everyone()
+    run.best = gather_object([run.best])[0] if run.world > 1 else run.best
+
+
+def _keep_if_best(run: _Run, step: int, inner: nn.Module, metrics: dict[str, float]) -> None:
+    """Record ``step`` as the best and write its trainable weights when ``spec.select`` improved."""
+    spec, best = run.spec, run.best
+    if spec.select not in metrics:
+        raise TrainingError(f"validation returned no {spec.select!r} (got {sorted(metrics)})")
+    value = float(metrics[spec.select])  # type: ignore[index]
+    better = best is None or (value > best["value"] if spec.mode == "max" else value < best["value"])
+    if better:
+        run.best = {"step": step, "metric": spec.select, "value": value, "metrics": metrics}
+        tensors = full_trainable(inner, run.partitioned)
+        if run.is_main:
+            ckpt.save_best(run.run_dir, tensors, run.best)
+
+
+def _finish(run: _Run) -> LoopResult:
+    """Final validation, the best weights loaded back (keep-best), every rank's weight fingerprint."""
+    from accelerate.utils import gather_object
+
+    acc = run.acc
+    if run.partitioned:
+        unpartition_zero3(run.model)
+        run.partitioned = False
+    _validate(run, run.step)
+    acc.wait_for_everyone()
+    inner = acc.unwrap_model(run.model)
+    if run.spec.select is not None and run.best is not None:
+        loaded_best = ckpt.load_best(run.run_dir)
         if loaded_best is not None:
-            _load_trainable(inner, loaded_best[0], str(run_dir / "best"))
+            load_trainable(inner, loaded_best[0], str(run.run_dir / "best"))
     fp = params_fingerprint(trainable_state(inner))
-    fps = gather_object([fp]) if world > 1 else [fp]
-    tracker.close()
+    fps = gather_object([fp]) if run.world > 1 else [fp]
+    run.tracker.close()
     return LoopResult(
-        steps=step, total_steps=total, resumed_from=resumed_from, stopped_early=stopped_early,
-        seconds=time.monotonic() - t0, losses=losses, best=best, world_size=world,
+        steps=run.step, total_steps=run.total, resumed_from=run.resumed_from, stopped_early=run.stopped_early,
+        seconds=time.monotonic() - run.t0, losses=run.losses, best=run.best, world_size=run.world,
         rank_fingerprints=list(fps), model=inner,
     )
-
-
-def _deepspeed_backward(engine: Any, loss: torch.Tensor) -> None:
-    """Backward and step through the engine, which steps the optimizer every ``grad_accum`` micro-batches.
-
-    ``accelerator.backward`` would mark every micro-batch as an accumulation
-    boundary (this loop does not use ``accelerator.accumulate``), stepping
-    the optimizer ``grad_accum`` times per step.
-    """
-    engine.backward(loss)
-    engine.step()
 
 
 def finish_run_dir(run_dir: Path, cfg: LoopConfig, is_main: bool) -> None:

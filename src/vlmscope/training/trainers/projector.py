@@ -29,7 +29,8 @@ from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
 from vlmscope.training.data import Example, load_examples, subsample
 from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
-from vlmscope.training.engine.loop import LoopResult, StepInfo, trainable_state
+from vlmscope.training.engine.loop import LoopResult, StepInfo
+from vlmscope.training.engine.params import trainable_state
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
 from vlmscope.training.trainers.vlm_setup import check_answers, freeze_except
 

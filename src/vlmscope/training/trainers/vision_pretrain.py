@@ -45,7 +45,8 @@ from torch import nn
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.training.data import Example, ImageCache, row_matches
-from vlmscope.training.engine.loop import adamw, progress_bar
+from vlmscope.training.engine.loop import progress_bar
+from vlmscope.training.engine.params import adamw
 
 __all__ = ["PretrainHead", "VisionPretrainConfig", "head_rows", "pooled_patch_features", "pretrain_vision"]
 

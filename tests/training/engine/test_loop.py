@@ -12,13 +12,8 @@ from torch import nn
 from vlmscope.errors import TrainingError
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.engine.checkpoint import list_checkpoints
-from vlmscope.training.engine.loop import (
-    LoopSpec,
-    StepInfo,
-    params_fingerprint,
-    run_loop,
-    trainable_state,
-)
+from vlmscope.training.engine.loop import LoopSpec, StepInfo, run_loop
+from vlmscope.training.engine.params import params_fingerprint, trainable_state
 from vlmscope.training.engine.schedule import batch_indices, cosine_with_warmup, warmup_steps
 
 

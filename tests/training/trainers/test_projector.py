@@ -14,9 +14,9 @@ from vlmscope.errors import TrainingError
 from vlmscope.models import load_model
 from vlmscope.models.merge import merge_tensors
 from vlmscope.models.weights import read_tensors, tensor_names
+from vlmscope.scoring.answer_span import mask_bbox
 from vlmscope.training.config import LoopConfig, SubsampleConfig
 from vlmscope.training.data import load_examples, subsample
-from vlmscope.scoring.answer_span import mask_bbox
 from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
 
 

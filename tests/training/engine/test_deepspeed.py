@@ -22,11 +22,11 @@ from safetensors.torch import load_file
 
 from vlmscope.models import load_model
 from vlmscope.models.weights import read_tensors, tensor_names
-from vlmscope.training.engine.loop import params_fingerprint
+from vlmscope.training.engine.params import params_fingerprint
 
 pytest.importorskip("deepspeed")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 """The accelerate configs name their DeepSpeed JSON relative to the repository root."""
 
 
