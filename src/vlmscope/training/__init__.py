@@ -15,8 +15,7 @@ Imports are lazy so that ``import vlmscope.training`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from vlmscope._lazy import lazy_exports
 
 __all__ = [
     "ClipTrainConfig",
@@ -37,27 +36,17 @@ __all__ = [
     "train_projector",
 ]
 
-_WHERE = {
-    "LoopConfig": "config",
-    "SubsampleConfig": "config",
-    "ProjectorTrainConfig": "projector",
-    "train_projector": "projector",
-    "LoraTrainConfig": "lora",
-    "train_lora": "lora",
-    "OutputLayerTrainConfig": "output_layer",
-    "train_output_layer": "output_layer",
-    "ClipTrainConfig": "clip",
-    "train_clip": "clip",
-    "DefaultTrainConfig": "default_model",
-    "train_default": "default_model",
-    "GradcamConfig": "gradcam",
-    "merge_adapter": "merge",
-    "merge_tensors": "merge",
-    "run_loop": "loop",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(f"vlmscope.training.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'vlmscope.training' has no attribute {name!r}")
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "config": ("LoopConfig", "SubsampleConfig"),
+        "projector": ("ProjectorTrainConfig", "train_projector"),
+        "lora": ("LoraTrainConfig", "train_lora"),
+        "output_layer": ("OutputLayerTrainConfig", "train_output_layer"),
+        "clip": ("ClipTrainConfig", "train_clip"),
+        "default_model": ("DefaultTrainConfig", "train_default"),
+        "gradcam": ("GradcamConfig",),
+        "merge": ("merge_adapter", "merge_tensors"),
+        "loop": ("run_loop",),
+    },
+)
