@@ -17,6 +17,8 @@ record and the field in its error:
 - :class:`ImportReport` counts every dropped row by reason; it is written to
   ``DATASET/import_report.json`` and printed by the CLI, so nothing is
   dropped silently.
+- :func:`write_import` writes the dataset with the params and report every
+  importer records, so all imports are described alike in ``dataset.json``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import polars as pl
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
+from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "infer_split",
     "load_json",
     "safe_relative",
+    "write_import",
 ]
 
 ImageMode = Literal["link", "copy"]
@@ -255,3 +260,37 @@ class ImageSink:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
                     raise
         shutil.copyfile(src, dest)
+
+
+def write_import(
+    out: str | os.PathLike[str],
+    config: BaseModel,
+    report: ImportReport,
+    build: Callable[[Path], pl.DataFrame],
+    *,
+    sources: Any,
+    seed: int | None = None,
+    **params: Any,
+) -> ImportReport:
+    """Write the dataset ``out`` atomically, as every importer does; returns ``report``.
+
+    ``build(tmp)`` places the images and returns the manifest; the report is
+    then written beside it as ``import_report.json``. ``dataset.json`` names the
+    importer (``report.importer``) and records the config, the ``sources`` and
+    any further ``params`` (in that order), and the report under ``extra``.
+    """
+
+    def build_and_report(tmp: Path) -> pl.DataFrame:
+        df = build(tmp)
+        (tmp / REPORT).write_text(report.to_json())
+        return df
+
+    write_dataset(
+        out,
+        generator=report.importer,
+        params={**config.model_dump(), "sources": [str(s) for s in sources], **params},
+        seed=seed,
+        build=build_and_report,
+        extra={"import_report": report.to_dict()},
+    )
+    return report

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 from pydantic import field_validator
 
-from vlmscope.data.importers.common import REPORT, ImageSink, ImportConfigBase, ImportReport
-from vlmscope.data.manifest import write_dataset
+from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, write_import
 from vlmscope.errors import ImporterError, NotFound
+from vlmscope.templates import check_template
 
 __all__ = ["CountBenchImportConfig", "import_countbench", "REQUIRED"]
 
@@ -47,13 +47,7 @@ class CountBenchImportConfig(ImportConfigBase):
     @field_validator("prompt_template")
     @classmethod
     def _template(cls, v: str) -> str:
-        if "{question}" not in v:
-            raise ValueError(f"prompt_template must contain {{question}}, got {v!r}")
-        try:
-            v.format(question="q")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
-        return v
+        return check_template(v, "prompt_template", ("question",))
 
 
 def _parquet_files(src: Path) -> list[Path]:
@@ -158,7 +152,6 @@ def import_countbench(
     def build(tmp: Path) -> pl.DataFrame:
         sink = ImageSink(tmp, "copy")
         image_paths = [sink.write(PurePosixPath(f"{r['sample_id']}.{r['ext']}"), r["data"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
         return pl.DataFrame(
             {
                 "sample_id": [r["sample_id"] for r in rows],
@@ -173,12 +166,4 @@ def import_countbench(
             schema_overrides={"count": pl.Int64, "text": pl.String},
         )
 
-    write_dataset(
-        out,
-        generator="countbench",
-        params={**config.model_dump(), "sources": [str(s) for s in sources]},
-        seed=None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    return write_import(out, config, report, build, sources=sources)

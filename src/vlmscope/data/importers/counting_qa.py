@@ -26,7 +26,6 @@ import polars as pl
 from pydantic import Field
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -35,8 +34,8 @@ from vlmscope.data.importers.common import (
     image_readable,
     load_json,
     safe_relative,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = ["CountingQaImportConfig", "import_counting_qa", "parse_entity"]
@@ -190,7 +189,6 @@ def import_counting_qa(
     def build(tmp: Path) -> pl.DataFrame:
         sink = ImageSink(tmp, config.image_mode)
         image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
         cols = [
             "sample_id",
             "prompt",
@@ -218,12 +216,4 @@ def import_counting_qa(
             pl.exclude("sample_id", "image", "prompt", "answer", "split", "answer_type"),
         )
 
-    write_dataset(
-        out,
-        generator="counting-qa",
-        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
-        seed=None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    return write_import(out, config, report, build, sources=sources, images=str(images))

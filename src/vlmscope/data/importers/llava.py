@@ -41,7 +41,6 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -51,8 +50,8 @@ from vlmscope.data.importers.common import (
     infer_split,
     load_json,
     safe_relative,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = ["LlavaImportConfig", "import_llava", "split_box", "read_class_list"]
@@ -241,7 +240,6 @@ def import_llava(
     def build(tmp: Path) -> pl.DataFrame:
         sink = ImageSink(tmp, config.image_mode)
         image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
         cols: dict[str, Any] = {
             "sample_id": [r["sample_id"] for r in rows],
             "image": image_paths,
@@ -263,17 +261,13 @@ def import_llava(
         )
         return pl.DataFrame(cols, schema_overrides=schema)
 
-    write_dataset(
+    return write_import(
         out,
-        generator="llava",
-        params={
-            **config.model_dump(),
-            "sources": [str(s) for s in sources],
-            "images": str(images),
-            "seen_classes": None if seen_classes is None else str(seen_classes),
-        },
+        config,
+        report,
+        build,
+        sources=sources,
         seed=config.seed,
-        build=build,
-        extra={"import_report": report.to_dict()},
+        images=str(images),
+        seen_classes=None if seen_classes is None else str(seen_classes),
     )
-    return report

@@ -28,7 +28,6 @@ import polars as pl
 from pydantic import field_validator
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -38,9 +37,10 @@ from vlmscope.data.importers.common import (
     infer_split,
     load_json,
     safe_relative,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
+from vlmscope.templates import check_template
 
 __all__ = ["PixmoCountImportConfig", "import_pixmo_count", "find_sample_files"]
 
@@ -61,13 +61,7 @@ class PixmoCountImportConfig(ImportConfigBase):
     @field_validator("prompt_template")
     @classmethod
     def _template(cls, v: str) -> str:
-        if "{label}" not in v:
-            raise ValueError(f"prompt_template must contain {{label}}, got {v!r}")
-        try:
-            v.format(label="x")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
-        return v
+        return check_template(v, "prompt_template", ("label",))
 
 
 def find_sample_files(src: Path) -> list[Path]:
@@ -183,7 +177,6 @@ def import_pixmo_count(
     def build(tmp: Path) -> pl.DataFrame:
         sink = ImageSink(tmp, config.image_mode)
         image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
         return pl.DataFrame(
             {
                 "sample_id": ids,
@@ -206,12 +199,4 @@ def import_pixmo_count(
             },
         )
 
-    write_dataset(
-        out,
-        generator="pixmo-count",
-        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
-        seed=None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    return write_import(out, config, report, build, sources=sources, images=str(images))

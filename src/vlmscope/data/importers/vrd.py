@@ -40,7 +40,6 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -50,9 +49,10 @@ from vlmscope.data.importers.common import (
     infer_split,
     load_json,
     safe_relative,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError
+from vlmscope.templates import check_template
 
 __all__ = ["VrdImportConfig", "import_vrd", "base_label", "SPATIAL_RELATIONS", "DEPTH_RELATIONS", "CSV_NAME"]
 
@@ -92,14 +92,7 @@ class VrdImportConfig(ImportConfigBase):
     @field_validator("prompt_template")
     @classmethod
     def _template(cls, v: str) -> str:
-        for key in ("{subj}", "{obj}"):
-            if key not in v:
-                raise ValueError(f"prompt_template must contain {key}, got {v!r}")
-        try:
-            v.format(subj="s", obj="o", choices="c")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
-        return v
+        return check_template(v, "prompt_template", ("subj", "obj"), ("choices",))
 
 
 def base_label(name: str) -> str:
@@ -248,7 +241,6 @@ def import_vrd(
                 "relationship": [r["relationship"] for r in rows],
             }
         ).write_csv(tmp / CSV_NAME)
-        (tmp / REPORT).write_text(report.to_json())
         return pl.DataFrame(
             {
                 "sample_id": [r["sample_id"] for r in rows],
@@ -268,12 +260,5 @@ def import_vrd(
             schema_overrides={"choices": pl.List(pl.String), "answer_index": pl.Int64},
         )
 
-    write_dataset(
-        out,
-        generator="vrd",
-        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
-        seed=config.seed if config.balance else None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    seed = config.seed if config.balance else None
+    return write_import(out, config, report, build, sources=sources, seed=seed, images=str(images))
