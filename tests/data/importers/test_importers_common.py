@@ -1,13 +1,14 @@
-"""write_import: how every importer writes its dataset (params, report file, report in dataset.json)."""
+"""The plumbing every importer shares: image checks, row counts and placement, writing the dataset."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from vlmscope.data.importers.common import ImportConfigBase, ImportReport, write_import
+from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, usable_image, write_import
 from vlmscope.data.manifest import INFO, REQUIRED_COLUMNS
 
 
@@ -29,3 +30,25 @@ def test_write_import_records_config_sources_params_and_report(tmp_path: Path) -
     assert info["params"] == {"image_mode": "link", "sources": ["s1", "s2"], "images": "imgs"}
     assert info["extra"]["import_report"] == report.to_dict()
     assert (out / "import_report.json").read_text() == report.to_json()
+
+
+def test_usable_image_drops_missing_and_unreadable_images_by_reason(tmp_path: Path, png: Callable[..., Path]) -> None:
+    report = ImportReport("demo")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert usable_image(png(tmp_path / "ok.png"), "ok", report)
+    assert not usable_image(None, "gone.png", report, 3)
+    assert not usable_image(bad, "bad.png", report)
+    assert report.dropped == {"missing_image": 3, "unreadable_image": 1}
+    assert report.examples == {"missing_image": ["gone.png"], "unreadable_image": ["bad.png"]}
+
+
+def test_rows_are_counted_and_placed_by_their_rel_path(tmp_path: Path, png: Callable[..., Path]) -> None:
+    a, b = png(tmp_path / "src" / "a.png"), png(tmp_path / "src" / "b.png")
+    rows = [{"src": a, "rel": PurePosixPath("x/a.png")}, {"src": b, "rel": "b.png"}, {"src": a, "rel": "x/a.png"}]
+    report = ImportReport("demo")
+    report.count_rows(rows)
+    assert (report.n_rows, report.n_images) == (3, 2)
+    out = tmp_path / "ds"
+    assert ImageSink(out, "copy").place_rows(rows) == ["images/x/a.png", "images/b.png", "images/x/a.png"]
+    assert (out / "images" / "x" / "a.png").read_bytes() == a.read_bytes()

@@ -50,6 +50,7 @@ __all__ = [
     "field",
     "find_image",
     "image_readable",
+    "usable_image",
     "infer_split",
     "load_json",
     "safe_relative",
@@ -91,6 +92,10 @@ class ImportReport:
         ex = self.examples.setdefault(reason, [])
         if len(ex) < _MAX_EXAMPLES and example not in ex:
             ex.append(example)
+
+    def count_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Record the rows to write and their distinct images (rows carry the image's ``rel`` path)."""
+        self.n_rows, self.n_images = len(rows), len({str(r["rel"]) for r in rows})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -194,6 +199,21 @@ def image_readable(path: Path) -> bool:
         return False
 
 
+def usable_image(src: Path | None, example: str, report: ImportReport, n: int = 1) -> bool:
+    """Whether ``src`` was found and opens as an image; if not, its ``n`` rows are dropped as such.
+
+    The reasons (``missing_image``, ``unreadable_image``) are the same in every
+    importer, so the report reads alike whatever the source.
+    """
+    if src is None:
+        report.drop("missing_image", example, n)
+        return False
+    if not image_readable(src):
+        report.drop("unreadable_image", example, n)
+        return False
+    return True
+
+
 _SPLIT_WORDS = (("train", "train"), ("valid", "valid"), ("val", "valid"), ("test", "test"))
 
 
@@ -239,6 +259,10 @@ class ImageSink:
         self._link_or_copy(src, dest)
         self._placed[dest_rel] = src
         return dest_rel
+
+    def place_rows(self, rows: list[dict[str, Any]]) -> list[str]:
+        """:meth:`place` each row's ``src`` at its ``rel``; the manifest paths in row order."""
+        return [self.place(r["src"], PurePosixPath(r["rel"])) for r in rows]
 
     def write(self, rel: PurePosixPath, data: bytes) -> str:
         """Write image bytes to ``images/<rel>`` (importers whose images live inside the source)."""

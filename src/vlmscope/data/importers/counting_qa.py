@@ -31,9 +31,9 @@ from vlmscope.data.importers.common import (
     ImportReport,
     field,
     find_image,
-    image_readable,
     load_json,
     safe_relative,
+    usable_image,
     write_import,
 )
 from vlmscope.errors import ImporterError, NotFound
@@ -158,11 +158,7 @@ def import_counting_qa(
                     todo.append((entity, kind, question, _answer(answers, image_id, entity, kind, apath)))
             if not todo:
                 continue
-            if src_img is None:
-                report.drop("missing_image", image_id, len(todo))
-                continue
-            if not image_readable(src_img):
-                report.drop("unreadable_image", image_id, len(todo))
+            if not usable_image(src_img, image_id, report, len(todo)):
                 continue
             for entity, kind, question, count in todo:
                 sid = f"{image_id}-{entity}-{kind}"
@@ -184,11 +180,10 @@ def import_counting_qa(
                 )
     if not rows:
         raise ImporterError(f"counting-qa: no rows to write; {report.summary()}")
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         cols = [
             "sample_id",
             "prompt",

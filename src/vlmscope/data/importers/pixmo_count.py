@@ -33,10 +33,10 @@ from vlmscope.data.importers.common import (
     ImportReport,
     field,
     find_image,
-    image_readable,
     infer_split,
     load_json,
     safe_relative,
+    usable_image,
     write_import,
 )
 from vlmscope.errors import ImporterError, NotFound
@@ -128,11 +128,7 @@ def _read(
                 raise ImporterError(f"{where}: field {name!r} must be a string, got {v!r:.80}")
         points = _points(rec.get("points"), where)
         src = find_image(images, rel)
-        if src is None:
-            report.drop("missing_image", str(rel))
-            continue
-        if not image_readable(src):
-            report.drop("unreadable_image", str(rel))
+        if not usable_image(src, str(rel), report):
             continue
         if cfg.verify_sha256:
             if sha is None:
@@ -172,11 +168,10 @@ def import_pixmo_count(
         raise ImporterError("pixmo-count: two sources map to the same split; import each split folder once")
     if not rows:
         raise ImporterError(f"pixmo-count: no rows to write; {report.summary()}")
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         return pl.DataFrame(
             {
                 "sample_id": ids,

@@ -33,7 +33,7 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
@@ -45,10 +45,10 @@ from vlmscope.data.importers.common import (
     ImportReport,
     field,
     find_image,
-    image_readable,
     infer_split,
     load_json,
     safe_relative,
+    usable_image,
     write_import,
 )
 from vlmscope.errors import ImporterError
@@ -145,11 +145,7 @@ def _read_rows(
         if not candidates:
             continue
         src = find_image(images, rel, (f"sg_{split}_images",))
-        if src is None:
-            report.drop("missing_image", filename, len(candidates))
-            continue
-        if not image_readable(src):
-            report.drop("unreadable_image", filename, len(candidates))
+        if not usable_image(src, filename, report, len(candidates)):
             continue
         for j, subj, obj, relationship in candidates:
             rows.append(
@@ -228,11 +224,10 @@ def import_vrd(
         raise ImporterError(f"vrd: no rows left after filtering; {report.summary()}")
     choices = list(config.relations)
     choice_text = ", ".join(choices)
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], PurePosixPath(r["rel"])) for r in rows]
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         pl.DataFrame(
             {
                 "img_path": image_paths,
