@@ -8,6 +8,9 @@ import numpy as np
 
 __all__ = ["plot_rank_by_layer", "plot_ffn_by_layer"]
 
+_UNIT = (-0.02, 1.02)
+"""y range of a fraction panel (a little room around 0 and 1)."""
+
 
 def _figure(n_panels: int):
     import matplotlib
@@ -28,7 +31,7 @@ def _two_lines(
     solid: tuple[np.ndarray, str],
     dashed: tuple[np.ndarray, str],
     *,
-    xlabel: str,
+    xlabel: str = "layer (0 = embeddings)",
     ylabel: str | None = None,
     ylim: tuple[float, float] | None = None,
     yscale: str | None = None,
@@ -67,36 +70,15 @@ def plot_rank_by_layer(
 ) -> Path:
     """Target rank per layer (log axis) beside top-1 accuracy and target probability."""
     plt, fig, (ax_rank, ax_acc) = _figure(2)
-    _two_lines(
-        ax_rank,
-        layers,
-        (mean_rank, "mean rank"),
-        (median_rank, "median rank"),
-        yscale="log",
-        xlabel="layer (0 = embeddings)",
-        ylabel="target token rank (1 = top)",
-    )
-    _two_lines(
-        ax_acc,
-        layers,
-        (top1, "top-1 accuracy"),
-        (mean_prob, "mean target probability"),
-        ylim=(-0.02, 1.02),
-        xlabel="layer (0 = embeddings)",
-    )
+    rank_label = "target token rank (1 = top)"
+    _two_lines(ax_rank, layers, (mean_rank, "mean rank"), (median_rank, "median rank"), yscale="log", ylabel=rank_label)
+    _two_lines(ax_acc, layers, (top1, "top-1 accuracy"), (mean_prob, "mean target probability"), ylim=_UNIT)
     return _save(plt, fig, title, out)
 
 
 def plot_ffn_by_layer(out: Path, layers: np.ndarray, in_top: np.ndarray, in_random: np.ndarray, *, title: str) -> Path:
     """Fraction of samples whose label is among the top-neuron vs random-neuron tokens, per layer."""
     plt, fig, (ax,) = _figure(1)
-    _two_lines(
-        ax,
-        layers,
-        (in_top, "top neurons"),
-        (in_random, "random neurons"),
-        ylim=(-0.02, 1.02),
-        xlabel="layer (MLP of block layer-1)",
-        ylabel="fraction with the label among tokens",
-    )
+    labels = {"xlabel": "layer (MLP of block layer-1)", "ylabel": "fraction with the label among tokens"}
+    _two_lines(ax, layers, (in_top, "top neurons"), (in_random, "random neurons"), ylim=_UNIT, **labels)
     return _save(plt, fig, title, out)
