@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmscope.templates import check_template
+from vlmscope.templates import check_template, template_check
 
 
 def test_a_template_with_its_placeholders_passes_unchanged() -> None:
@@ -26,3 +26,16 @@ def test_a_template_with_its_placeholders_passes_unchanged() -> None:
 def test_missing_or_unknown_placeholders_are_named(template: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_template(template, "prompt_template", ("label",))
+
+
+def test_template_check_names_the_config_field_it_guards() -> None:
+    from typing import Annotated
+
+    from pydantic import BaseModel, ValidationError
+
+    class Cfg(BaseModel):
+        contrastive_template: Annotated[str, template_check("option")] = "Answer: {option}"
+
+    assert Cfg().contrastive_template == "Answer: {option}"
+    with pytest.raises(ValidationError, match=r"contrastive_template must contain \{option\}"):
+        Cfg(contrastive_template="Answer:")

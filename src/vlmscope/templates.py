@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["check_template"]
+from pydantic import AfterValidator, ValidationInfo
+
+__all__ = ["check_template", "template_check"]
 
 
 def check_template(template: str, field: str, required: Sequence[str], optional: Sequence[str] = ()) -> str:
@@ -28,3 +30,15 @@ def check_template(template: str, field: str, required: Sequence[str], optional:
     except (KeyError, IndexError, ValueError) as e:
         raise ValueError(f"{field} {template!r} has an unknown placeholder: {e}") from None
     return template
+
+
+def template_check(*required: str, optional: Sequence[str] = ()) -> AfterValidator:
+    """A field validator running :func:`check_template` under the field's own name.
+
+    Use as ``prompt_template: Annotated[str, template_check("label")] = "..."``.
+    """
+
+    def check(template: str, info: ValidationInfo) -> str:
+        return check_template(template, str(info.field_name), required, optional)
+
+    return AfterValidator(check)

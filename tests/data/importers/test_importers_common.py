@@ -7,8 +7,13 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import polars as pl
+import pytest
+from pydantic import ValidationError
 
 from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, usable_image, write_import
+from vlmscope.data.importers.countbench import CountBenchImportConfig
+from vlmscope.data.importers.pixmo_count import PixmoCountImportConfig
+from vlmscope.data.importers.vrd import VrdImportConfig
 from vlmscope.data.manifest import INFO, REQUIRED_COLUMNS
 
 
@@ -52,3 +57,18 @@ def test_rows_are_counted_and_placed_by_their_rel_path(tmp_path: Path, png: Call
     out = tmp_path / "ds"
     assert ImageSink(out, "copy").place_rows(rows) == ["images/x/a.png", "images/b.png", "images/x/a.png"]
     assert (out / "images" / "x" / "a.png").read_bytes() == a.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("config", "template", "message"),
+    [
+        (CountBenchImportConfig, "How many?", r"prompt_template must contain \{question\}"),
+        (PixmoCountImportConfig, "How many {label} {x}?", r"prompt_template .* has an unknown placeholder: 'x'"),
+        (VrdImportConfig, "{subj} and {obj}: {other}", r"has an unknown placeholder: 'other'"),
+        (VrdImportConfig, "{subj} only", r"prompt_template must contain \{obj\}"),
+    ],
+)
+def test_importer_prompt_templates_are_checked(config: type, template: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        config(prompt_template=template)
+    assert VrdImportConfig(prompt_template="{subj} {obj} [{choices}]").prompt_template == "{subj} {obj} [{choices}]"

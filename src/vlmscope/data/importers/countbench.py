@@ -20,16 +20,15 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
-from pydantic import field_validator
 
 from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, write_import
 from vlmscope.errors import ImporterError, NotFound
-from vlmscope.templates import check_template
+from vlmscope.templates import template_check
 
 __all__ = ["CountBenchImportConfig", "import_countbench", "REQUIRED"]
 
@@ -41,13 +40,8 @@ class CountBenchImportConfig(ImportConfigBase):
     """How CountBenchQA rows become manifest rows (``image_mode`` is unused: images are written)."""
 
     split: Literal["train", "valid", "test"] = "test"
-    prompt_template: str = "{question}"
+    prompt_template: Annotated[str, template_check("question")] = "{question}"
     """Question text; ``{question}`` is the row's question (add e.g. an answer-format hint)."""
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        return check_template(v, "prompt_template", ("question",))
 
 
 def _parquet_files(src: Path) -> list[Path]:

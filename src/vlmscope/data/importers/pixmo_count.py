@@ -22,10 +22,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import field_validator
 
 from vlmscope.data.importers.common import (
     ImageSink,
@@ -40,7 +39,7 @@ from vlmscope.data.importers.common import (
     write_import,
 )
 from vlmscope.errors import ImporterError, NotFound
-from vlmscope.templates import check_template
+from vlmscope.templates import template_check
 
 __all__ = ["PixmoCountImportConfig", "import_pixmo_count", "find_sample_files"]
 
@@ -53,15 +52,12 @@ class PixmoCountImportConfig(ImportConfigBase):
 
     split: Literal["train", "valid", "test"] | None = None
     """Split for all rows; ``None`` takes it from the folder holding ``samples.json``."""
-    prompt_template: str = "How many {label} are there? Answer using as few words as possible."
+    prompt_template: Annotated[str, template_check("label")] = (
+        "How many {label} are there? Answer using as few words as possible."
+    )
     """Question text; ``{label}`` is the record's label."""
     verify_sha256: bool = False
     """Drop (and count) images whose SHA-256 differs from ``image_sha256``."""
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        return check_template(v, "prompt_template", ("label",))
 
 
 def find_sample_files(src: Path) -> list[Path]:

@@ -34,7 +34,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator
@@ -52,7 +52,7 @@ from vlmscope.data.importers.common import (
     write_import,
 )
 from vlmscope.errors import ImporterError
-from vlmscope.templates import check_template
+from vlmscope.templates import template_check
 
 __all__ = ["VrdImportConfig", "import_vrd", "base_label", "SPATIAL_RELATIONS", "DEPTH_RELATIONS", "CSV_NAME"]
 
@@ -78,7 +78,9 @@ class VrdImportConfig(ImportConfigBase):
     seed: int = 42
     split: Literal["train", "valid", "test"] | None = None
     """Split for all rows; ``None`` reads it from the file name (``sg_train_...`` -> train)."""
-    prompt_template: str = "What is the spatial relation of the {subj} to the {obj}? Choose one of [{choices}]."
+    prompt_template: Annotated[str, template_check("subj", "obj", optional=("choices",))] = (
+        "What is the spatial relation of the {subj} to the {obj}? Choose one of [{choices}]."
+    )
     """Question text; ``{subj}``, ``{obj}`` and ``{choices}`` (comma-joined relations) are filled in."""
 
     @field_validator("relations")
@@ -88,11 +90,6 @@ class VrdImportConfig(ImportConfigBase):
         if any(not r for r in v) or len(set(v)) != len(v):
             raise ValueError(f"relations must be distinct non-empty names, got {v}")
         return v
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        return check_template(v, "prompt_template", ("subj", "obj"), ("choices",))
 
 
 def base_label(name: str) -> str:
