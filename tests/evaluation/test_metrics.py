@@ -70,6 +70,14 @@ PAIRS = pl.DataFrame(
 )
 
 
+def test_paired_stats_takes_other_column_names() -> None:
+    renamed = PAIRS.rename({"variant": "kind", "correct": "ok"}).with_columns(
+        pl.col("kind").replace({"original": "orig", "masked": "mask"})
+    )
+    st = paired_stats(renamed, key=["source_id"], variant="kind", original="orig", masked="mask", correct="ok")
+    assert st == paired_stats(PAIRS, key=["source_id"])
+
+
 def test_paired_stats_by_hand() -> None:
     st = paired_stats(PAIRS, key=["source_id"])
     assert st is not None and st.n_pairs == 6

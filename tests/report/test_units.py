@@ -207,3 +207,20 @@ def test_attention_examples_prefer_distinct_test_images() -> None:
     assert _select_samples(ds, 2) == [1, 3]
     assert _select_samples(ds, 3) == [1, 2, 3]
     assert _select_samples(ds.drop_vars("image"), 2) == [1, 2]
+
+
+def test_context_attempt_shows_an_unusable_input_in_place_and_goes_on(tmp_path: Path) -> None:
+    from vlmscope.report.config import ReportConfig
+    from vlmscope.report.context import Context
+    from vlmscope.report.readers import read_metrics
+
+    ctx = Context(ReportConfig(), tmp_path)
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"accuracy": 0.5}')
+    bad.write_text("{not json")
+    html: list[str] = []
+    assert ctx.attempt(html, read_metrics, good) == {"accuracy": 0.5}
+    assert html == [] and ctx.problems == []
+    assert ctx.attempt(html, read_metrics, bad) is None
+    assert len(ctx.problems) == 1 and "bad.json" in ctx.problems[0]
+    assert len(html) == 1 and html[0].startswith('<p class="not-run">Could not show this part: ') and "bad.json" in html[0]

@@ -8,7 +8,9 @@ torch. The extraction itself is ``vlmscope.activations.extract.extract``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmscope._lazy import lazy_exports
 
 __all__ = ["ExtractConfig", "open_activations", "write_activations"]
 
@@ -16,16 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.activations.config import ExtractConfig
     from vlmscope.activations.store import open_activations, write_activations
 
-_WHERE = {
-    "open_activations": "vlmscope.activations.store",
-    "write_activations": "vlmscope.activations.store",
-    "ExtractConfig": "vlmscope.activations.config",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'vlmscope.activations' has no attribute {name!r}")
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "store": ("open_activations", "write_activations"),
+        "config": ("ExtractConfig",),
+    },
+)

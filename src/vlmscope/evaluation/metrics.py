@@ -171,17 +171,13 @@ def paired_from_pairs(pairs: pl.DataFrame) -> PairedStats | None:
     )
 
 
-def paired_stats(
-    df: pl.DataFrame,
-    *,
-    key: Sequence[str],
-    variant: str = "variant",
-    original: str = "original",
-    masked: str = "masked",
-    correct: str = "correct",
-) -> PairedStats | None:
-    """Pair ``variant == original`` rows with ``variant == masked`` rows on ``key``; ``None`` without pairs."""
-    return paired_from_pairs(pair_rows(df, key=key, variant=variant, original=original, masked=masked, correct=correct))
+def paired_stats(df: pl.DataFrame, *, key: Sequence[str], **columns: str) -> PairedStats | None:
+    """Pair ``variant == original`` rows with ``variant == masked`` rows on ``key``; ``None`` without pairs.
+
+    ``columns`` overrides :func:`pair_rows`'s ``variant``, ``original``,
+    ``masked`` and ``correct`` names (one place holds their defaults).
+    """
+    return paired_from_pairs(pair_rows(df, key=key, **columns))
 
 
 def paired_by_group(pairs: pl.DataFrame, by: str) -> dict[tuple[str, str], PairedStats]:

@@ -10,7 +10,9 @@ are re-exported lazily so ``import vlmscope.lens`` does not import torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmscope._lazy import lazy_exports
 
 __all__ = ["FfnConfig", "LogitLensConfig", "LensModel", "ffn_analysis", "logit_lens", "open_lens_model"]
 
@@ -20,19 +22,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.lens.logit import logit_lens
     from vlmscope.lens.weights import LensModel, open_lens_model
 
-_WHERE = {
-    "FfnConfig": "vlmscope.lens.config",
-    "LogitLensConfig": "vlmscope.lens.config",
-    "ffn_analysis": "vlmscope.lens.ffn",
-    "logit_lens": "vlmscope.lens.logit",
-    "LensModel": "vlmscope.lens.weights",
-    "open_lens_model": "vlmscope.lens.weights",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'vlmscope.lens' has no attribute {name!r}")
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "config": ("FfnConfig", "LogitLensConfig"),
+        "ffn": ("ffn_analysis",),
+        "logit": ("logit_lens",),
+        "weights": ("LensModel", "open_lens_model"),
+    },
+)

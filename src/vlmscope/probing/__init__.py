@@ -9,7 +9,9 @@ imports (torch, sklearn) happen on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmscope._lazy import lazy_exports
 
 __all__ = [
     "LinearSVMProbe",
@@ -32,22 +34,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.probing.solver import fit_linear
     from vlmscope.probing.synthetic import planted_dataset
 
-_WHERE = {
-    "ProbeConfig": "vlmscope.probing.config",
-    "ProbeResult": "vlmscope.probing.run",
-    "run_probes": "vlmscope.probing.run",
-    "LogisticProbe": "vlmscope.probing.estimators",
-    "LinearSVMProbe": "vlmscope.probing.estimators",
-    "fit_layers": "vlmscope.probing.backends",
-    "fit_linear": "vlmscope.probing.solver",
-    "control_labels": "vlmscope.probing.controls",
-    "planted_dataset": "vlmscope.probing.synthetic",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'vlmscope.probing' has no attribute {name!r}")
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "config": ("ProbeConfig",),
+        "run": ("ProbeResult", "run_probes"),
+        "estimators": ("LogisticProbe", "LinearSVMProbe"),
+        "backends": ("fit_layers",),
+        "solver": ("fit_linear",),
+        "controls": ("control_labels",),
+        "synthetic": ("planted_dataset",),
+    },
+)

@@ -12,8 +12,9 @@ Names are re-exported lazily so that importing the CLI (which imports
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmscope._lazy import lazy_exports
 
 __all__ = [
     "INDEX",
@@ -26,25 +27,18 @@ __all__ = [
     "scan_artifacts",
 ]
 
-_WHERE = {
-    "INDEX": "vlmscope.report.build",
-    "SUMMARY": "vlmscope.report.build",
-    "build_report": "vlmscope.report.build",
-    "ReportConfig": "vlmscope.report.config",
-    "Inventory": "vlmscope.report.inventory",
-    "scan_artifacts": "vlmscope.report.inventory",
-    "STUDIES": "vlmscope.report.studies",
-    "assign_studies": "vlmscope.report.studies",
-}
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "build": ("INDEX", "SUMMARY", "build_report"),
+        "config": ("ReportConfig",),
+        "inventory": ("Inventory", "scan_artifacts"),
+        "studies": ("STUDIES", "assign_studies"),
+    },
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.report.build import INDEX, SUMMARY, build_report
     from vlmscope.report.config import ReportConfig
     from vlmscope.report.inventory import Inventory, scan_artifacts
     from vlmscope.report.studies import STUDIES, assign_studies
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'vlmscope.report' has no attribute {name!r}")

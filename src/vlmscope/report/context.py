@@ -9,14 +9,18 @@ record problems (an unreadable file) which the page shows in place.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vlmscope.report.config import ReportConfig
 from vlmscope.report.html import esc, figure, slug
+from vlmscope.report.readers import ReportInputError
 
 __all__ = ["Context"]
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -40,6 +44,18 @@ class Context:
         """Record an unusable input; returns the HTML shown in its place."""
         self.problems.append(message)
         return f'<p class="not-run">Could not show this part: {esc(message)}</p>'
+
+    def attempt(self, html: list[str], read: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+        """``read(*args, **kwargs)``, or None once its ``ReportInputError`` is shown in ``html``.
+
+        Every part skips an unusable input the same way: the problem is
+        recorded and shown in place, and the part goes on with the next run.
+        """
+        try:
+            return read(*args, **kwargs)
+        except ReportInputError as e:
+            html.append(self.problem(str(e)))
+            return None
 
     def picture(self, png: bytes, *parts: str, alt: str, caption: str | None = None) -> str:
         """Store ``png`` as ``<slug(parts)>.png`` (unique) and return its embedded ``<figure>``."""

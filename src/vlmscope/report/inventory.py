@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DatasetEntry", "Run", "ProbeRun", "ModelEntry", "Inventory", "scan_artifacts"]
+__all__ = ["DatasetEntry", "Run", "ProbeRun", "ModelEntry", "ArtifactRuns", "Inventory", "scan_artifacts"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,10 @@ class ModelEntry:
     """``training_args.json``'s ``trainer`` (``projector``, ``lora``, ``clip``, ...) when present."""
 
 
-@dataclass
-class Inventory:
-    root: Path
-    datasets: dict[str, DatasetEntry] = field(default_factory=dict)
+@dataclass(kw_only=True)
+class ArtifactRuns:
+    """The runs of each artifact kind; the whole inventory and each study's share of it hold the same lists."""
+
     evals: list[Run] = field(default_factory=list)
     probes: list[ProbeRun] = field(default_factory=list)
     logit_lens: list[Run] = field(default_factory=list)
@@ -88,6 +88,12 @@ class Inventory:
     stores: list[Run] = field(default_factory=list)
     output_layer: list[Run] = field(default_factory=list)
     models: list[ModelEntry] = field(default_factory=list)
+
+
+@dataclass
+class Inventory(ArtifactRuns):
+    root: Path
+    datasets: dict[str, DatasetEntry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     """Files found but unusable (unreadable dataset.json ...), shown on the page."""
 

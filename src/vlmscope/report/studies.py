@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vlmscope.report.inventory import Inventory, ModelEntry, ProbeRun, Run
+from vlmscope.report.inventory import ArtifactRuns, Inventory, ModelEntry
 
 __all__ = ["Study", "STUDIES", "OTHER", "StudyContent", "assign_studies", "model_study"]
 
@@ -90,18 +90,11 @@ _UNSEEN_TRAINERS = frozenset({"projector"})
 
 
 @dataclass
-class StudyContent:
+class StudyContent(ArtifactRuns):
     """The artifacts of one study, each list in the inventory's sorted order."""
 
     study: Study
     datasets: list[str] = field(default_factory=list)
-    evals: list[Run] = field(default_factory=list)
-    probes: list[ProbeRun] = field(default_factory=list)
-    logit_lens: list[Run] = field(default_factory=list)
-    ffn: list[Run] = field(default_factory=list)
-    stores: list[Run] = field(default_factory=list)
-    output_layer: list[Run] = field(default_factory=list)
-    models: list[ModelEntry] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:

@@ -27,8 +27,7 @@ Imports are lazy so that ``import vlmscope.training`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from vlmscope._lazy import lazy_exports
 
 __all__ = [
     "ClipTrainConfig",
@@ -46,24 +45,15 @@ __all__ = [
     "train_projector",
 ]
 
-_WHERE = {
-    "LoopConfig": "config",
-    "SubsampleConfig": "config",
-    "ProjectorTrainConfig": "trainers.projector",
-    "train_projector": "trainers.projector",
-    "LoraTrainConfig": "trainers.lora",
-    "train_lora": "trainers.lora",
-    "OutputLayerTrainConfig": "trainers.output_layer",
-    "train_output_layer": "trainers.output_layer",
-    "ClipTrainConfig": "trainers.clip",
-    "train_clip": "trainers.clip",
-    "DefaultTrainConfig": "trainers.default_model",
-    "train_default": "trainers.default_model",
-    "run_loop": "engine.loop",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(f"vlmscope.training.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'vlmscope.training' has no attribute {name!r}")
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "config": ("LoopConfig", "SubsampleConfig"),
+        "trainers.projector": ("ProjectorTrainConfig", "train_projector"),
+        "trainers.lora": ("LoraTrainConfig", "train_lora"),
+        "trainers.output_layer": ("OutputLayerTrainConfig", "train_output_layer"),
+        "trainers.clip": ("ClipTrainConfig", "train_clip"),
+        "trainers.default_model": ("DefaultTrainConfig", "train_default"),
+        "engine.loop": ("run_loop",),
+    },
+)

@@ -22,10 +22,11 @@ from typing import Literal
 import numpy as np
 import polars as pl
 from PIL import Image
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
-from vlmscope.data.generators.draw import PALETTE, SHAPES, PlacedShape, check_names, half_extent, render_shapes
+from vlmscope.data.generators.draw import PlacedShape, half_extent, render_shapes
+from vlmscope.data.generators.fields import ColorNames, ShapeNames, check_shape_sizes
 from vlmscope.data.generators.placement import place_boxes
 from vlmscope.data.generators.sampling import balanced_cycle, rng_stream, stratified_split
 from vlmscope.data.generators.spatial import SPATIAL_COLORS, SPATIAL_SHAPES
@@ -47,9 +48,9 @@ class ColorConfig(GeneratorConfig):
     """What is asked: the target's colour (named by its shape; study A) or its shape (named by its colour)."""
     canvas: int = Field(448, ge=64, le=4096)
     """Width = height of the white canvas, px."""
-    shapes: tuple[str, ...] = Field(SPATIAL_SHAPES, min_length=1)
+    shapes: ShapeNames = Field(SPATIAL_SHAPES, min_length=1)
     """Shapes to draw from (all different within one image)."""
-    colors: tuple[str, ...] = Field(SPATIAL_COLORS, min_length=2)
+    colors: ColorNames = Field(SPATIAL_COLORS, min_length=2)
     """Colours; the target colour is balanced over them; also the answer options, in order."""
     min_shapes: int = Field(1, ge=1, le=64)
     """Fewest shapes per image (the target included)."""
@@ -64,27 +65,11 @@ class ColorConfig(GeneratorConfig):
     clearance: int = Field(10, ge=0, le=1024)
     """Least white space between two shapes' boxes, px."""
 
-    @field_validator("shapes")
-    @classmethod
-    def _shapes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, SHAPES, "shape")
-
-    @field_validator("colors")
-    @classmethod
-    def _colors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, tuple(PALETTE), "colour")
-
     @model_validator(mode="after")
     def _consistent(self) -> ColorConfig:
-        if self.size_min > self.size_max:
-            raise ValueError(f"size_min ({self.size_min}) must be <= size_max ({self.size_max})")
+        check_shape_sizes(self.shapes, self.size_min, self.size_max, self.margin)
         if self.min_shapes > self.max_shapes:
             raise ValueError(f"min_shapes ({self.min_shapes}) must be <= max_shapes ({self.max_shapes})")
-        ext = max(max(half_extent(s, self.size_max)) for s in self.shapes)
-        if self.margin < ext:
-            raise ValueError(
-                f"margin ({self.margin}) must be >= the largest half-extent ({ext:g}) so shapes stay on the canvas"
-            )
         if self.max_shapes > len(self.shapes):
             raise ValueError(
                 f"max_shapes ({self.max_shapes}) needs as many distinct shapes; shapes has {len(self.shapes)}"

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
 from vlmscope.data.generators.counting_layout import clustered_cells, random_cells, scattered_cells
 from vlmscope.data.generators.draw import PALETTE, SHAPES, check_names, draw_shape, new_canvas
+from vlmscope.data.generators.fields import ColorNames, ShapeNames
 from vlmscope.data.generators.sampling import balanced_pairs, rng_stream, stratified_split
 from vlmscope.errors import ConfigError
 
@@ -94,9 +95,9 @@ class CountingConfig(GeneratorConfig):
     """Grid columns."""
     cell_size: int = Field(32, ge=8, le=512)
     """Cell side, px (the image is cols*cell_size x rows*cell_size)."""
-    shapes: tuple[str, ...] = Field(COUNTING_SHAPES, min_length=1)
+    shapes: ShapeNames = Field(COUNTING_SHAPES, min_length=1)
     """Target shapes."""
-    colors: tuple[str, ...] = Field(COUNTING_COLORS, min_length=1)
+    colors: ColorNames = Field(COUNTING_COLORS, min_length=1)
     """Target colours."""
     sizes: tuple[str, ...] = Field(COUNTING_SIZES, min_length=1)
     """Target sizes (large: full cell, small: half cell)."""
@@ -135,16 +136,6 @@ class CountingConfig(GeneratorConfig):
                 data["n_valid_combinations"] = len(tuple(data["valid_combinations"]))
             data.setdefault("test_fraction", 0.0)
         return data
-
-    @field_validator("shapes")
-    @classmethod
-    def _shapes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, SHAPES, "shape")
-
-    @field_validator("colors")
-    @classmethod
-    def _colors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, tuple(PALETTE), "colour")
 
     @field_validator("sizes")
     @classmethod

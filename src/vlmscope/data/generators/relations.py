@@ -26,7 +26,8 @@ from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
 from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
-from vlmscope.data.generators.draw import PALETTE, SHAPES, check_names, draw_arrow, draw_shape, half_extent, new_canvas
+from vlmscope.data.generators.draw import draw_arrow, draw_shape, half_extent, new_canvas
+from vlmscope.data.generators.fields import ColorNames, ShapeNames
 from vlmscope.data.generators.placement import place_boxes
 from vlmscope.data.generators.relations_queries import LETTERS, Query, answer_index, make_queries
 from vlmscope.data.generators.relations_scene import (
@@ -72,9 +73,9 @@ class RelationsConfig(GeneratorConfig):
     """Fewest entities per image."""
     max_entities: int = Field(5, ge=2, le=64)
     """Most entities per image (uniform between min and max)."""
-    shapes: tuple[str, ...] = Field(RELATIONS_SHAPES, min_length=1)
+    shapes: ShapeNames = Field(RELATIONS_SHAPES, min_length=1)
     """Entity shapes (``rectangle`` is 1.5 times as tall as wide)."""
-    colors: tuple[str, ...] = Field(RELATIONS_COLORS, min_length=1)
+    colors: ColorNames = Field(RELATIONS_COLORS, min_length=1)
     """Entity colours."""
     sizes: tuple[int, ...] = Field((20, 30, 40), min_length=1)
     """Entity widths in px, drawn uniformly."""
@@ -98,16 +99,6 @@ class RelationsConfig(GeneratorConfig):
     """Count options are drawn from 0..count_max."""
     count_options: int = Field(4, ge=2, le=len(LETTERS))
     """Number of options of a count question."""
-
-    @field_validator("shapes")
-    @classmethod
-    def _shapes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, SHAPES, "shape")
-
-    @field_validator("colors")
-    @classmethod
-    def _colors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, tuple(PALETTE), "colour")
 
     @field_validator("sizes")
     @classmethod

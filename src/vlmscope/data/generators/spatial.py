@@ -19,7 +19,8 @@ from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
 from vlmscope.data.generators.base import GENERATORS, MAX_N, GeneratorConfig, GeneratorSpec, ImageJob, Plan
-from vlmscope.data.generators.draw import PALETTE, SHAPES, PlacedShape, check_names, half_extent, render_shapes
+from vlmscope.data.generators.draw import PlacedShape, check_names, half_extent, render_shapes
+from vlmscope.data.generators.fields import ColorNames, ShapeNames, check_shape_sizes
 from vlmscope.data.generators.sampling import balanced_cycle, rng_stream, stratified_split
 
 __all__ = [
@@ -52,9 +53,9 @@ class SpatialConfig(GeneratorConfig):
     """Number of images (one question each)."""
     canvas: int = Field(448, ge=64, le=4096)
     """Width = height of the white canvas, px."""
-    shapes: tuple[str, ...] = Field(SPATIAL_SHAPES, min_length=1)
+    shapes: ShapeNames = Field(SPATIAL_SHAPES, min_length=1)
     """Shapes to draw from (with replacement: subject and reference may share a shape)."""
-    colors: tuple[str, ...] = Field(SPATIAL_COLORS, min_length=2)
+    colors: ColorNames = Field(SPATIAL_COLORS, min_length=2)
     """Colours to draw from; subject and reference always get two different ones."""
     relations: tuple[Relation, ...] = Field(RELATIONS, min_length=1)
     """Relations to deal out (balanced); also the answer options, in this order."""
@@ -71,16 +72,6 @@ class SpatialConfig(GeneratorConfig):
     clearance: int = Field(4, ge=0, le=1024)
     """Least white space between the two shapes' boxes along the deciding axis, px."""
 
-    @field_validator("shapes")
-    @classmethod
-    def _shapes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, SHAPES, "shape")
-
-    @field_validator("colors")
-    @classmethod
-    def _colors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_names(v, tuple(PALETTE), "colour")
-
     @field_validator("relations")
     @classmethod
     def _relations(cls, v: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,13 +79,7 @@ class SpatialConfig(GeneratorConfig):
 
     @model_validator(mode="after")
     def _fits(self) -> SpatialConfig:
-        if self.size_min > self.size_max:
-            raise ValueError(f"size_min ({self.size_min}) must be <= size_max ({self.size_max})")
-        ext = max(max(half_extent(s, self.size_max)) for s in self.shapes)
-        if self.margin < ext:
-            raise ValueError(
-                f"margin ({self.margin}) must be >= the largest half-extent ({ext:g}) so shapes stay on the canvas"
-            )
+        ext = check_shape_sizes(self.shapes, self.size_min, self.size_max, self.margin)
         span = self.canvas - 2 * self.margin
         need = max(self.min_gap, 2 * ext + self.clearance)
         if span < need:

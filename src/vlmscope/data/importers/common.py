@@ -17,6 +17,8 @@ record and the field in its error:
 - :class:`ImportReport` counts every dropped row by reason; it is written to
   ``DATASET/import_report.json`` and printed by the CLI, so nothing is
   dropped silently.
+- :func:`write_import` writes the dataset with the params and report every
+  importer records, so all imports are described alike in ``dataset.json``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import polars as pl
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
+from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = [
@@ -46,9 +50,11 @@ __all__ = [
     "field",
     "find_image",
     "image_readable",
+    "usable_image",
     "infer_split",
     "load_json",
     "safe_relative",
+    "write_import",
 ]
 
 ImageMode = Literal["link", "copy"]
@@ -86,6 +92,10 @@ class ImportReport:
         ex = self.examples.setdefault(reason, [])
         if len(ex) < _MAX_EXAMPLES and example not in ex:
             ex.append(example)
+
+    def count_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Record the rows to write and their distinct images (rows carry the image's ``rel`` path)."""
+        self.n_rows, self.n_images = len(rows), len({str(r["rel"]) for r in rows})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +199,21 @@ def image_readable(path: Path) -> bool:
         return False
 
 
+def usable_image(src: Path | None, example: str, report: ImportReport, n: int = 1) -> bool:
+    """Whether ``src`` was found and opens as an image; if not, its ``n`` rows are dropped as such.
+
+    The reasons (``missing_image``, ``unreadable_image``) are the same in every
+    importer, so the report reads alike whatever the source.
+    """
+    if src is None:
+        report.drop("missing_image", example, n)
+        return False
+    if not image_readable(src):
+        report.drop("unreadable_image", example, n)
+        return False
+    return True
+
+
 _SPLIT_WORDS = (("train", "train"), ("valid", "valid"), ("val", "valid"), ("test", "test"))
 
 
@@ -235,6 +260,10 @@ class ImageSink:
         self._placed[dest_rel] = src
         return dest_rel
 
+    def place_rows(self, rows: list[dict[str, Any]]) -> list[str]:
+        """:meth:`place` each row's ``src`` at its ``rel``; the manifest paths in row order."""
+        return [self.place(r["src"], PurePosixPath(r["rel"])) for r in rows]
+
     def write(self, rel: PurePosixPath, data: bytes) -> str:
         """Write image bytes to ``images/<rel>`` (importers whose images live inside the source)."""
         dest_rel = str(PurePosixPath("images") / rel)
@@ -255,3 +284,37 @@ class ImageSink:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
                     raise
         shutil.copyfile(src, dest)
+
+
+def write_import(
+    out: str | os.PathLike[str],
+    config: BaseModel,
+    report: ImportReport,
+    build: Callable[[Path], pl.DataFrame],
+    *,
+    sources: Any,
+    seed: int | None = None,
+    **params: Any,
+) -> ImportReport:
+    """Write the dataset ``out`` atomically, as every importer does; returns ``report``.
+
+    ``build(tmp)`` places the images and returns the manifest; the report is
+    then written beside it as ``import_report.json``. ``dataset.json`` names the
+    importer (``report.importer``) and records the config, the ``sources`` and
+    any further ``params`` (in that order), and the report under ``extra``.
+    """
+
+    def build_and_report(tmp: Path) -> pl.DataFrame:
+        df = build(tmp)
+        (tmp / REPORT).write_text(report.to_json())
+        return df
+
+    write_dataset(
+        out,
+        generator=report.importer,
+        params={**config.model_dump(), "sources": [str(s) for s in sources], **params},
+        seed=seed,
+        build=build_and_report,
+        extra={"import_report": report.to_dict()},
+    )
+    return report

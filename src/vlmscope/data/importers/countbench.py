@@ -20,16 +20,15 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
-from pydantic import field_validator
 
-from vlmscope.data.importers.common import REPORT, ImageSink, ImportConfigBase, ImportReport
-from vlmscope.data.manifest import write_dataset
+from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, write_import
 from vlmscope.errors import ImporterError, NotFound
+from vlmscope.templates import template_check
 
 __all__ = ["CountBenchImportConfig", "import_countbench", "REQUIRED"]
 
@@ -41,19 +40,8 @@ class CountBenchImportConfig(ImportConfigBase):
     """How CountBenchQA rows become manifest rows (``image_mode`` is unused: images are written)."""
 
     split: Literal["train", "valid", "test"] = "test"
-    prompt_template: str = "{question}"
+    prompt_template: Annotated[str, template_check("question")] = "{question}"
     """Question text; ``{question}`` is the row's question (add e.g. an answer-format hint)."""
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if "{question}" not in v:
-            raise ValueError(f"prompt_template must contain {{question}}, got {v!r}")
-        try:
-            v.format(question="q")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
-        return v
 
 
 def _parquet_files(src: Path) -> list[Path]:
@@ -158,7 +146,6 @@ def import_countbench(
     def build(tmp: Path) -> pl.DataFrame:
         sink = ImageSink(tmp, "copy")
         image_paths = [sink.write(PurePosixPath(f"{r['sample_id']}.{r['ext']}"), r["data"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
         return pl.DataFrame(
             {
                 "sample_id": [r["sample_id"] for r in rows],
@@ -173,12 +160,4 @@ def import_countbench(
             schema_overrides={"count": pl.Int64, "text": pl.String},
         )
 
-    write_dataset(
-        out,
-        generator="countbench",
-        params={**config.model_dump(), "sources": [str(s) for s in sources]},
-        seed=None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    return write_import(out, config, report, build, sources=sources)

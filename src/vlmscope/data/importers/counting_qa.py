@@ -26,17 +26,16 @@ import polars as pl
 from pydantic import Field
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
     field,
     find_image,
-    image_readable,
     load_json,
     safe_relative,
+    usable_image,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = ["CountingQaImportConfig", "import_counting_qa", "parse_entity"]
@@ -159,11 +158,7 @@ def import_counting_qa(
                     todo.append((entity, kind, question, _answer(answers, image_id, entity, kind, apath)))
             if not todo:
                 continue
-            if src_img is None:
-                report.drop("missing_image", image_id, len(todo))
-                continue
-            if not image_readable(src_img):
-                report.drop("unreadable_image", image_id, len(todo))
+            if not usable_image(src_img, image_id, report, len(todo)):
                 continue
             for entity, kind, question, count in todo:
                 sid = f"{image_id}-{entity}-{kind}"
@@ -185,12 +180,10 @@ def import_counting_qa(
                 )
     if not rows:
         raise ImporterError(f"counting-qa: no rows to write; {report.summary()}")
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         cols = [
             "sample_id",
             "prompt",
@@ -218,12 +211,4 @@ def import_counting_qa(
             pl.exclude("sample_id", "image", "prompt", "answer", "split", "answer_type"),
         )
 
-    write_dataset(
-        out,
-        generator="counting-qa",
-        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
-        seed=None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    return write_import(out, config, report, build, sources=sources, images=str(images))

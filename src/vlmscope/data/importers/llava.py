@@ -41,18 +41,17 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
     field,
     find_image,
-    image_readable,
     infer_split,
     load_json,
     safe_relative,
+    usable_image,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = ["LlavaImportConfig", "import_llava", "split_box", "read_class_list"]
@@ -147,11 +146,7 @@ def _read(path: Path, images: Path, split: str, cfg: LlavaImportConfig, report: 
             continue
         rel = safe_relative(field(rec, "image", str, where), where)
         src = find_image(images, rel)
-        if src is None:
-            report.drop("missing_image", str(rel), len(pairs))
-            continue
-        if not image_readable(src):
-            report.drop("unreadable_image", str(rel), len(pairs))
+        if not usable_image(src, str(rel), report, len(pairs)):
             continue
         for t, (human, gpt) in enumerate(pairs):
             box, cls = split_box(gpt)
@@ -236,12 +231,10 @@ def import_llava(
         r["seen"] = None if seen is None else r["class_name"] in seen
     if config.num_options:
         _options(rows, config)
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         cols: dict[str, Any] = {
             "sample_id": [r["sample_id"] for r in rows],
             "image": image_paths,
@@ -263,17 +256,13 @@ def import_llava(
         )
         return pl.DataFrame(cols, schema_overrides=schema)
 
-    write_dataset(
+    return write_import(
         out,
-        generator="llava",
-        params={
-            **config.model_dump(),
-            "sources": [str(s) for s in sources],
-            "images": str(images),
-            "seen_classes": None if seen_classes is None else str(seen_classes),
-        },
+        config,
+        report,
+        build,
+        sources=sources,
         seed=config.seed,
-        build=build,
-        extra={"import_report": report.to_dict()},
+        images=str(images),
+        seen_classes=None if seen_classes is None else str(seen_classes),
     )
-    return report

@@ -22,25 +22,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import field_validator
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
     field,
     find_image,
-    image_readable,
     infer_split,
     load_json,
     safe_relative,
+    usable_image,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError, NotFound
+from vlmscope.templates import template_check
 
 __all__ = ["PixmoCountImportConfig", "import_pixmo_count", "find_sample_files"]
 
@@ -53,21 +52,12 @@ class PixmoCountImportConfig(ImportConfigBase):
 
     split: Literal["train", "valid", "test"] | None = None
     """Split for all rows; ``None`` takes it from the folder holding ``samples.json``."""
-    prompt_template: str = "How many {label} are there? Answer using as few words as possible."
+    prompt_template: Annotated[str, template_check("label")] = (
+        "How many {label} are there? Answer using as few words as possible."
+    )
     """Question text; ``{label}`` is the record's label."""
     verify_sha256: bool = False
     """Drop (and count) images whose SHA-256 differs from ``image_sha256``."""
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if "{label}" not in v:
-            raise ValueError(f"prompt_template must contain {{label}}, got {v!r}")
-        try:
-            v.format(label="x")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
-        return v
 
 
 def find_sample_files(src: Path) -> list[Path]:
@@ -134,11 +124,7 @@ def _read(
                 raise ImporterError(f"{where}: field {name!r} must be a string, got {v!r:.80}")
         points = _points(rec.get("points"), where)
         src = find_image(images, rel)
-        if src is None:
-            report.drop("missing_image", str(rel))
-            continue
-        if not image_readable(src):
-            report.drop("unreadable_image", str(rel))
+        if not usable_image(src, str(rel), report):
             continue
         if cfg.verify_sha256:
             if sha is None:
@@ -178,12 +164,10 @@ def import_pixmo_count(
         raise ImporterError("pixmo-count: two sources map to the same split; import each split folder once")
     if not rows:
         raise ImporterError(f"pixmo-count: no rows to write; {report.summary()}")
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], r["rel"]) for r in rows]
-        (tmp / REPORT).write_text(report.to_json())
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         return pl.DataFrame(
             {
                 "sample_id": ids,
@@ -206,12 +190,4 @@ def import_pixmo_count(
             },
         )
 
-    write_dataset(
-        out,
-        generator="pixmo-count",
-        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
-        seed=None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    return write_import(out, config, report, build, sources=sources, images=str(images))

@@ -33,26 +33,26 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator
 
 from vlmscope.data.importers.common import (
-    REPORT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
     field,
     find_image,
-    image_readable,
     infer_split,
     load_json,
     safe_relative,
+    usable_image,
+    write_import,
 )
-from vlmscope.data.manifest import write_dataset
 from vlmscope.errors import ImporterError
+from vlmscope.templates import template_check
 
 __all__ = ["VrdImportConfig", "import_vrd", "base_label", "SPATIAL_RELATIONS", "DEPTH_RELATIONS", "CSV_NAME"]
 
@@ -78,7 +78,9 @@ class VrdImportConfig(ImportConfigBase):
     seed: int = 42
     split: Literal["train", "valid", "test"] | None = None
     """Split for all rows; ``None`` reads it from the file name (``sg_train_...`` -> train)."""
-    prompt_template: str = "What is the spatial relation of the {subj} to the {obj}? Choose one of [{choices}]."
+    prompt_template: Annotated[str, template_check("subj", "obj", optional=("choices",))] = (
+        "What is the spatial relation of the {subj} to the {obj}? Choose one of [{choices}]."
+    )
     """Question text; ``{subj}``, ``{obj}`` and ``{choices}`` (comma-joined relations) are filled in."""
 
     @field_validator("relations")
@@ -87,18 +89,6 @@ class VrdImportConfig(ImportConfigBase):
         v = [r.strip() for r in v]
         if any(not r for r in v) or len(set(v)) != len(v):
             raise ValueError(f"relations must be distinct non-empty names, got {v}")
-        return v
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        for key in ("{subj}", "{obj}"):
-            if key not in v:
-                raise ValueError(f"prompt_template must contain {key}, got {v!r}")
-        try:
-            v.format(subj="s", obj="o", choices="c")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"prompt_template {v!r} has an unknown placeholder: {e}") from None
         return v
 
 
@@ -152,11 +142,7 @@ def _read_rows(
         if not candidates:
             continue
         src = find_image(images, rel, (f"sg_{split}_images",))
-        if src is None:
-            report.drop("missing_image", filename, len(candidates))
-            continue
-        if not image_readable(src):
-            report.drop("unreadable_image", filename, len(candidates))
+        if not usable_image(src, filename, report, len(candidates)):
             continue
         for j, subj, obj, relationship in candidates:
             rows.append(
@@ -235,11 +221,10 @@ def import_vrd(
         raise ImporterError(f"vrd: no rows left after filtering; {report.summary()}")
     choices = list(config.relations)
     choice_text = ", ".join(choices)
-    report.n_rows, report.n_images = len(rows), len({str(r["rel"]) for r in rows})
+    report.count_rows(rows)
 
     def build(tmp: Path) -> pl.DataFrame:
-        sink = ImageSink(tmp, config.image_mode)
-        image_paths = [sink.place(r["src"], PurePosixPath(r["rel"])) for r in rows]
+        image_paths = ImageSink(tmp, config.image_mode).place_rows(rows)
         pl.DataFrame(
             {
                 "img_path": image_paths,
@@ -248,7 +233,6 @@ def import_vrd(
                 "relationship": [r["relationship"] for r in rows],
             }
         ).write_csv(tmp / CSV_NAME)
-        (tmp / REPORT).write_text(report.to_json())
         return pl.DataFrame(
             {
                 "sample_id": [r["sample_id"] for r in rows],
@@ -268,12 +252,5 @@ def import_vrd(
             schema_overrides={"choices": pl.List(pl.String), "answer_index": pl.Int64},
         )
 
-    write_dataset(
-        out,
-        generator="vrd",
-        params={**config.model_dump(), "sources": [str(s) for s in sources], "images": str(images)},
-        seed=config.seed if config.balance else None,
-        build=build,
-        extra={"import_report": report.to_dict()},
-    )
-    return report
+    seed = config.seed if config.balance else None
+    return write_import(out, config, report, build, sources=sources, seed=seed, images=str(images))

@@ -151,36 +151,18 @@ def _overlays(ctx: Context, run: Run, ds: Any, entry: DatasetEntry | None) -> st
         f"Attention of the last prompt token to the image patches ({stat} over heads), "
         "each map min-max scaled; brighter = more attention."
     )
+    # (images, maps, row titles, picture-name suffix, alt) per figure
     if len({m.shape[1:] for m in maps}) > 1:  # samples with different grids: one figure each
-        for j in range(len(maps)):
-            png = attention_overlay_plot(
-                [imgs[j]], maps[j][None], row_titles=[ids[j]], col_titles=col_titles, title=title, dpi=ctx.cfg.dpi
-            )
-            html.append(
-                ctx.picture(
-                    png,
-                    "attention",
-                    run.model,
-                    run.dataset,
-                    ids[j],
-                    alt=f"attention overlay of {ids[j]}",
-                    caption=caption,
-                )
-            )
+        figures = [
+            ([imgs[j]], maps[j][None], [ids[j]], (ids[j],), f"attention overlay of {ids[j]}") for j in range(len(maps))
+        ]
     else:
+        figures = [(imgs, np.stack(maps), ids, (), f"attention overlays, {run.model} on {run.dataset}")]
+    for fig_imgs, fig_maps, rows, suffix, alt in figures:
         png = attention_overlay_plot(
-            imgs, np.stack(maps), row_titles=ids, col_titles=col_titles, title=title, dpi=ctx.cfg.dpi
+            fig_imgs, fig_maps, row_titles=rows, col_titles=col_titles, title=title, dpi=ctx.cfg.dpi
         )
-        html.append(
-            ctx.picture(
-                png,
-                "attention",
-                run.model,
-                run.dataset,
-                alt=f"attention overlays, {run.model} on {run.dataset}",
-                caption=caption,
-            )
-        )
+        html.append(ctx.picture(png, "attention", run.model, run.dataset, *suffix, alt=alt, caption=caption))
     if len(thumbs) < len(ids):
         html.append(
             note(

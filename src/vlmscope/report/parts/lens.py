@@ -137,10 +137,8 @@ def render_ffn(ctx: Context, runs: list[Run]) -> str:
         html.append(_summary(ctx, r, "ffn", "FFN top-neuron tokens vs random neurons"))
         jl = r.path / "ffn.jsonl"
         if ctx.cfg.ffn_examples and jl.is_file():
-            try:
-                recs = read_jsonl_head(ctx.used(jl), ctx.cfg.ffn_examples)
-            except ReportInputError as e:
-                html.append(ctx.problem(str(e)))
+            recs = ctx.attempt(html, read_jsonl_head, ctx.used(jl), ctx.cfg.ffn_examples)
+            if recs is None:
                 continue
             if recs:
                 html.append(note(f"First {len(recs)} record(s) of {r.model}/{r.dataset}/ffn/ffn.jsonl:"))

@@ -18,7 +18,7 @@ from vlmscope.report.html import Cell, note, table
 from vlmscope.report.inventory import Run
 from vlmscope.report.parts.lens import stat_panels
 from vlmscope.report.plots import layer_lines_plot
-from vlmscope.report.readers import ReportInputError, read_csv, read_metrics
+from vlmscope.report.readers import read_csv, read_metrics
 
 __all__ = ["render_output_layer"]
 
@@ -36,10 +36,8 @@ def render_output_layer(ctx: Context, runs: list[Run]) -> str:
     html: list[str] = []
     rows: list[list[Cell]] = []
     for r in runs:
-        try:
-            m = read_metrics(ctx.used(r.path / "metrics.json"))
-        except ReportInputError as e:
-            html.append(ctx.problem(str(e)))
+        m = ctx.attempt(html, read_metrics, ctx.used(r.path / "metrics.json"))
+        if m is None:
             continue
         splits = sorted({mt["split"] for k in m if (mt := _KEY.match(k))}, key=_split_key)
         for s in splits:
@@ -48,11 +46,10 @@ def render_output_layer(ctx: Context, runs: list[Run]) -> str:
             rows.append([r.model, r.dataset, s, m.get(f"{s}_n"), before, after, delta, m.get("best_epoch")])
         hist = r.path / "history.csv"
         if hist.is_file():
-            try:
-                df = read_csv(ctx.used(hist), required=("epoch",)).sort("epoch")
-            except ReportInputError as e:
-                html.append(ctx.problem(str(e)))
+            df = ctx.attempt(html, read_csv, ctx.used(hist), required=("epoch",))
+            if df is None:
                 continue
+            df = df.sort("epoch")
             panels = stat_panels(df, x="epoch")
             if df.height and panels:
                 png = layer_lines_plot(

@@ -100,10 +100,8 @@ def render_probes(ctx: Context, runs: list[ProbeRun]) -> str:
     for (model, ds), group in groupby(runs, key=lambda p: (p.model, p.dataset)):
         curves = []
         for p in group:
-            try:
-                probes = _read_probe(ctx, p)
-            except ReportInputError as e:
-                html.append(ctx.problem(str(e)))
+            probes = ctx.attempt(html, _read_probe, ctx, p)
+            if probes is None:
                 continue
             for label, df, metrics in probes:
                 c = probe_curve(label, df, metrics)

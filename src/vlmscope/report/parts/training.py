@@ -15,7 +15,7 @@ from vlmscope.report.context import Context
 from vlmscope.report.html import Cell, esc, table
 from vlmscope.report.inventory import ModelEntry
 from vlmscope.report.plots import layer_lines_plot
-from vlmscope.report.readers import ReportInputError, read_metrics
+from vlmscope.report.readers import read_metrics
 
 __all__ = ["render_training"]
 
@@ -55,10 +55,8 @@ def render_training(ctx: Context, models: list[ModelEntry]) -> str:
         return ""
     html = []
     for m in models:
-        try:
-            metrics = read_metrics(ctx.used(m.path / "metrics.json"))
-        except ReportInputError as e:
-            html.append(ctx.problem(str(e)))
+        metrics = ctx.attempt(html, read_metrics, ctx.used(m.path / "metrics.json"))
+        if metrics is None:
             continue
         rows: list[list[Cell]] = [
             [k, v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)]
