@@ -125,19 +125,22 @@ def _epilog(spec: GeneratorSpec) -> str:
     return "\n\n".join(lines[:1]) + "\n\n" + "\n\n".join(lines[1:])
 
 
+def _option_help(spec: GeneratorSpec, name: str, text: str) -> str:
+    """``text`` plus the field's default, read from the generator's config (never restated here)."""
+    return f"{text} (default {spec.config.model_fields[name].default})"
+
+
 def _make_command(spec: GeneratorSpec) -> Callable[..., None]:
-    n_default = spec.config.model_fields["n"].default
     variants = ", ".join(spec.variants)
-    v_default = spec.config.model_fields["variant"].default if spec.variants else None
 
     def command(
         out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write (replaced atomically)."),
-        n: int | None = typer.Option(None, "--n", help=f"Number of samples (default {n_default})."),
-        seed: int | None = typer.Option(None, "--seed", help="Random seed (default 42)."),
+        n: int | None = typer.Option(None, "--n", help=_option_help(spec, "n", "Number of samples.")),
+        seed: int | None = typer.Option(None, "--seed", help=_option_help(spec, "seed", "Random seed.")),
         variant: str | None = typer.Option(
             None,
             "--variant",
-            help=f"One of: {variants} (default {v_default})." if spec.variants else "This kind has no variants.",
+            help=_option_help(spec, "variant", f"One of: {variants}.") if spec.variants else "This kind has no variants.",
             hidden=not spec.variants,
         ),
         set_: list[str] = typer.Option(
