@@ -3,7 +3,7 @@
 A verb's config-backed options all default to ``None`` ("not given"); the
 verb hands what was given to :func:`build_config`, and the config class
 supplies everything else. Nothing in ``cli/`` restates a default: the help
-text and ``[default: X]`` of a bound option are read from the config field
+text and shown default of a bound option are read from the config field
 (its attribute docstring and default) when ``--help`` is rendered. That read
 imports the config module then, not at start-up, so ``vlmscope --help`` stays
 torch-free even for trainers whose config lives beside torch code.
@@ -214,6 +214,9 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
     return out
 
 
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """``["loop.lr=3e-4", "split=[test, valid]"]`` -> ``{"loop": {"lr": 0.0003}, "split": ["test", "valid"]}``.
 
@@ -234,6 +237,8 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             value: Any = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 3e-4 as text
         out = merge(out, _nest(key, value))
     return out
 
