@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from vlmscope.lens import LogitLensConfig, logit_lens
 from vlmscope.params import load_config, read_params, run_stage
@@ -11,12 +10,12 @@ from vlmscope.params import load_config, read_params, run_stage
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", required=True, help="name under params.yaml `models` (artifacts/models/<name>)")
+    ap.add_argument("--model-dir", required=True, help="the store's model: pinned or trained directory (a dvc.yaml dep)")
     ap.add_argument("--store", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     config = load_config(LogitLensConfig, read_params(), "lens")
-    logit_lens(args.store, Path("artifacts/models") / args.model, config, args.out)
+    logit_lens(args.store, args.model_dir, config, args.out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from vlmscope.models.ref import resolve_source
 from vlmscope.params import load_config, read_params, run_stage
@@ -12,13 +11,13 @@ from vlmscope.training.trainers.output_layer import OutputLayerTrainConfig, trai
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", required=True, help="name under params.yaml `models` (artifacts/models/<name>)")
+    ap.add_argument("--model-dir", required=True, help="the store's model: pinned or trained directory (a dvc.yaml dep)")
     ap.add_argument("--store", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     # `datasets` says which stores dvc.yaml fans out over; it is not a training knob
     config = load_config(OutputLayerTrainConfig, read_params(), "output_layer", drop=("datasets",))
-    model = resolve_source(Path("artifacts/models") / args.model)
+    model = resolve_source(args.model_dir)
     train_output_layer(args.store, model.source, args.out, config)
 
 

@@ -1,4 +1,4 @@
-"""DVC stage: pin a hub model (id + revision) as artifacts/models/<name>."""
+"""DVC stage: pin a hub model (id + revision) into the model directory dvc.yaml names (--out)."""
 
 from __future__ import annotations
 

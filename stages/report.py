@@ -1,4 +1,4 @@
-"""DVC stage: build the self-contained HTML report over everything under artifacts/."""
+"""DVC stage: build the self-contained HTML report over everything under the --artifacts root."""
 
 from __future__ import annotations
 

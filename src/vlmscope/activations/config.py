@@ -25,7 +25,7 @@ def position_variable(position: str) -> str:
 class ExtractConfig(BaseModel):
     """What to capture and how; see ``vlmscope extract --help``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     batch_size: int = Field(16, ge=1, le=4096)
     """Samples per forward pass (results do not depend on it beyond float rounding)."""

@@ -40,7 +40,7 @@ __all__ = ["GradcamConfig", "cam_from", "encoder_blocks", "gradcam", "overlay"]
 
 
 class GradcamConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     samples: tuple[str, ...] | None = None
     """Sample ids to explain (None: the first ``max_samples`` rows of ``split``)."""

@@ -7,6 +7,7 @@ import typer
 from vlmscope import __version__
 from vlmscope.cli import evaluate, extract, generate, importers, lens, models, probe, report, train
 from vlmscope.cli.errors import VlmscopeGroup
+from vlmscope.cli.options import ConfigCommand
 
 __all__ = ["app", "main"]
 
@@ -45,12 +46,12 @@ app.add_typer(importers.app, name="import")
 app.add_typer(models.app, name="models")
 app.add_typer(lens.app, name="lens")
 app.add_typer(train.app, name="train")
-app.command("extract")(extract.extract)
-app.command("probe")(probe.probe)
-app.command("evaluate")(evaluate.evaluate)
-app.command("report")(report.report)
+app.command("extract", cls=ConfigCommand)(extract.extract)
+app.command("probe", cls=ConfigCommand)(probe.probe)
+app.command("evaluate", cls=ConfigCommand)(evaluate.evaluate)
+app.command("report", cls=ConfigCommand)(report.report)
 for _name, _fn in train.TOP_LEVEL.items():
-    app.command(_name)(_fn)
+    app.command(_name, cls=ConfigCommand)(_fn)
 
 
 def main() -> None:

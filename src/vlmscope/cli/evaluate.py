@@ -7,49 +7,45 @@ from typing import Annotated
 
 import typer
 
+from vlmscope.cli.options import ParamsFile, Sets, bind, run_config
+
 __all__ = ["evaluate"]
 
 
+@bind(
+    "vlmscope.evaluation.config:EvaluateConfig",
+    "batch_size", "max_new_tokens", "mode", "split", "limit", "group_by", "class_column", "dtype", "device_map",
+    "family", template="contrastive_template",
+)  # fmt: skip
 def evaluate(
     model: Annotated[str, typer.Option("--model", help="Hub id or local checkpoint directory.")],
     dataset: Annotated[Path, typer.Option("--dataset", help="Dataset directory (manifest.parquet + images/).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")],
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples (option-loss: pairs) per pass.")] = 8,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation budget per answer.")] = 10,
-    mode: Annotated[str, typer.Option("--mode", help="generate | option-loss | contrastive.")] = "generate",
-    split: Annotated[str, typer.Option("--split", help="train | valid | test | all.")] = "test",
-    limit: Annotated[int | None, typer.Option("--limit", help="Score only the first N rows.")] = None,
-    template: Annotated[
-        str | None, typer.Option("--template", help="Contrastive text per option, with {option}.")
-    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="generate | option-loss | contrastive.")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="train | valid | test | all.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    template: Annotated[str | None, typer.Option("--template")] = None,
     group_by: Annotated[
         list[str] | None, typer.Option("--group-by", help="Label column to break accuracy down by (repeat).")
     ] = None,
-    class_column: Annotated[
-        str | None, typer.Option("--class-column", help="Ground-truth class column for macro accuracy.")
-    ] = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="float32 | float16 | bfloat16 | auto.")] = "float32",
-    device_map: Annotated[str | None, typer.Option("--device-map", help="cuda, auto, ... (default CPU).")] = None,
-    family: Annotated[str | None, typer.Option("--family", help="Model family (default: detected).")] = None,
+    class_column: Annotated[str | None, typer.Option("--class-column")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 | float16 | bfloat16 | auto.")] = None,
+    device_map: Annotated[str | None, typer.Option("--device-map")] = None,
+    family: Annotated[str | None, typer.Option("--family")] = None,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Score a model on a dataset split: predictions.jsonl, metrics.json, per_group.csv in --out."""
-    from vlmscope.evaluation import EvaluateConfig
     from vlmscope.evaluation import evaluate as run
 
-    extra = {"contrastive_template": template} if template else {}
-    cfg = EvaluateConfig(
-        mode=mode,  # type: ignore[arg-type]  (pydantic validates the literal)
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        split=split,  # type: ignore[arg-type]
-        limit=limit,
-        group_by=list(group_by) if group_by else None,
-        class_column=class_column,
-        dtype=dtype,  # type: ignore[arg-type]
-        device_map=device_map,
-        family=family,
-        **extra,
-    )
+    cfg = run_config(
+        evaluate, params, set_,
+        mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens, split=split, limit=limit,
+        group_by=list(group_by) if group_by else None, class_column=class_column, dtype=dtype,
+        device_map=device_map, family=family, template=template or None,
+    )  # fmt: skip
     metrics = run(model, dataset, out, cfg)
     head = ", ".join(
         f"{k} {metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"

@@ -3,7 +3,8 @@
 One command per registered kind (spatial, color, relations, counting). The
 common knobs are options (``--out``, ``--n``, ``--seed``, ``--variant``);
 every other config field is ``--set key=value`` (YAML value, lists as
-``a,b,c``), so the CLI never lags behind the configs. Bad values exit 1 with
+``a,b,c``) or comes from ``--params FILE`` (the generator section of
+``params.yaml``), so the CLI never lags behind the configs. Bad values exit 1 with
 one line naming the option.
 """
 
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from vlmscope.cli.options import ParamsFile, read_params_file
 from vlmscope.data.generators import GENERATORS, GeneratorConfig, generate, make_config
 from vlmscope.data.generators.base import GeneratorSpec
 from vlmscope.errors import ConfigError
@@ -125,30 +127,46 @@ def _epilog(spec: GeneratorSpec) -> str:
     return "\n\n".join(lines[:1]) + "\n\n" + "\n\n".join(lines[1:])
 
 
+def _option_help(spec: GeneratorSpec, name: str, text: str) -> str:
+    """``text`` plus the field's default, read from the generator's config (never restated here)."""
+    return f"{text} (default {spec.config.model_fields[name].default})"
+
+
+def _from_file(path: Path | None, spec: GeneratorSpec) -> dict[str, Any]:
+    """A ``--params`` file: the generator section as in params.yaml (``kind``, if there, must match)."""
+    if path is None:
+        return {}
+    data = read_params_file(path)
+    kind = data.pop("kind", spec.name)
+    if kind != spec.name:
+        raise ConfigError(f"--params {path}: kind {kind!r} is not {spec.name!r}")
+    return data
+
+
 def _make_command(spec: GeneratorSpec) -> Callable[..., None]:
-    n_default = spec.config.model_fields["n"].default
     variants = ", ".join(spec.variants)
-    v_default = spec.config.model_fields["variant"].default if spec.variants else None
 
     def command(
         out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write (replaced atomically)."),
-        n: int | None = typer.Option(None, "--n", help=f"Number of samples (default {n_default})."),
-        seed: int | None = typer.Option(None, "--seed", help="Random seed (default 42)."),
+        n: int | None = typer.Option(None, "--n", help=_option_help(spec, "n", "Number of samples.")),
+        seed: int | None = typer.Option(None, "--seed", help=_option_help(spec, "seed", "Random seed.")),
         variant: str | None = typer.Option(
             None,
             "--variant",
-            help=f"One of: {variants} (default {v_default})." if spec.variants else "This kind has no variants.",
+            help=_option_help(spec, "variant", f"One of: {variants}.") if spec.variants else "This kind has no variants.",
             hidden=not spec.variants,
         ),
         set_: list[str] = typer.Option(
             [], "--set", "-s", help="Any other parameter as key=value (repeatable); see the list below."
         ),
+        params_file: ParamsFile = None,
     ) -> None:
-        params = parse_sets(set_, spec)
+        sets = parse_sets(set_, spec)
+        params = {**_from_file(params_file, spec), **sets}  # options > --set > --params
         for name, value in (("n", n), ("seed", seed), ("variant", variant)):
             if value is None:
                 continue
-            if name in params:
+            if name in sets:
                 raise ConfigError(f"--{name} given twice (also as --set {name}=...)")
             if name == "variant" and not spec.variants:
                 raise ConfigError(f"generator {spec.name!r} has no variants; got --variant {value!r}")

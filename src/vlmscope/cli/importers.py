@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from vlmscope.cli.options import ConfigCommand, ParamsFile, Sets, bind, field_default, run_config
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -23,16 +25,15 @@ app = typer.Typer(
 Sources = Annotated[list[Path], typer.Argument(help="Source annotation file(s) or folder(s).", show_default=False)]
 Images = Annotated[Path, typer.Option("--images", help="Folder the source image paths are relative to.")]
 Out = Annotated[Path, typer.Option("--out", help="Dataset directory to write (replaced atomically).")]
-Split = Annotated[
-    str | None, typer.Option("--split", help="train|valid|test for all rows (default: from the file/folder name).")
-]
+Split = Annotated[str | None, typer.Option("--split", help="train|valid|test for all rows.")]
 Copy = Annotated[
-    bool, typer.Option("--copy/--link", help="Copy images instead of hard-linking them (links fall back to copies).")
+    bool | None, typer.Option("--copy/--link", help="Copy images instead of hard-linking them (links fall back to copies).")
 ]
+Template = Annotated[str | None, typer.Option("--prompt-template")]
 
 
-def _mode(copy: bool) -> Literal["link", "copy"]:
-    return "copy" if copy else "link"
+def _mode(copy: bool | None) -> Literal["link", "copy"] | None:
+    return None if copy is None else ("copy" if copy else "link")
 
 
 def _done(report: object, out: Path) -> None:
@@ -40,136 +41,158 @@ def _done(report: object, out: Path) -> None:
     typer.echo(f"wrote {out}")
 
 
-@app.command("vrd")
+@app.command("vrd", cls=ConfigCommand)
+@bind(
+    "vlmscope.data.importers.vrd:VrdImportConfig",
+    "balance", "max_per_class", "seed", "split", "prompt_template", relation="relations", copy="image_mode",
+)  # fmt: skip
 def vrd(
     sources: Sources,
     images: Images,
     out: Out,
-    relation: Annotated[
-        list[str] | None,
-        typer.Option("--relation", help="Relation to keep (repeat); default: left of, right of, above, below."),
-    ] = None,
+    relation: Annotated[list[str] | None, typer.Option("--relation", help="Relation to keep (repeat).")] = None,
     with_depth: Annotated[bool, typer.Option("--with-depth", help="Also keep 'in front of' and 'behind'.")] = False,
     keep_same_family: Annotated[
-        bool, typer.Option("--keep-same-family", help="Keep pairs like 'truck' / 'truck 2' (dropped by default).")
+        bool, typer.Option("--keep-same-family", help="Keep pairs like 'truck' / 'truck 2' (sets drop_same_family).")
     ] = False,
-    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep exact duplicate rows.")] = False,
+    keep_duplicates: Annotated[
+        bool, typer.Option("--keep-duplicates", help="Keep exact duplicate rows (sets deduplicate).")
+    ] = False,
     balance: Annotated[
-        bool, typer.Option("--balance", help="Downsample each relation to the rarest one's count.")
-    ] = False,
-    max_per_class: Annotated[
-        int | None, typer.Option("--max-per-class", help="Cap per relation with --balance.")
+        bool | None, typer.Option("--balance/--no-balance", help="Downsample each relation to the rarest one's count.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of --balance.")] = 42,
+    max_per_class: Annotated[int | None, typer.Option("--max-per-class", help="Cap per relation with --balance.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --balance.")] = None,
     split: Split = None,
-    prompt_template: Annotated[
-        str | None, typer.Option("--prompt-template", help="Question with {subj}, {obj}, {choices}.")
-    ] = None,
-    copy: Copy = False,
+    prompt_template: Template = None,
+    copy: Copy = None,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """VRD scene graphs (sg_*_annotations.json) -> spatial relation rows + relationships.csv."""
-    from vlmscope.data.importers.vrd import DEPTH_RELATIONS, SPATIAL_RELATIONS, VrdImportConfig, import_vrd
+    from vlmscope.data.importers.vrd import DEPTH_RELATIONS, VrdImportConfig, import_vrd
 
-    relations = list(relation) if relation else list(SPATIAL_RELATIONS)
+    relations = list(relation) if relation else None
     if with_depth:
-        relations += [r for r in DEPTH_RELATIONS if r not in relations]
-    extra = {"prompt_template": prompt_template} if prompt_template else {}
-    cfg = VrdImportConfig(
-        relations=relations,
-        drop_same_family=not keep_same_family,
-        deduplicate=not keep_duplicates,
-        balance=balance,
-        max_per_class=max_per_class,
-        seed=seed,
-        split=split,
-        image_mode=_mode(copy),
-        **extra,
-    )
+        base = relations or list(field_default(VrdImportConfig, "relations"))
+        relations = base + [r for r in DEPTH_RELATIONS if r not in base]
+    cfg = run_config(
+        vrd, params, set_,
+        relation=relations, balance=balance, max_per_class=max_per_class, seed=seed, split=split,
+        prompt_template=prompt_template or None, copy=_mode(copy),
+    )  # fmt: skip
+    flips = {"drop_same_family": False} if keep_same_family else {}
+    if keep_duplicates:
+        flips["deduplicate"] = False
+    cfg = cfg.model_copy(update=flips) if flips else cfg
     _done(import_vrd(sources, images, out, cfg), out)
 
 
-@app.command("llava")
+@app.command("llava", cls=ConfigCommand)
+@bind(
+    "vlmscope.data.importers.llava:LlavaImportConfig",
+    "num_options", "seed", "split", "box_in_prompt", copy="image_mode",
+)  # fmt: skip
 def llava(
     sources: Sources,
     images: Images,
     out: Out,
     num_options: Annotated[
-        int, typer.Option("--num-options", help="Options per MCQA row (correct + distractors); 0 = open answers.")
-    ] = 4,
+        int | None, typer.Option("--num-options", help="Options per MCQA row (correct + distractors); 0 = open answers.")
+    ] = None,
     seen_classes: Annotated[
         Path | None,
         typer.Option("--seen-classes", help="Seen classes: .txt (one per line), JSON list, or a LLaVA JSON."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the distractor draw.")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the distractor draw.")] = None,
     split: Split = None,
     box_in_prompt: Annotated[
-        bool, typer.Option("--box-in-prompt/--no-box-in-prompt", help="Move the answer's [box] into the prompt.")
-    ] = True,
-    copy: Copy = False,
+        bool | None, typer.Option("--box-in-prompt/--no-box-in-prompt", help="Move the answer's [box] into the prompt.")
+    ] = None,
+    copy: Copy = None,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """LLaVA conversation JSON (VG train_seen.json, LLaVA-Med) -> MCQA rows with seen/unseen classes."""
-    from vlmscope.data.importers.llava import LlavaImportConfig, import_llava
+    from vlmscope.data.importers.llava import import_llava
 
-    cfg = LlavaImportConfig(
-        num_options=num_options, seed=seed, split=split, box_in_prompt=box_in_prompt, image_mode=_mode(copy)
-    )
+    cfg = run_config(
+        llava, params, set_, num_options=num_options, seed=seed, split=split, box_in_prompt=box_in_prompt,
+        copy=_mode(copy),
+    )  # fmt: skip
     _done(import_llava(sources, images, out, cfg, seen_classes=seen_classes), out)
 
 
-@app.command("pixmo-count")
+@app.command("pixmo-count", cls=ConfigCommand)
+@bind(
+    "vlmscope.data.importers.pixmo_count:PixmoCountImportConfig",
+    "split", "prompt_template", "verify_sha256", copy="image_mode",
+)  # fmt: skip
 def pixmo_count(
     sources: Sources,
     images: Images,
     out: Out,
     split: Split = None,
-    prompt_template: Annotated[str | None, typer.Option("--prompt-template", help="Question with {label}.")] = None,
+    prompt_template: Template = None,
     verify_sha256: Annotated[
-        bool, typer.Option("--verify-sha256", help="Drop images whose bytes do not match image_sha256.")
-    ] = False,
-    copy: Copy = False,
+        bool | None,
+        typer.Option("--verify-sha256/--no-verify-sha256", help="Drop images whose bytes do not match image_sha256."),
+    ] = None,
+    copy: Copy = None,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Balanced Pixmo-Count (train/valid/test folders of samples.json) -> counting rows."""
-    from vlmscope.data.importers.pixmo_count import PixmoCountImportConfig, import_pixmo_count
+    from vlmscope.data.importers.pixmo_count import import_pixmo_count
 
-    extra = {"prompt_template": prompt_template} if prompt_template else {}
-    cfg = PixmoCountImportConfig(split=split, verify_sha256=verify_sha256, image_mode=_mode(copy), **extra)
+    cfg = run_config(
+        pixmo_count, params, set_,
+        split=split, prompt_template=prompt_template or None, verify_sha256=verify_sha256, copy=_mode(copy),
+    )  # fmt: skip
     _done(import_pixmo_count(sources, images, out, cfg), out)
 
 
-@app.command("countbench")
+@app.command("countbench", cls=ConfigCommand)
+@bind("vlmscope.data.importers.countbench:CountBenchImportConfig", "split", "prompt_template")
 def countbench(
     sources: Sources,
     out: Out,
-    split: Annotated[str, typer.Option("--split", help="Split of every row.")] = "test",
-    prompt_template: Annotated[str | None, typer.Option("--prompt-template", help="Question with {question}.")] = None,
+    split: Split = None,
+    prompt_template: Template = None,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """CountBenchQA parquet (image bytes, text, question, number) -> counting rows, images written out."""
-    from vlmscope.data.importers.countbench import CountBenchImportConfig, import_countbench
+    from vlmscope.data.importers.countbench import import_countbench
 
-    extra = {"prompt_template": prompt_template} if prompt_template else {}
-    cfg = CountBenchImportConfig(split=split, **extra)
+    cfg = run_config(countbench, params, set_, split=split, prompt_template=prompt_template or None)
     _done(import_countbench(sources, out, cfg), out)
 
 
-@app.command("counting-qa")
+@app.command("counting-qa", cls=ConfigCommand)
+@bind(
+    "vlmscope.data.importers.counting_qa:CountingQaImportConfig",
+    "split", "prompt_prefix", question_kind="question_kinds", copy="image_mode",
+)  # fmt: skip
 def counting_qa(
     sources: Sources,
     images: Images,
     out: Out,
-    split: Annotated[str, typer.Option("--split", help="Split of images not listed in a *_ids.json file.")] = "test",
+    split: Annotated[str | None, typer.Option("--split", help="Split of images not listed in a *_ids.json file.")] = None,
     question_kind: Annotated[
-        list[str] | None, typer.Option("--question-kind", help="Question kind to keep (repeat); default all.")
+        list[str] | None, typer.Option("--question-kind", help="Question kind to keep (repeat); unset: all.")
     ] = None,
-    prompt_prefix: Annotated[str, typer.Option("--prompt-prefix", help="Text put before every question.")] = "",
-    copy: Copy = False,
+    prompt_prefix: Annotated[str | None, typer.Option("--prompt-prefix", help="Text put before every question.")] = None,
+    copy: Copy = None,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """The counting study's questions.json + answers.json folders -> counting rows."""
-    from vlmscope.data.importers.counting_qa import CountingQaImportConfig, import_counting_qa
+    from vlmscope.data.importers.counting_qa import import_counting_qa
 
-    cfg = CountingQaImportConfig(
-        split=split,
-        question_kinds=list(question_kind) if question_kind else None,
-        prompt_prefix=prompt_prefix,
-        image_mode=_mode(copy),
-    )
+    cfg = run_config(
+        counting_qa, params, set_,
+        split=split, question_kind=list(question_kind) if question_kind else None, prompt_prefix=prompt_prefix,
+        copy=_mode(copy),
+    )  # fmt: skip
     _done(import_counting_qa(sources, images, out, cfg), out)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from vlmscope.cli.options import ConfigCommand, bind
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Model families, tiny offline checkpoints and LLaVA-style composites.", no_args_is_help=True)
@@ -52,34 +54,36 @@ def list_() -> None:
 def tiny(
     family: str = typer.Argument(..., help="Tiny build name (see `vlmscope models list`), e.g. composite, llava."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Weight initialisation seed; same seed, same bytes."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Weight initialisation seed; same seed, same bytes."),
 ) -> None:
     """Write a tiny random checkpoint of FAMILY offline (config, safetensors, tokenizer, processor)."""
     from vlmscope.models.tiny import build_tiny
 
-    path = build_tiny(family, out, seed=seed)
+    path = build_tiny(family, out, **({} if seed is None else {"seed": seed}))
     typer.echo(f"wrote tiny {family} checkpoint to {path}")
 
 
-@app.command("composite")
+@app.command("composite", cls=ConfigCommand)
+@bind("vlmscope.models.families.composite:CompositeConfig", "projector", "feature_layer", "dtype", "seed")
 def composite(
     vision: str = typer.Option(
         ..., "--vision", help="Vision tower: hub id or local dir (CLIP, SigLIP, DINOv2, ViT, MAE)."
     ),
     lm: str = typer.Option(..., "--lm", help="Decoder LM: hub id or local dir (Llama, Qwen3, Mistral, ...)."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
-    projector: str = typer.Option("linear", "--projector", help="linear or mlp2x_gelu."),
-    feature_layer: int = typer.Option(-2, "--feature-layer", help="Tower hidden-state index fed to the projector."),
-    keep_cls: bool = typer.Option(False, "--keep-cls", help="Keep the tower's CLS token (dropped by default)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Projector initialisation seed."),
+    projector: str | None = typer.Option(None, "--projector", help="linear or mlp2x_gelu."),
+    feature_layer: int | None = typer.Option(None, "--feature-layer", help="Tower hidden-state index fed to the projector."),
+    keep_cls: bool = typer.Option(False, "--keep-cls", help="Keep the tower's CLS token (sets drop_cls false)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32, float16 or bfloat16."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Projector initialisation seed."),
     revision: str | None = typer.Option(None, "--revision", help="Hub revision for both parts."),
 ) -> None:
     """Assemble a pretrained tower + projector + pretrained LM into a LLaVA checkpoint."""
     from vlmscope.models.families.composite import build_composite
 
+    given = {"projector": projector, "feature_layer": feature_layer, "dtype": dtype, "seed": seed}
     path = build_composite(
-        vision, lm, out=out, projector=projector, feature_layer=feature_layer,
-        drop_cls=False if keep_cls else None, dtype=dtype, seed=seed, revision=revision,
+        vision, lm, out=out, drop_cls=False if keep_cls else None, revision=revision,
+        **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
     typer.echo(f"wrote composite checkpoint to {path}")

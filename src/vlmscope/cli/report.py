@@ -6,40 +6,42 @@ from pathlib import Path
 
 import typer
 
-from vlmscope.report.config import ReportConfig
+from vlmscope.cli.options import ParamsFile, Sets, bind, run_config
 
 __all__ = ["report"]
 
+_FIELDS = (
+    "title", "attention_examples", "attention_layers", "attention_stat", "ffn_examples", "ffn_layers",
+    "max_table_rows", "dpi",
+)  # fmt: skip
 
+
+@bind("vlmscope.report.config:ReportConfig", *_FIELDS)
 def report(
-    artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="Artifacts root to report on."),
+    artifacts: Path = typer.Option(..., "--artifacts", help="Artifacts root to report on (dvc.yaml: artifacts)."),
     out: Path = typer.Option(
-        Path("artifacts/reports"),
-        "--out",
-        help="Output directory (replaced as a whole): index.html, PNGs, report.json.",
+        ..., "--out", help="Output directory (replaced as a whole): index.html, PNGs, report.json."
     ),
-    title: str = typer.Option("vlmscope report", "--title", help="Page title."),
-    attention_examples: int = typer.Option(3, "--attention-examples", help="Samples drawn with attention overlays."),
-    attention_layers: int = typer.Option(4, "--attention-layers", help="Evenly spaced layers per overlay sample."),
-    attention_stat: str = typer.Option("mean", "--attention-stat", help="Head reduction drawn: mean or max."),
-    ffn_examples: int = typer.Option(3, "--ffn-examples", help="ffn.jsonl rows shown per model x dataset."),
-    ffn_layers: int = typer.Option(4, "--ffn-layers", help="Layers shown per FFN example."),
-    max_table_rows: int = typer.Option(60, "--max-table-rows", help="Rows shown of a long table."),
-    dpi: int = typer.Option(80, "--dpi", help="Resolution of every picture."),
+    title: str | None = typer.Option(None, "--title"),
+    attention_examples: int | None = typer.Option(None, "--attention-examples"),
+    attention_layers: int | None = typer.Option(None, "--attention-layers"),
+    attention_stat: str | None = typer.Option(None, "--attention-stat"),
+    ffn_examples: int | None = typer.Option(None, "--ffn-examples"),
+    ffn_layers: int | None = typer.Option(None, "--ffn-layers"),
+    max_table_rows: int | None = typer.Option(None, "--max-table-rows"),
+    dpi: int | None = typer.Option(None, "--dpi"),
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Write one self-contained HTML report (plus its PNGs and report.json) of what exists under --artifacts."""
     from vlmscope.report.build import build_report
     from vlmscope.report.where import report_location
 
-    cfg = ReportConfig(
-        title=title,
-        attention_examples=attention_examples,
-        attention_layers=attention_layers,
-        attention_stat=attention_stat,  # type: ignore[arg-type]
-        ffn_examples=ffn_examples,
-        ffn_layers=ffn_layers,
-        max_table_rows=max_table_rows,
-        dpi=dpi,
-    )
+    cfg = run_config(
+        report, params, set_,
+        title=title, attention_examples=attention_examples, attention_layers=attention_layers,
+        attention_stat=attention_stat, ffn_examples=ffn_examples, ffn_layers=ffn_layers,
+        max_table_rows=max_table_rows, dpi=dpi,
+    )  # fmt: skip
     build_report(artifacts, out, cfg)
     typer.echo(report_location(out))

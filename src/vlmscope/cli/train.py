@@ -1,7 +1,8 @@
 """`vlmscope train`: projector, LoRA, output layer, CLIP and the default model; `merge`, `gradcam`.
 
-Every command builds its ``<X>TrainConfig`` from the options (unset options
-keep the trainer's defaults) and makes one library call. All of them run
+Every command builds its ``<X>TrainConfig`` from ``--params``, ``--set`` and
+the options (unset options keep the trainer's defaults; see
+:mod:`vlmscope.cli.options`) and makes one library call. All of them run
 unchanged under ``accelerate launch`` (configs in ``configs/accelerate/``):
 
     accelerate launch --config_file configs/accelerate/multi_gpu.yaml -m vlmscope train lora ...
@@ -20,6 +21,8 @@ from typing import Any
 
 import typer
 
+from vlmscope.cli.options import ConfigCommand, ParamsFile, Sets, bind, run_config
+
 __all__ = ["TOP_LEVEL", "app", "gradcam", "merge"]
 
 app = typer.Typer(
@@ -28,6 +31,8 @@ app = typer.Typer(
 )
 
 # -- shared options -------------------------------------------------------------
+# Defaults are None ("not given"): the trainer's config supplies the rest, and
+# ``--help`` shows its defaults (ConfigCommand), so none is written here.
 
 _MODEL = typer.Option(..., "--model", help="Base checkpoint: local directory or hub id.")
 _DATASETS = typer.Option(..., "--dataset", help="Dataset directory (repeat for several).")
@@ -43,24 +48,33 @@ _SEED = typer.Option(None, "--seed", min=0, help="Seed of data order, initialisa
 _CKPT = typer.Option(None, "--checkpoint-every", min=0, help="Write a resumable checkpoint every N steps.")
 _MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="Stop cleanly after this wall time.")
 _THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (tiny models: 1 is fastest).")
-_RESUME = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint if there is one.")
-_RUN_DIR = typer.Option(None, "--run-dir", help="Checkpoints and curves while training (default: <out>/../.<name>.run).")
+_RESUME = typer.Option(None, "--resume/--no-resume", help="Continue from the last checkpoint if there is one.")
+_RUN_DIR = typer.Option(None, "--run-dir", help="Checkpoints and curves while training (unset: <out>/../.<name>.run).")
 _MP = typer.Option(None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16.")
+_SUBSAMPLE = typer.Option(None, "--subsample", help="Keep this proportion of the training rows.")
+_SUBSAMPLE_MODE = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive.")
+_SUBSAMPLE_COLUMN = typer.Option(None, "--class-column", help="Label column for subsampling.")
+_TRAIN_SPLIT = typer.Option(None, "--train-split", help="Comma-separated splits to train on.")
+_VALID_SPLIT = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step.")
+
+_LOOP = {
+    name: f"loop.{name}"
+    for name in ("max_steps", "epochs", "lr", "batch_size", "grad_accum", "warmup_ratio", "checkpoint_every",
+                 "max_minutes", "threads", "mixed_precision", "resume", "eval_every")
+}  # fmt: skip
+"""Option name -> ``LoopConfig`` field, the same for every trainer."""
+
+_SUBSAMPLING = {
+    "subsample": "subsample.proportion", "subsample_mode": "subsample.mode",
+    "class_column": "subsample.class_column", "seed": ("loop.seed", "subsample.seed"),
+}  # fmt: skip
+"""Options of the trainers with a ``SubsampleConfig``; ``--seed`` seeds both."""
 
 
 def _splits(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     return tuple(s.strip() for s in text.split(",") if s.strip())
-
-
-def _loop(defaults: Any, **options: Any) -> Any:
-    """The trainer's default LoopConfig with the given (non-None) options, validated."""
-    from vlmscope.training.config import LoopConfig
-
-    data = defaults.model_dump()
-    data.update({k: v for k, v in options.items() if v is not None})
-    return LoopConfig(**data)
 
 
 def _report(out: Path, metrics: dict[str, Any]) -> None:
@@ -72,27 +86,11 @@ def _report(out: Path, metrics: dict[str, Any]) -> None:
     typer.echo(f"wrote {out}")
 
 
-def _subsample(proportion: float | None, mode: str | None, column: str | None, seed: int | None) -> Any:
-    from vlmscope.training.config import SubsampleConfig
-
-    data: dict[str, Any] = {"class_column": column}
-    if proportion is not None:
-        data["proportion"] = proportion
-    if mode is not None:
-        data["mode"] = mode
-    if seed is not None:
-        data["seed"] = seed
-    return SubsampleConfig(**data)
-
-
-def _pick(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None}
-
-
 # -- train projector ----------------------------------------------------------------
 
 
-@app.command("projector")
+@app.command("projector", cls=ConfigCommand)
+@bind("vlmscope.training.trainers.projector:ProjectorTrainConfig", "train_split", "valid_split", **_LOOP, **_SUBSAMPLING)
 def projector(
     model: str = _MODEL,
     dataset: list[Path] = _DATASETS,
@@ -103,29 +101,31 @@ def projector(
     batch_size: int | None = _BATCH,
     grad_accum: int | None = _ACCUM,
     warmup_ratio: float | None = _WARMUP,
-    subsample: float | None = typer.Option(None, "--subsample", help="Keep this proportion of the training rows."),
-    subsample_mode: str | None = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive."),
-    class_column: str | None = typer.Option(None, "--class-column", help="Label column for subsampling."),
-    train_split: str | None = typer.Option(None, "--train-split", help="Comma-separated splits to train on."),
-    valid_split: str | None = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step."),
+    subsample: float | None = _SUBSAMPLE,
+    subsample_mode: str | None = _SUBSAMPLE_MODE,
+    class_column: str | None = _SUBSAMPLE_COLUMN,
+    train_split: str | None = _TRAIN_SPLIT,
+    valid_split: str | None = _VALID_SPLIT,
     seed: int | None = _SEED,
     checkpoint_every: int | None = _CKPT,
     max_minutes: float | None = _MINUTES,
     threads: int | None = _THREADS,
     mixed_precision: str | None = _MP,
-    resume: bool = _RESUME,
+    resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Train only the projector (vision tower and LM frozen) on the answer-span loss."""
-    from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
+    from vlmscope.training.trainers.projector import train_projector
 
-    d = ProjectorTrainConfig()
-    cfg = ProjectorTrainConfig(
-        loop=_loop(d.loop, max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-                   warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every,
-                   max_minutes=max_minutes, threads=threads, mixed_precision=mixed_precision, resume=resume),
-        subsample=_subsample(subsample, subsample_mode, class_column, seed),
-        **_pick(train_split=_splits(train_split), valid_split=_splits(valid_split)),
+    cfg = run_config(
+        projector, params, set_,
+        max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+        warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
+        threads=threads, mixed_precision=mixed_precision, resume=resume, subsample=subsample,
+        subsample_mode=subsample_mode, class_column=class_column, train_split=_splits(train_split),
+        valid_split=_splits(valid_split),
     )  # fmt: skip
     _report(out, train_projector(model, dataset, out, cfg, run_dir=run_dir))
 
@@ -133,7 +133,12 @@ def projector(
 # -- train lora ---------------------------------------------------------------------
 
 
-@app.command("lora")
+@app.command("lora", cls=ConfigCommand)
+@bind(
+    "vlmscope.training.trainers.lora:LoraTrainConfig",
+    "r", "alpha", "dropout", "target_modules", "train_split", "valid_split",
+    train_projector_="train_projector", **_LOOP, **_SUBSAMPLING,
+)  # fmt: skip
 def lora(
     model: str = _MODEL,
     dataset: list[Path] = _DATASETS,
@@ -144,35 +149,39 @@ def lora(
     batch_size: int | None = _BATCH,
     grad_accum: int | None = _ACCUM,
     warmup_ratio: float | None = _WARMUP,
-    r: int | None = typer.Option(None, "--r", min=1, help="LoRA rank (default 128)."),
-    alpha: float | None = typer.Option(None, "--alpha", min=0.0, help="LoRA alpha (default 256)."),
-    dropout: float | None = typer.Option(None, "--dropout", min=0.0, help="LoRA dropout (default 0.05)."),
+    r: int | None = typer.Option(None, "--r", min=1, help="LoRA rank."),
+    alpha: float | None = typer.Option(None, "--alpha", min=0.0, help="LoRA alpha."),
+    dropout: float | None = typer.Option(None, "--dropout", min=0.0, help="LoRA dropout."),
     target_modules: str | None = typer.Option(None, "--target-modules", help="Comma-separated LM linear names."),
-    train_projector_: bool = typer.Option(False, "--train-projector", help="Also train the projector fully."),
-    subsample: float | None = typer.Option(None, "--subsample", help="Keep this proportion of the training rows."),
-    subsample_mode: str | None = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive."),
-    class_column: str | None = typer.Option(None, "--class-column", help="Label column for subsampling."),
-    train_split: str | None = typer.Option(None, "--train-split", help="Comma-separated splits to train on."),
-    valid_split: str | None = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step."),
+    train_projector_: bool | None = typer.Option(
+        None, "--train-projector/--no-train-projector", help="Also train the projector fully."
+    ),
+    subsample: float | None = _SUBSAMPLE,
+    subsample_mode: str | None = _SUBSAMPLE_MODE,
+    class_column: str | None = _SUBSAMPLE_COLUMN,
+    train_split: str | None = _TRAIN_SPLIT,
+    valid_split: str | None = _VALID_SPLIT,
     seed: int | None = _SEED,
     checkpoint_every: int | None = _CKPT,
     max_minutes: float | None = _MINUTES,
     threads: int | None = _THREADS,
     mixed_precision: str | None = _MP,
-    resume: bool = _RESUME,
+    resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """LoRA fine-tuning of the LM; writes the merged checkpoint and the adapter (out/adapter)."""
-    from vlmscope.training.trainers.lora import LoraTrainConfig, train_lora
+    from vlmscope.training.trainers.lora import train_lora
 
-    d = LoraTrainConfig()
-    cfg = LoraTrainConfig(
-        loop=_loop(d.loop, max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-                   warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every,
-                   max_minutes=max_minutes, threads=threads, mixed_precision=mixed_precision, resume=resume),
-        subsample=_subsample(subsample, subsample_mode, class_column, seed), train_projector=train_projector_,
-        **_pick(r=r, alpha=alpha, dropout=dropout, target_modules=_splits(target_modules),
-                train_split=_splits(train_split), valid_split=_splits(valid_split)),
+    cfg = run_config(
+        lora, params, set_,
+        max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+        warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
+        threads=threads, mixed_precision=mixed_precision, resume=resume, subsample=subsample,
+        subsample_mode=subsample_mode, class_column=class_column, train_projector_=train_projector_, r=r,
+        alpha=alpha, dropout=dropout, target_modules=_splits(target_modules), train_split=_splits(train_split),
+        valid_split=_splits(valid_split),
     )  # fmt: skip
     _report(out, train_lora(model, dataset, out, cfg, run_dir=run_dir))
 
@@ -180,46 +189,58 @@ def lora(
 # -- train output-layer ----------------------------------------------------------------
 
 
-@app.command("output-layer")
+@app.command("output-layer", cls=ConfigCommand)
+@bind(
+    "vlmscope.training.trainers.output_layer:OutputLayerTrainConfig",
+    "epochs", "max_steps", "lr", "weight_decay", "batch_size", "kl_lambda", "rows", "train_split", "valid_split",
+    "test_split", "eval_split", "layer", "seed", "save_model",
+)  # fmt: skip
 def output_layer(
     store: Path = typer.Option(..., "--store", help="Activation store with the last layer's last-token states."),
     model: str = _MODEL,
     out: Path = _OUT,
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default 50)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs."),
     max_steps: int | None = _MAX_STEPS,
-    lr: float | None = typer.Option(None, "--lr", min=0.0, help="AdamW learning rate (default 1e-4)."),
+    lr: float | None = typer.Option(None, "--lr", min=0.0, help="AdamW learning rate."),
     weight_decay: float | None = _WD,
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Rows per step (default 32)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Rows per step."),
     kl_lambda: float | None = typer.Option(None, "--kl-lambda", min=0.0, help="Weight of KL to the frozen head."),
     rows: str | None = typer.Option(None, "--rows", help="all, or answer-tokens (train only the answers' rows)."),
-    train_split: str | None = typer.Option(None, "--train-split", help="Comma-separated splits to train on."),
+    train_split: str | None = _TRAIN_SPLIT,
     valid_split: str | None = typer.Option(None, "--valid-split", help="Splits that pick the best epoch."),
     test_split: str | None = typer.Option(None, "--test-split", help="Splits reported as test."),
     eval_store: list[Path] = typer.Option([], "--eval-store", help="Further stores to score (repeatable)."),
-    eval_split: str | None = typer.Option(None, "--eval-split", help="Rows of the eval stores to score (all)."),
+    eval_split: str | None = typer.Option(None, "--eval-split", help="Rows of the eval stores to score."),
     dataset: Path | None = typer.Option(None, "--dataset", help="Manifest for answers/splits if the store lacks them."),
-    layer: int | None = typer.Option(None, "--layer", min=0, help="Store layer (default: the LM's last)."),
+    layer: int | None = typer.Option(None, "--layer", min=0, help="Store layer; unset: the LM's last."),
     seed: int | None = _SEED,
-    save_model: bool = typer.Option(False, "--save-model", help="Also write out/model: the full checkpoint."),
+    save_model: bool | None = typer.Option(
+        None, "--save-model/--no-save-model", help="Also write out/model: the full checkpoint."
+    ),
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Fine-tune the unembedding on cached last-layer states (no model forward pass)."""
-    from vlmscope.training.trainers.output_layer import (
-        OutputLayerTrainConfig,
-        train_output_layer,
-    )
+    from vlmscope.training.trainers.output_layer import train_output_layer
 
-    cfg = OutputLayerTrainConfig(**_pick(
+    cfg = run_config(
+        output_layer, params, set_,
         epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
         kl_lambda=kl_lambda, rows=rows, train_split=_splits(train_split), valid_split=_splits(valid_split),
         test_split=_splits(test_split), eval_split=_splits(eval_split), layer=layer, seed=seed,
-    ), save_model=save_model)  # fmt: skip
+        save_model=save_model,
+    )  # fmt: skip
     _report(out, train_output_layer(store, model, out, cfg, eval_stores=eval_store, dataset=dataset))
 
 
 # -- train clip -----------------------------------------------------------------------
 
 
-@app.command("clip")
+@app.command("clip", cls=ConfigCommand)
+@bind(
+    "vlmscope.training.trainers.clip:ClipTrainConfig",
+    "metric", "classes", "class_column", prompts="prompt", seed="loop.seed", **_LOOP,
+)  # fmt: skip
 def clip(
     model: str = _MODEL,
     dataset: list[Path] = _DATASETS,
@@ -239,18 +260,20 @@ def clip(
     max_minutes: float | None = _MINUTES,
     threads: int | None = _THREADS,
     mixed_precision: str | None = _MP,
-    resume: bool = _RESUME,
+    resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Fine-tune CLIP/SigLIP's image tower as a classifier over fixed text prototypes."""
-    from vlmscope.training.trainers.clip import ClipTrainConfig, train_clip
+    from vlmscope.training.trainers.clip import train_clip
 
-    d = ClipTrainConfig()
-    cfg = ClipTrainConfig(
-        loop=_loop(d.loop, max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size,
-                   warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
-                   max_minutes=max_minutes, threads=threads, mixed_precision=mixed_precision, resume=resume),
-        **_pick(metric=metric, prompt=prompts, classes=_splits(classes), class_column=class_column),
+    cfg = run_config(
+        clip, params, set_,
+        max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, warmup_ratio=warmup_ratio, seed=seed,
+        checkpoint_every=checkpoint_every, eval_every=eval_every, max_minutes=max_minutes, threads=threads,
+        mixed_precision=mixed_precision, resume=resume, metric=metric, prompts=prompts, classes=_splits(classes),
+        class_column=class_column,
     )  # fmt: skip
     _report(out, train_clip(model, dataset, out, cfg, run_dir=run_dir))
 
@@ -258,7 +281,11 @@ def clip(
 # -- train default ----------------------------------------------------------------------
 
 
-@app.command("default")
+@app.command("default", cls=ConfigCommand)
+@bind(
+    "vlmscope.training.trainers.default_model:DefaultTrainConfig",
+    "valid_rows", minutes="loop.max_minutes", seed="loop.seed", pretrain_steps="vision_pretrain.steps", **_LOOP,
+)  # fmt: skip
 def default(
     model: str = _MODEL,
     dataset: list[Path] = _DATASETS,
@@ -271,33 +298,30 @@ def default(
     valid_rows: int | None = typer.Option(None, "--valid-rows", min=0, help="Train rows held out per dataset."),
     pretrain_steps: int | None = typer.Option(
         None, "--pretrain-steps", min=0,
-        help="Steps of vision-tower pre-training on image-level labels before the whole model trains "
-             "(default 1200; 0 skips it).",
+        help="Steps of vision-tower pre-training on image-level labels before the whole model trains; 0 skips it.",
     ),
     seed: int | None = _SEED,
     checkpoint_every: int | None = _CKPT,
     threads: int | None = _THREADS,
-    resume: bool = _RESUME,
+    resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
     logs: Path | None = typer.Option(None, "--logs", help="Also copy metrics and curves here (for DVC)."),
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Train every weight of the tiny composite on the synthetic train splits; report test accuracy.
 
     First the vision tower alone learns image-level labels (count, colour and shape of the
     counting and large-shape sets, where present), then the whole model learns the answers.
     """
-    from vlmscope.training.trainers.default_model import DefaultTrainConfig, train_default
+    from vlmscope.training.trainers.default_model import train_default
 
-    d = DefaultTrainConfig()
-    pretrain: dict[str, Any] = {}
-    if pretrain_steps == 0:
-        pretrain = {"vision_pretrain": None}
-    elif pretrain_steps is not None and d.vision_pretrain is not None:
-        pretrain = {"vision_pretrain": d.vision_pretrain.model_copy(update={"steps": pretrain_steps})}
-    cfg = DefaultTrainConfig(
-        loop=_loop(d.loop, max_steps=max_steps, max_minutes=minutes, lr=lr, batch_size=batch_size, seed=seed,
-                   checkpoint_every=checkpoint_every, eval_every=eval_every, threads=threads, resume=resume),
-        **_pick(valid_rows=valid_rows), **pretrain,
+    skip_pretrain = pretrain_steps == 0
+    cfg = run_config(
+        default, params, [*(set_ or []), *(["vision_pretrain=null"] if skip_pretrain else [])],
+        max_steps=max_steps, minutes=minutes, lr=lr, batch_size=batch_size, seed=seed,
+        checkpoint_every=checkpoint_every, eval_every=eval_every, threads=threads, resume=resume,
+        valid_rows=valid_rows, pretrain_steps=None if skip_pretrain else pretrain_steps,
     )  # fmt: skip
     _report(out, train_default(model, dataset, out, cfg, logs=logs, run_dir=run_dir))
 
@@ -327,24 +351,29 @@ def merge(
     typer.echo(f"wrote {out}")
 
 
+@bind("vlmscope.attribution.gradcam:GradcamConfig", "samples", "split", "max_samples", "target", "prompt", "alpha", "size")
 def gradcam(
     model: str = _MODEL,
     dataset: Path = typer.Option(..., "--dataset", help="Dataset directory."),
     out: Path = _OUT,
-    samples: str | None = typer.Option(None, "--samples", help="Comma-separated sample ids (default: first rows)."),
-    split: str | None = typer.Option(None, "--split", help="Splits to take rows from (default test)."),
+    samples: str | None = typer.Option(None, "--samples", help="Comma-separated sample ids; unset: the first rows."),
+    split: str | None = typer.Option(None, "--split", help="Splits to take rows from."),
     max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="Rows when --samples is not given."),
     target: str | None = typer.Option(None, "--target", help="predicted or answer."),
     prompt: str | None = typer.Option(None, "--prompt", help="CLIP prototype text when prototypes.json is absent."),
     alpha: float | None = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Heat-map opacity."),
     size: int | None = typer.Option(None, "--size", min=16, help="PNG width/height."),
+    params: ParamsFile = None,
+    set_: Sets = None,
 ) -> None:
     """Write Grad-CAM overlays (last vision layer) as PNGs plus gradcam.csv."""
-    from vlmscope.attribution.gradcam import GradcamConfig
-    from vlmscope.attribution.gradcam import gradcam as run
+    from vlmscope.training.trainers.gradcam import gradcam as run
 
-    cfg = GradcamConfig(**_pick(samples=_splits(samples), split=_splits(split), max_samples=max_samples,
-                                target=target, prompt=prompt, alpha=alpha, size=size))  # fmt: skip
+    cfg = run_config(
+        gradcam, params, set_,
+        samples=_splits(samples), split=_splits(split), max_samples=max_samples, target=target, prompt=prompt,
+        alpha=alpha, size=size,
+    )  # fmt: skip
     df = run(model, dataset, out, cfg)
     typer.echo(f"wrote {len(df)} overlay(s) to {out}")
 

@@ -14,7 +14,7 @@ Mode = Literal["generate", "option-loss", "contrastive"]
 class EvaluateConfig(BaseModel):
     """How to score a model on a dataset (``params.yaml`` section ``evaluate``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     mode: Mode = "generate"
     """``generate``: greedy generation, then parse by ``answer_type``.

@@ -15,7 +15,7 @@ __all__ = ["LogitLensConfig", "FfnConfig"]
 class LogitLensConfig(BaseModel):
     """How to read each stored layer through the model's output head (``params.yaml`` section ``lens``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     top_k: int = Field(10, ge=1, le=1000)
     """Tokens kept per (sample, layer) in ``topk.parquet``."""
@@ -35,7 +35,7 @@ class LogitLensConfig(BaseModel):
 class FfnConfig(BaseModel):
     """FFN value-vector analysis of the unseen-class study (``params.yaml`` section ``ffn``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     neurons: int = Field(3, ge=1, le=1000)
     """Top neurons (by activation value) per (sample, layer), and random neurons in the baseline."""

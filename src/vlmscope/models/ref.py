@@ -53,7 +53,7 @@ def resolve_source(path: str | os.PathLike[str]) -> ModelRef:
 
 @dataclass(frozen=True)
 class PipelineModel:
-    """A ``params.yaml`` ``models.<name>`` entry resolved against ``artifacts/models/<name>``."""
+    """A ``params.yaml`` ``models.<name>`` entry resolved against its model directory."""
 
     name: str
     source: str
@@ -67,9 +67,10 @@ class PipelineModel:
         return None if self.device == "cpu" else self.device
 
 
-def pipeline_model(name: str, runtime: dict, models_root: str | os.PathLike[str] = "artifacts/models") -> PipelineModel:
-    """Resolve model ``name`` of the pipeline: where to load it from and how to run it."""
-    ref = resolve_source(Path(models_root) / name)
+def pipeline_model(name: str, runtime: dict, model_dir: str | os.PathLike[str]) -> PipelineModel:
+    """Resolve model ``name`` of the pipeline: where to load it from (``model_dir``, as ``dvc.yaml``
+    passes it) and how to run it (its ``params.yaml`` ``models.<name>`` entry, ``runtime``)."""
+    ref = resolve_source(model_dir)
     return PipelineModel(
         name=name,
         source=ref.source,

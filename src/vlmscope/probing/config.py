@@ -40,7 +40,7 @@ def _field_error(field: str, value: Any, message: str) -> ValidationError:
 class ProbeConfig(BaseModel):
     """Per-layer linear probes of one label column on one store variable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     label: str = Field(min_length=1)
     """Store coordinate on ``sample`` holding the class of each sample (``relation``, ``count`` ...)."""

@@ -17,7 +17,7 @@ class ReportConfig(BaseModel):
     page stays a few MB even for real-scale runs.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     title: str = Field("vlmscope report", min_length=1, max_length=200)
     """Page title and top heading."""

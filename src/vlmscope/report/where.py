@@ -25,10 +25,10 @@ def report_location(out: str | Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1 or (args and args[0] in ("-h", "--help")):
-        print("usage: python -m vlmscope.report.where [REPORT_DIR]  (default: artifacts/reports)")
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: python -m vlmscope.report.where REPORT_DIR  (the Makefile passes dvc.yaml's report out)")
         return 0 if args and args[0] in ("-h", "--help") else 2
-    print(report_location(args[0] if args else "artifacts/reports"))
+    print(report_location(args[0]))
     return 0
 
 

@@ -19,7 +19,7 @@ __all__ = ["RESUME_NEUTRAL_FIELDS", "LoopConfig", "SubsampleConfig", "config_fin
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class LoopConfig(_Strict):

@@ -70,3 +70,17 @@ def test_help_lists_kinds_and_parameters() -> None:
     res = runner.invoke(app, ["generate", "relations", "--help"])
     assert res.exit_code == 0
     assert "arrow_probability" in res.output and "mask_remove_probability" in res.output
+
+
+def test_params_file_is_the_params_yaml_section(tmp_path: Path) -> None:
+    """`--params` takes the section as params.yaml writes it; --set and options override it."""
+    section = tmp_path / "color.yaml"
+    section.write_text("kind: color\nn: 6\nseed: 3\ncolors: [red, blue, green]\n")
+    res = runner.invoke(app, ["generate", "color", "--out", str(tmp_path / "d"), "--params", str(section), "--n", "4"])
+    assert res.exit_code == 0, res.output
+    assert "wrote 4 samples" in res.output
+    info = load_dataset_info(tmp_path / "d")
+    assert info.seed == 3 and info.params["colors"] == ["red", "blue", "green"]
+    section.write_text("kind: spatial\nn: 6\n")
+    res = runner.invoke(app, ["generate", "color", "--out", str(tmp_path / "e"), "--params", str(section)])
+    assert res.exit_code == 1 and "kind 'spatial' is not 'color'" in res.output

@@ -65,7 +65,7 @@ _MAX_EXAMPLES = 5
 class ImportConfigBase(BaseModel):
     """Knobs every importer shares."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     image_mode: ImageMode = "link"
     """``link``: hard link source images (copy across filesystems); ``copy``: always copy."""

@@ -57,7 +57,7 @@ __all__ = [
 class ClipTrainConfig(BaseModel):
     """CLIP fine-tuning as a prototype classifier (the medical study's recipe)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     loop: LoopConfig = Field(default_factory=lambda: LoopConfig(lr=1e-5, epochs=10.0, batch_size=32, warmup_ratio=0.03))
     metric: Literal["accuracy", "mae"] = "accuracy"

@@ -71,7 +71,7 @@ SHAPE_QUESTIONS = "train-shape"
 class CurriculumStage(BaseModel):
     """Train only on some rows until a fraction of the steps has passed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     until: float = Field(gt=0, le=1)
     """This stage ends after ``until * total_steps`` steps (stages are in order)."""
@@ -87,7 +87,7 @@ class CurriculumStage(BaseModel):
 class DefaultTrainConfig(BaseModel):
     """Knobs of the embedded default model's training."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     loop: LoopConfig = Field(
         default_factory=lambda: LoopConfig(

@@ -41,7 +41,7 @@ ADAPTER_DIR = "adapter"
 class LoraTrainConfig(BaseModel):
     """LoRA fine-tuning of the LM (the medical study's recipe by default)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     loop: LoopConfig = Field(default_factory=lambda: LoopConfig(lr=2e-4, epochs=1.0, warmup_ratio=0.03))
     r: int = Field(default=128, ge=1, le=4096)

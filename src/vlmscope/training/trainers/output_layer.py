@@ -38,7 +38,7 @@ __all__ = ["HeadTensors", "OutputLayerTrainConfig", "load_head", "train_output_l
 class OutputLayerTrainConfig(BaseModel):
     """Knobs of the output-layer fine-tuning (defaults: the counting study's)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     epochs: int = Field(default=50, ge=1, le=100_000)
     max_steps: int | None = Field(default=None, ge=1)

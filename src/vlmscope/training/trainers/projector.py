@@ -42,7 +42,7 @@ PROJECTOR_FILE = "projector.safetensors"
 class ProjectorTrainConfig(BaseModel):
     """Projector-only training (the unseen-class study's recipe by default)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     loop: LoopConfig = Field(default_factory=lambda: LoopConfig(lr=1e-3, epochs=1.0, warmup_ratio=0.03))
     subsample: SubsampleConfig = SubsampleConfig()

@@ -54,7 +54,7 @@ __all__ = ["PretrainHead", "VisionPretrainConfig", "head_rows", "pooled_patch_fe
 class PretrainHead(BaseModel):
     """One image-level label column to pre-train the tower on."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     column: str = Field(min_length=1)
     """Manifest label column; must have one value per image among the covered rows."""
@@ -72,7 +72,7 @@ class PretrainHead(BaseModel):
 class VisionPretrainConfig(BaseModel):
     """Knobs of the tower pre-training (defaults: the embedded default model's recipe)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     heads: tuple[PretrainHead, ...] = Field(min_length=1)
     steps: int = Field(default=800, ge=1, le=1_000_000)
