@@ -367,7 +367,7 @@ def gradcam(
     set_: Sets = None,
 ) -> None:
     """Write Grad-CAM overlays (last vision layer) as PNGs plus gradcam.csv."""
-    from vlmscope.training.trainers.gradcam import gradcam as run
+    from vlmscope.attribution.gradcam import gradcam as run
 
     cfg = run_config(
         gradcam, params, set_,
