@@ -47,7 +47,7 @@ def _how_to_get(name: str) -> str:
     if name.startswith("hidden_"):
         return f"re-extract with `vlmscope extract --positions {name[len('hidden_'):]}`"
     if name == "hidden":
-        return "re-extract with the last-token position (`vlmscope extract --positions last`)"
+        return "re-extract the store with `vlmscope extract` (which always stores the last-token position)"
     return "pick one of the store's variables"
 
 
