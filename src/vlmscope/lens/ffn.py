@@ -23,6 +23,10 @@ random_tokens}], tokens per neuron in neuron order), ``summary.csv`` (layer,
 gt_in_top, gt_in_random, n_samples), ``metrics.json``, ``ffn_by_layer.png``
 and ``config.json``.
 
+Compute, then write: ``compute_*`` returns the labelled result (an xarray
+Dataset, provenance record in ``attrs``), ``write_*`` puts it on disk; the
+run function is the two in a row.
+
 Shapes: N samples, F FFN width, D hidden size, V vocabulary, n neurons,
 t tokens per neuron, U unique neurons of a layer.
 """

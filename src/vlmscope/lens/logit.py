@@ -14,6 +14,10 @@ target_token, target_rank, target_prob), ``summary.csv`` (layer,
 top1_accuracy, mean_target_rank, median_target_rank, mean_target_prob),
 ``metrics.json`` (flat), ``rank_by_layer.png`` and ``config.json``.
 
+Compute, then write: ``compute_*`` returns the labelled result (an xarray
+Dataset, provenance record in ``attrs``), ``write_*`` puts it on disk; the
+run function is the two in a row.
+
 Shapes: N samples, C samples per chunk, D hidden size, V vocabulary, K top-k.
 """
 
