@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from vlmscope.activations.store import open_store
 from vlmscope.errors import NotFound, StoreError
-from vlmscope.io.store import open_store, require_variable
+from vlmscope.io.store import require_complete, require_variable
 
 
 def _ds() -> xr.Dataset:
@@ -36,7 +37,9 @@ def test_require_variable_names_store_variable_and_fix() -> None:
 
 def test_open_store_checks_completeness_and_existence(tmp_path: Path) -> None:
     ds = _ds()
-    assert open_store(ds) is ds
+    assert open_store(ds) is ds and require_complete(ds) is ds
+    with pytest.raises(StoreError, match="incomplete"):
+        require_complete(ds.assign_attrs(complete=False))
     with pytest.raises(StoreError, match="incomplete"):
         open_store(ds.assign_attrs(complete=False))
     with pytest.raises(NotFound, match="no activation store here"):

@@ -1,15 +1,15 @@
-"""Open an activation store and check a variable in it, with one error for every reader.
+"""Check an opened activation store: complete, and holding the variable a reader needs.
 
 Every analysis (lens, FFN, probes, output-layer training) starts the same
-way: open the store lazily with xarray, then make sure the variable it
-needs is there with the dimensions it needs. Doing it here gives one error
-that names the store and the variable and says how to get it.
+way: open the store lazily (:func:`vlmscope.activations.store.open_store`),
+then make sure the variable it needs is there with the dimensions it needs.
+Doing the checks here gives one error that names the store and the variable
+and says how to get it. (Opening itself lives with the store format in
+``activations``, which sits above ``io`` in the package graph.)
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlmscope.errors import StoreError
@@ -17,28 +17,17 @@ from vlmscope.errors import StoreError
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
-__all__ = ["open_store", "require_variable"]
+__all__ = ["require_complete", "require_variable"]
 
 
-def open_store(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
-    """A complete store: a path opened lazily (``open_activations``), or a Dataset checked for completeness.
-
-    Raises:
-        NotFound: no store at the path.
-        StoreError: not a vlmscope store, or incomplete (``complete`` false).
-    """
-    import xarray as xr
-
-    if isinstance(source, xr.Dataset):
-        if source.attrs.get("complete") is False:
-            raise StoreError(
-                "the activation store is incomplete (complete=false): its extraction was interrupted "
-                "or is still running; rerun `vlmscope extract` to finish it"
-            )
-        return source
-    from vlmscope.activations.store import open_activations
-
-    return open_activations(Path(source))
+def require_complete(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` itself, unless its ``complete`` attribute is false (an interrupted or running extraction)."""
+    if ds.attrs.get("complete") is False:
+        raise StoreError(
+            "the activation store is incomplete (complete=false): its extraction was interrupted "
+            "or is still running; rerun `vlmscope extract` to finish it"
+        )
+    return ds
 
 
 def _how_to_get(name: str) -> str:

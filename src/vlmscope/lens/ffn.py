@@ -45,7 +45,7 @@ from vlmscope.errors import ConfigError, StoreError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
 from vlmscope.io.progress import track
-from vlmscope.io.store import open_store, require_variable
+from vlmscope.io.store import require_variable
 from vlmscope.lens.config import FfnConfig
 from vlmscope.lens.inputs import check_model, label_values, layer_blocks
 from vlmscope.lens.outputs import finite
@@ -188,6 +188,8 @@ def compute_ffn(
     :func:`ffn_analysis`.
     """
     import xarray as xr
+
+    from vlmscope.activations.store import open_store
 
     store = Path(store)
     ds = open_store(store)

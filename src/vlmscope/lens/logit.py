@@ -34,7 +34,7 @@ from vlmscope.errors import StoreError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
 from vlmscope.io.progress import track
-from vlmscope.io.store import open_store, require_variable
+from vlmscope.io.store import require_variable
 from vlmscope.lens.config import LogitLensConfig
 from vlmscope.lens.inputs import check_model, label_values
 from vlmscope.lens.outputs import finite
@@ -149,6 +149,8 @@ def compute_logit_lens(
     :func:`logit_lens`.
     """
     import xarray as xr
+
+    from vlmscope.activations.store import open_store
 
     store = Path(store)
     ds = open_store(store)

@@ -25,10 +25,10 @@ import polars as pl
 import xarray as xr
 
 from vlmscope import __version__
+from vlmscope.activations.store import open_store
 from vlmscope.errors import ConfigError, StoreError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.progress import track
-from vlmscope.io.store import open_store
 from vlmscope.probing.backends import fit_layers, n_problems, predict_classes
 from vlmscope.probing.config import ProbeConfig
 from vlmscope.probing.controls import control_labels

@@ -1,6 +1,6 @@
 """The I/O edge of probing: labels from store coordinates, features one layer chunk at a time.
 
-A store is opened lazily (:func:`vlmscope.io.store.open_store`) and features are
+A store is opened lazily (:func:`vlmscope.activations.store.open_store`) and features are
 read as (Lc, N, F) float32 slabs of a few layers, so a probe run never holds
 more than a chunk (plus the one being prefetched) of a store that may be many
 times larger than RAM. Variables are any ``(sample, layer, ...)`` array;
