@@ -209,13 +209,12 @@ def naive_loop(adapter: Any, dataset: Path, out_npz: Path) -> float:
     """(a): one sample at a time, every hidden state returned, last token kept, one savez at the end."""
     import torch
 
-    from vlmscope.activations.loader import load_image
 
     table = _table(dataset)
     t0 = time.perf_counter()
     states = []
     for row in range(len(table.sample_ids)):
-        enc = adapter.encode([load_image(table, row)], [table.prompts[row]]).to(adapter.device)
+        enc = adapter.encode([table.image(row)], [table.prompts[row]]).to(adapter.device)
         with torch.no_grad():
             out = adapter.model(**enc.inputs, output_hidden_states=True)
         states.append(np.stack([h[0, -1].float().cpu().numpy() for h in out.hidden_states]))
@@ -229,7 +228,6 @@ def bare_forward(adapter: Any, dataset: Path, batch: int, *, preencoded: bool) -
     import torch
 
     from vlmscope.activations.capture import forward_kwargs
-    from vlmscope.activations.loader import load_image
 
     table = _table(dataset)
     n = len(table.sample_ids)
@@ -237,7 +235,7 @@ def bare_forward(adapter: Any, dataset: Path, batch: int, *, preencoded: bool) -
 
     def encode(lo: int) -> Any:
         rows = range(lo, min(lo + batch, n))
-        return adapter.encode([load_image(table, r) for r in rows], [table.prompts[r] for r in rows])
+        return adapter.encode([table.image(r) for r in rows], [table.prompts[r] for r in rows])
 
     batches = [encode(lo) for lo in range(0, n, batch)] if preencoded else None
     _sync(adapter)
@@ -269,12 +267,11 @@ def _warmup(adapter: Any, dataset: Path, batch: int) -> None:
     import xarray  # noqa: F401
     import zarr  # noqa: F401
 
-    from vlmscope.activations.loader import load_image
 
     table = _table(dataset)
     for b in (1, batch):
         rows = range(min(b, len(table.sample_ids)))
-        enc = adapter.encode([load_image(table, r) for r in rows], [table.prompts[r] for r in rows]).to(adapter.device)
+        enc = adapter.encode([table.image(r) for r in rows], [table.prompts[r] for r in rows]).to(adapter.device)
         with torch.inference_mode():
             adapter.model(**enc.inputs, output_hidden_states=True)
 

@@ -12,6 +12,7 @@ __all__ = [
     "VlmscopeError",
     "ConfigError",
     "DatasetError",
+    "ImageError",
     "NotFound",
     "StoreError",
     "StoreMismatch",
@@ -32,6 +33,10 @@ class ConfigError(VlmscopeError, ValueError):
 
 class DatasetError(VlmscopeError, ValueError):
     """A dataset directory or manifest breaks the contract (file, row, field named)."""
+
+
+class ImageError(DatasetError):
+    """An image a dataset lists is missing or unreadable (file, sample and manifest row named)."""
 
 
 class NotFound(VlmscopeError, FileNotFoundError):

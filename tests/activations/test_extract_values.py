@@ -8,7 +8,7 @@ import torch
 
 from vlmscope import open_activations
 from vlmscope.activations.extract import ExtractConfig, extract
-from vlmscope.activations.loader import SampleTable, load_image
+from vlmscope.activations.loader import SampleTable
 from vlmscope.data.manifest import read_manifest
 
 ALL = dict(positions=("last", "text_mean", "image_mean", "image_last"), attention=True, mlp=True)
@@ -33,7 +33,7 @@ def _reference(adapter, dataset, rows):
     refs = []
     try:
         for row in rows:
-            enc = adapter.encode([load_image(table, row)], [table.prompts[row]])
+            enc = adapter.encode([table.image(row)], [table.prompts[row]])
             mlp_inputs.clear()
             with torch.inference_mode():
                 lm_config.tie_last_hidden_states = False

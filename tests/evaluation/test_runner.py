@@ -153,7 +153,7 @@ def test_count_rows_report_mae_and_modes_are_checked(
         evaluate(str(path), count_dataset, tmp_path / "x", EvaluateConfig(mode="option-loss"), adapter=adapter)
     with pytest.raises(ConfigError, match="contrastive needs a CLIP/SigLIP-like model"):
         evaluate(str(path), count_dataset, tmp_path / "x", EvaluateConfig(mode="contrastive"), adapter=adapter)
-    with pytest.raises(DatasetError, match=r"no rows in split 'train' \(splits present: \['test'\]\)"):
+    with pytest.raises(DatasetError, match=r"no rows in split\(s\) \['train'\]; the manifest has splits \['test'\]; pass --split"):
         evaluate(str(path), count_dataset, tmp_path / "x", EvaluateConfig(split="train"), adapter=adapter)
     assert not (tmp_path / "x").exists()
 

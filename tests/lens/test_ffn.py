@@ -120,3 +120,21 @@ def test_ffn_outputs(ffn_run):
     assert set(rec) == {"sample_id", "label", "prompt", "layers"}
     assert set(rec["layers"][0]) == {"layer", "top_neurons", "top_tokens", "random_neurons", "random_tokens"}
     assert torch.tensor([len(t) for t in rec["layers"][0]["top_tokens"]]).eq(4).all()
+
+
+def test_compute_is_a_labelled_result_and_write_puts_it_on_disk(ffn_run, tmp_path):
+    """compute_ffn writes nothing; its Dataset, written, is byte for byte the ``ffn_analysis`` output."""
+    from vlmscope.lens.ffn import compute_ffn, write_ffn
+
+    s, out = ffn_run
+    ffn = compute_ffn(s.store, s.model_dir, FfnConfig(neurons=3, tokens=4, seed=7))
+    assert ffn["top_tokens"].dims == ("layer", "sample", "neuron", "token")
+    assert ffn.sizes["neuron"] == 3 and ffn.sizes["token"] == 4 and ffn.sizes["sample"] == 12
+    assert ffn["layer"].values.tolist() == list(range(1, s.adapter.num_layers + 1))  # no MLP at the embeddings
+    assert ffn["gt_in_top"].dtype == bool and ffn["label"].dims == ("sample",)
+    assert ffn.attrs == json.loads((out / "config.json").read_text())
+    assert list(tmp_path.iterdir()) == []
+    again = tmp_path / "again"
+    assert write_ffn(ffn, again) == json.loads((out / "metrics.json").read_text())
+    for name in ("ffn.jsonl", "summary.csv", "metrics.json", "config.json", "ffn_by_layer.png"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name

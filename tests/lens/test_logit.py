@@ -152,3 +152,21 @@ def test_other_variable_and_target_column(lens_setup, lens_runs, tmp_path):
     prompts = ds["prompt"].values.tolist()
     expect = [s.adapter.answer_ids(w, s.adapter.format_prompt(q))[0] for w, q in zip(words, prompts)]
     assert tg["target_token_id"].to_list() == expect
+
+
+def test_compute_is_a_labelled_result_and_write_puts_it_on_disk(lens_setup, lens_runs, tmp_path):
+    """compute_logit_lens writes nothing; its Dataset, written, is byte for byte the ``logit_lens`` output."""
+    from vlmscope.lens.logit import compute_logit_lens, write_logit_lens
+
+    s, out = lens_runs("composite")
+    lens = compute_logit_lens(s.store, s.model_dir, LogitLensConfig(top_k=5, batch_size=5))
+    assert sorted(lens.sizes.items()) == [("layer", s.adapter.num_layers + 1), ("rank", 5), ("sample", 12)]
+    assert lens["top_token_id"].dims == ("layer", "sample", "rank") and lens["target_rank"].dims == ("layer", "sample")
+    assert lens["sample"].values.tolist() == open_activations(s.store)["sample"].values.tolist()
+    assert lens.attrs["store"] == str(s.store) and lens.attrs["config"]["top_k"] == 5
+    assert lens.attrs == json.loads((out / "config.json").read_text())
+    assert list(tmp_path.iterdir()) == []
+    again = tmp_path / "again"
+    assert write_logit_lens(lens, again) == json.loads((out / "metrics.json").read_text())
+    for name in ("topk.parquet", "targets.parquet", "summary.csv", "metrics.json", "config.json", "rank_by_layer.png"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name

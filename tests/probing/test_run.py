@@ -187,7 +187,7 @@ def test_incomplete_store_is_refused(planted: xr.Dataset, planted_store: Path, t
 
 
 def test_missing_variable_and_nan_features(planted: xr.Dataset, tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match=r"variable 'mlp' is not in the store.*\['hidden'\]"):
+    with pytest.raises(StoreError, match=r"no variable 'mlp' in the store \(has: hidden\)"):
         run_probes(planted, ProbeConfig(label="relation", variable="mlp"), tmp_path / "o")
     h = planted["hidden"].values.copy()
     h[7, 2, 0] = np.nan
@@ -199,3 +199,19 @@ def test_missing_variable_and_nan_features(planted: xr.Dataset, tmp_path: Path) 
 def test_unknown_layer_is_refused(planted: xr.Dataset, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"layer\(s\) \[9\] are not in the store; stored layers: \[0, 1, 2, 3, 4, 5\]"):
         run_probes(planted, ProbeConfig(label="relation", layers=(1, 9)), tmp_path / "o")
+
+
+def test_compute_is_a_labelled_result_and_write_puts_it_on_disk(planted_store: Path, result, tmp_path: Path) -> None:
+    """compute_probes writes nothing; its result, written, is byte for byte the ``run_probes`` output."""
+    from vlmscope.probing.run import compute_probes, write_probe_run
+
+    run = compute_probes(planted_store, ProbeConfig(label="relation", controls=2, bootstrap=500))
+    assert list(tmp_path.iterdir()) == []
+    assert run.table.equals(result.table) and run.metrics == result.metrics
+    assert run.probes["coef"].dims == ("layer", "fit", "problem", "feature")
+    assert run.probes["layer"].values.tolist() == [0, 1, 2, 3, 4, 5]
+    assert len(run.probes.attrs["classes"]) == 4
+    assert run.probes.attrs["label"] == "relation" and run.chance == run.metrics["chance_accuracy"]
+    out = write_probe_run(run, tmp_path / "again")
+    for name in ("per_layer.csv", "metrics.json", "per_layer.png", "probes/probes.safetensors", "probes/config.json"):
+        assert (out / name).read_bytes() == (result.out / name).read_bytes(), name

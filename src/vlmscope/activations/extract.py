@@ -56,6 +56,7 @@ from vlmscope.activations.writer import ShardWriter
 from vlmscope.errors import DatasetError, StoreError
 from vlmscope.io.atomic import atomic_write_text
 from vlmscope.io.import_graph import code_hash
+from vlmscope.io.progress import track
 
 if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.models.adapter import ModelAdapter
@@ -125,45 +126,9 @@ def _run_shards(
         shard_writer.close(flush=not ok)
 
 
-class _NullProgress:
-    def __enter__(self) -> Any:
-        return lambda n: None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class _RichProgress:
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(
-            TextColumn("extract"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),  # stdout stays for the command's result
-        )
-        self._total = total
-
-    def __enter__(self) -> Any:
-        self._p.__enter__()
-        task = self._p.add_task("extract", total=self._total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self._p.__exit__(*exc)
-
-
 def _progress(show: bool, total: int) -> Any:
-    return _RichProgress(total) if show else _NullProgress()
+    """The shard bar (kept when done, shown also off a terminal when asked: extraction runs are long)."""
+    return track(total, "extract", enabled=show, transient=False)
 
 
 def _finalize(out: Path, writer: StoreWriter, config: ExtractConfig, table: SampleTable) -> dict[str, Any]:
@@ -254,9 +219,9 @@ def _extract(
     progress: bool,
     dist: DistContext,
 ) -> Path:
-    from vlmscope.data.manifest import read_manifest
+    from vlmscope.data.reader import read_rows
 
-    df = read_manifest(dataset)
+    df = read_rows(dataset)
     if len(df) == 0:
         raise DatasetError(f"{dataset}: the manifest has no rows; nothing to extract")
     coords = label_coordinates(df, where=str(dataset / "manifest.parquet"))

@@ -5,7 +5,7 @@ thread feeding a bounded queue, so they overlap the model's forward pass
 (torch releases the GIL) and memory stays bounded by ``prefetch`` batches.
 
 Unreadable images: with ``on_error="stop"`` the first one raises
-:class:`DatasetError` naming the file and the sample; with ``"skip"`` the
+:class:`~vlmscope.errors.ImageError` naming the file and the sample; with ``"skip"`` the
 sample is left out of its batch and reported in :attr:`LoadedBatch.skipped`.
 """
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from vlmscope.models.adapter import EncodedBatch
 
-__all__ = ["SampleTable", "LoadedBatch", "load_image", "iter_batches", "Prefetcher"]
+__all__ = ["SampleTable", "LoadedBatch", "iter_batches", "Prefetcher"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,12 @@ class SampleTable:
     images: Sequence[str]
     """Paths relative to ``dataset_dir``."""
     prompts: Sequence[str]
+
+    def image(self, row: int) -> Image:
+        """Row ``row``'s image as RGB (:func:`vlmscope.data.reader.load_image`: ImageError naming file, sample, row)."""
+        from vlmscope.data.reader import image_path, load_image
+
+        return load_image(image_path(self.dataset_dir, self.images[row]), sample_id=self.sample_ids[row], row=row)
 
 
 @dataclass
@@ -58,25 +64,6 @@ class LoadedBatch:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
 
-def load_image(table: SampleTable, row: int) -> Image:
-    """Open and decode one sample's image as RGB; errors name the file, sample and row."""
-    from PIL import Image as PILImage
-
-    from vlmscope.data.manifest import resolve_image
-
-    sid = table.sample_ids[row]
-    path = resolve_image(table.dataset_dir, table.images[row])
-    try:
-        with PILImage.open(path) as im:
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image of sample {sid!r} (manifest row {row}) does not exist") from None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises these on truncated / non-image files
-        raise DatasetError(
-            f"{path}: image of sample {sid!r} (manifest row {row}) is unreadable ({type(e).__name__}: {e})"
-        ) from None
-
-
 _STOP_HINT = (
     "; fix or remove it and rerun (finished shards are kept and the run resumes), "
     "or rerun with --on-error skip to record such samples and go on"
@@ -85,7 +72,7 @@ _STOP_HINT = (
 
 def _try_load(table: SampleTable, row: int) -> Any:
     try:
-        return load_image(table, row)
+        return table.image(row)
     except DatasetError as e:
         return e
 
@@ -119,7 +106,7 @@ def iter_batches(
             for r, im in zip(range(lo, hi), loaded):
                 if isinstance(im, DatasetError):
                     if on_error == "stop":
-                        raise DatasetError(str(im) + _STOP_HINT) from None
+                        raise type(im)(str(im) + _STOP_HINT) from None
                     skipped.append({"sample_id": str(table.sample_ids[r]), "reason": str(im)})
                 else:
                     images.append(im)

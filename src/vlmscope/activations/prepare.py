@@ -16,7 +16,7 @@ import numpy as np
 
 from vlmscope.activations.config import ExtractConfig, position_variable
 from vlmscope.activations.layout import Coordinate, StoreLayout, VariableSpec
-from vlmscope.activations.loader import SampleTable, load_image
+from vlmscope.activations.loader import SampleTable
 from vlmscope.activations.progress import ShardRecord, load_progress
 from vlmscope.activations.store import FORMAT, LOCK_NAME, PROGRESS_DIR, StoreWriter, read_store_attrs
 from vlmscope.errors import ConfigError, DatasetError, ModelError, StoreError, StoreMismatch
@@ -121,7 +121,7 @@ def probe_grid(adapter: ModelAdapter, table: SampleTable, on_error: str) -> tupl
     """(rows, cols) of the image tokens, from the first readable sample."""
     for row in range(len(table.sample_ids)):
         try:
-            image = load_image(table, row)
+            image = table.image(row)
         except DatasetError:
             if on_error == "stop":
                 raise

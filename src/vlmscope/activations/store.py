@@ -56,6 +56,7 @@ from vlmscope.activations.layout import (
 )
 from vlmscope.errors import ConfigError, NotFound, StoreError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.store import require_complete
 
 __all__ = [
     "FORMAT",
@@ -66,6 +67,7 @@ __all__ = [
     "StoreLayout",
     "StoreWriter",
     "open_activations",
+    "open_store",
     "write_activations",
     "read_store_attrs",
     "store_files",
@@ -321,6 +323,18 @@ def open_activations(
         keep = np.array([s not in ids for s in ds["sample"].values.tolist()], dtype=bool)
         ds = ds.isel(sample=np.flatnonzero(keep))
     return ds
+
+
+def open_store(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
+    """A complete store for a reader: a path opened lazily (:func:`open_activations`), or a Dataset checked.
+
+    Raises:
+        NotFound: no store at the path.
+        StoreError: not a vlmscope store, or incomplete (``complete`` false).
+    """
+    if isinstance(source, xr.Dataset):
+        return require_complete(source)
+    return open_activations(Path(source))
 
 
 def _decode(ds: xr.Dataset, bf16_to_f32: bool) -> xr.Dataset:

@@ -18,13 +18,12 @@ from typing import Any, Union, get_args, get_origin
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vlmscope.cli.options import ParamsFile, read_params_file
 from vlmscope.data.generators import GENERATORS, GeneratorConfig, generate, make_config
 from vlmscope.data.generators.base import GeneratorSpec
 from vlmscope.errors import ConfigError
+from vlmscope.io.progress import progress_bar
 
 __all__ = ["app", "parse_sets"]
 
@@ -97,17 +96,9 @@ def _config(kind: str, params: dict[str, Any]) -> GeneratorConfig:
 
 @contextlib.contextmanager
 def _progress(kind: str) -> Iterator[Callable[[int, int], None]]:
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn(f"rendering {kind}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task(kind, total=None)
+    """A bar over rendered images (total known only once rendering starts); on a terminal only."""
+    with progress_bar(transient=False, elapsed=True) as bar:
+        task = bar.add_task(f"rendering {kind}", total=None)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)

@@ -25,6 +25,7 @@ from vlmscope import __version__
 from vlmscope.errors import DatasetError, NotFound
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.fingerprint import fingerprint_dir
+from vlmscope.io.jsonfile import dump_json
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -67,7 +68,7 @@ class DatasetInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, sort_keys=True, default=str) + "\n"
+        return dump_json(self.__dict__, default=str)
 
 
 def _check_columns(df: pl.DataFrame, where: str) -> None:

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from vlmscope.data.manifest import INFO, load_dataset_info, read_manifest, resolve_image
-from vlmscope.errors import ConfigError, DatasetError, ModelError, NotFound
+from vlmscope.data.manifest import INFO, load_dataset_info
+from vlmscope.data.reader import ImageCache, image_path, read_rows
+from vlmscope.errors import ConfigError, DatasetError, ModelError
 from vlmscope.evaluation.config import EvaluateConfig
 from vlmscope.evaluation.scoring import (
     Scored,
@@ -49,6 +50,7 @@ from vlmscope.evaluation.scoring import (
     summarize,
 )
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -68,32 +70,17 @@ Progress = Callable[[int], None]
 
 def load_rows(dataset: Path, config: EvaluateConfig) -> pl.DataFrame:
     """The manifest rows of ``config.split`` (first ``limit``), validated for scoring."""
-    df = read_manifest(dataset)
-    if config.split != "all":
-        df = df.filter(pl.col("split") == config.split)
-    if config.limit is not None:
-        df = df.head(config.limit)
+    splits = None if config.split == "all" else [config.split]
+    df = read_rows(dataset, splits, limit=config.limit, hint="; pass --split")
     if df.height == 0:
-        splits = sorted(read_manifest(dataset)["split"].unique().to_list())
-        raise DatasetError(f"{dataset}: no rows in split {config.split!r} (splits present: {splits}); pass --split")
+        raise DatasetError(f"{dataset}: the manifest has no rows; nothing to evaluate")
     return prepare_rows(df, str(dataset))
 
 
 def _images(dataset: Path, rows: Sequence[dict[str, Any]]) -> list[Image]:
-    from PIL import Image as PILImage
-
-    cache: dict[str, Image] = {}
-    out = []
-    for r in rows:
-        rel = r["image"]
-        if rel not in cache:
-            path = resolve_image(dataset, rel)
-            if not path.is_file():
-                raise NotFound(f"{path}: image of sample {r['sample_id']!r} is missing from {dataset}")
-            with PILImage.open(path) as im:
-                cache[rel] = im.convert("RGB")
-        out.append(cache[rel])
-    return out
+    """The batch's images, each file decoded once (rows may share an image)."""
+    cache = ImageCache()
+    return [cache.get(image_path(dataset, r["image"]), sample_id=r["sample_id"]) for r in rows]
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -330,8 +317,8 @@ def evaluate(
         with open(tmp / PREDICTIONS, "w", encoding="utf-8") as fh:
             for rec in records:
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-        (tmp / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        (tmp / SUMMARY).write_text(json.dumps(headline(metrics), indent=2, sort_keys=True) + "\n")
+        write_json(tmp / METRICS, metrics)
+        write_json(tmp / SUMMARY, headline(metrics))
         table.write_csv(tmp / PER_GROUP)
-        (tmp / CONFIG).write_text(json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+        write_json(tmp / CONFIG, provenance, default=str)
     return metrics

@@ -23,6 +23,10 @@ random_tokens}], tokens per neuron in neuron order), ``summary.csv`` (layer,
 gt_in_top, gt_in_random, n_samples), ``metrics.json``, ``ffn_by_layer.png``
 and ``config.json``.
 
+Compute, then write: ``compute_*`` returns the labelled result (an xarray
+Dataset, provenance record in ``attrs``), ``write_*`` puts it on disk; the
+run function is the two in a row.
+
 Shapes: N samples, F FFN width, D hidden size, V vocabulary, n neurons,
 t tokens per neuron, U unique neurons of a layer.
 """
@@ -33,19 +37,38 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vlmscope.errors import ConfigError, StoreError
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
+from vlmscope.io.progress import track
+from vlmscope.io.store import require_variable
 from vlmscope.lens.config import FfnConfig
-from vlmscope.lens.inputs import check_model, label_values, layer_blocks, open_store, require_variable
-from vlmscope.lens.outputs import finite, layer_progress, write_json
+from vlmscope.lens.inputs import check_model, label_values, layer_blocks
+from vlmscope.lens.outputs import finite
 from vlmscope.lens.plots import plot_ffn_by_layer
 from vlmscope.lens.tokens import AnswerTokenizer, decode_tokens, normalise_word
 from vlmscope.lens.weights import LensModel, open_lens_model
 
-__all__ = ["FfnLayer", "top_neurons", "random_neurons", "value_vector_tokens", "ffn_layer", "ffn_analysis"]
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+    import xarray as xr
+
+__all__ = [
+    "FfnLayer",
+    "compute_ffn",
+    "ffn_analysis",
+    "ffn_layer",
+    "ffn_metrics",
+    "ffn_summary",
+    "random_neurons",
+    "top_neurons",
+    "value_vector_tokens",
+    "write_ffn",
+]
 
 
 @dataclass(frozen=True)
@@ -145,36 +168,30 @@ def _hits(tokens: np.ndarray, gt_ids: np.ndarray, gt_words: np.ndarray, words: d
     return by_id | by_word
 
 
-def ffn_analysis(
+def compute_ffn(
     store: str | os.PathLike[str],
     model_dir: str | os.PathLike[str],
     config: FfnConfig = FfnConfig(),
-    out: str | os.PathLike[str] = "lens-ffn",
     *,
     model: LensModel | None = None,
     progress: bool = False,
-) -> dict[str, float | int]:
-    """FFN top-neuron vs random-neuron tokens per layer of ``store``; write ``out`` (atomically); return metrics.
+) -> xr.Dataset:
+    """FFN top-neuron vs random-neuron tokens per decoder layer of ``store``, labelled; nothing is written.
 
-    Args:
-        store: a complete activation store extracted with ``--mlp``.
-        model_dir: the checkpoint the store was made with (local directory,
-            ``vlmscope-ref.json`` pin, or a hub id in the local cache).
-        config: see :class:`FfnConfig`.
-        out: output directory (replaced when finished).
-        model: an already opened :class:`LensModel`.
-        progress: rich progress bar over layers (on a terminal).
-
-    Raises:
-        StoreError (no ``mlp``: re-extract with ``--mlp``; missing label column),
-        StoreMismatch (hidden size / layers / FFN width vs the model),
-        ModelError, DatasetError (empty label), ConfigError (``neurons`` > FFN width).
+    Returns a Dataset over ``layer`` (L, decoder layers only), ``sample`` (N,
+    the sample ids; coordinates ``label`` and, when the store has one,
+    ``prompt``), ``neuron`` (n) and ``token`` (t): ``top_neurons`` /
+    ``random_neurons`` (layer, sample, neuron) and their decoded
+    ``top_tokens`` / ``random_tokens`` (layer, sample, neuron, token),
+    ``gt_in_top`` / ``gt_in_random`` (layer, sample) hits; ``attrs`` hold the
+    provenance record written as ``config.json``. Arguments and errors as
+    :func:`ffn_analysis`.
     """
-    import polars as pl
+    import xarray as xr
 
-    from vlmscope.io.atomic import atomic_dir
+    from vlmscope.activations.store import open_store
 
-    store, out = Path(store), Path(out)
+    store = Path(store)
     ds = open_store(store)
     mlp = require_variable(ds, "mlp", ("sample", "layer", "ffn"), path=store)
     lm = model or open_lens_model(model_dir)
@@ -194,7 +211,7 @@ def ffn_analysis(
     unembedding = lm.unembedding()
     t = min(config.tokens, int(unembedding.shape[0]))
     results: list[FfnLayer] = []
-    with layer_progress(len(layers), "ffn", progress) as step:
+    with track(len(layers), "ffn", enabled=None if progress else False) as step:
         for layer, block in pairs:
             f_model = lm.ffn_size(block)
             if f_model != f_store:
@@ -221,28 +238,6 @@ def ffn_analysis(
     words = {i: normalise_word(s) for i, s in strings.items()}
     in_top = np.stack([_hits(r.top_tokens, gt_ids, gt_words, words) for r in results])  # (L, N)
     in_rnd = np.stack([_hits(r.random_tokens, gt_ids, gt_words, words) for r in results])  # (L, N)
-    frac_top, frac_rnd = in_top.mean(axis=1), in_rnd.mean(axis=1)
-    summary = pl.DataFrame(
-        {
-            "layer": np.asarray(layers, dtype=np.int64),
-            "gt_in_top": frac_top,
-            "gt_in_random": frac_rnd,
-            "n_samples": np.full(len(layers), len(sample_ids), dtype=np.int64),
-        }
-    )
-    above = np.flatnonzero(frac_top > frac_rnd)
-    best = int(np.argmax(frac_top))
-    metrics: dict[str, float | int] = {
-        "first_layer_above_baseline": int(layers[int(above[0])]) if above.size else -1,
-        "gt_in_top": float(in_top.mean()),
-        "gt_in_random": float(in_rnd.mean()),
-        "best_layer": layers[best],
-        "best_layer_gt_in_top": float(frac_top[best]),
-        "final_layer_gt_in_top": float(frac_top[-1]),
-        "final_layer_gt_in_random": float(frac_rnd[-1]),
-        "n_samples": len(sample_ids),
-        "n_layers": len(layers),
-    }
     record = {
         "config": config.model_dump(),
         "store": str(store),
@@ -256,9 +251,78 @@ def ffn_analysis(
         "tensors": {"unembedding": lm.names.unembedding_weight, "down_proj": lm.names.down_proj_weight},
     }
 
-    def tokens_of(ids: np.ndarray) -> list[list[str]]:
-        return [[strings[int(i)] for i in row] for row in ids]
+    def tokens_of(ids: np.ndarray) -> np.ndarray:
+        return np.array([strings[int(i)] for i in ids.ravel()], dtype=object).reshape(ids.shape)
 
+    coords: dict[str, Any] = {
+        "layer": np.asarray(layers, dtype=np.int64),
+        "sample": np.array(sample_ids, dtype=object),
+        "label": ("sample", np.array(labels, dtype=object)),
+    }
+    if prompts is not None:
+        coords["prompt"] = ("sample", np.array(prompts, dtype=object))
+    cell, tokens = ("layer", "sample", "neuron"), ("layer", "sample", "neuron", "token")
+    return xr.Dataset(
+        {
+            "top_neurons": (cell, np.stack([r.top_neurons for r in results])),
+            "top_tokens": (tokens, np.stack([tokens_of(r.top_tokens) for r in results])),
+            "random_neurons": (cell, np.stack([r.random_neurons for r in results])),
+            "random_tokens": (tokens, np.stack([tokens_of(r.random_tokens) for r in results])),
+            "gt_in_top": (("layer", "sample"), in_top),
+            "gt_in_random": (("layer", "sample"), in_rnd),
+        },
+        coords=coords,
+        attrs=record,
+    )
+
+
+def ffn_summary(ffn: xr.Dataset) -> pl.DataFrame:
+    """``summary.csv``: per layer the fraction of samples whose label is among the top / random neurons' tokens."""
+    import polars as pl
+
+    n_layers = ffn.sizes["layer"]
+    return pl.DataFrame(
+        {
+            "layer": np.asarray(ffn["layer"].values, dtype=np.int64),
+            "gt_in_top": ffn["gt_in_top"].values.mean(axis=1),
+            "gt_in_random": ffn["gt_in_random"].values.mean(axis=1),
+            "n_samples": np.full(n_layers, ffn.sizes["sample"], dtype=np.int64),
+        }
+    )
+
+
+def ffn_metrics(ffn: xr.Dataset) -> dict[str, float | int]:
+    """``metrics.json``: overall hit rates, the first layer above the random baseline, best and final layers."""
+    layers = [int(v) for v in ffn["layer"].values.tolist()]
+    in_top, in_rnd = ffn["gt_in_top"].values, ffn["gt_in_random"].values  # (L, N)
+    frac_top, frac_rnd = in_top.mean(axis=1), in_rnd.mean(axis=1)
+    above = np.flatnonzero(frac_top > frac_rnd)
+    best = int(np.argmax(frac_top))
+    return {
+        "first_layer_above_baseline": int(layers[int(above[0])]) if above.size else -1,
+        "gt_in_top": float(in_top.mean()),
+        "gt_in_random": float(in_rnd.mean()),
+        "best_layer": layers[best],
+        "best_layer_gt_in_top": float(frac_top[best]),
+        "final_layer_gt_in_top": float(frac_top[-1]),
+        "final_layer_gt_in_random": float(frac_rnd[-1]),
+        "n_samples": int(ffn.sizes["sample"]),
+        "n_layers": len(layers),
+    }
+
+
+def write_ffn(ffn: xr.Dataset, out: str | os.PathLike[str]) -> dict[str, float | int]:
+    """Write :func:`compute_ffn`'s result to ``out`` (atomically, see the module docstring); return the metrics."""
+    out = Path(out)
+    layers = [int(v) for v in ffn["layer"].values.tolist()]
+    sample_ids = [str(s) for s in ffn["sample"].values.tolist()]
+    labels = [str(s) for s in ffn["label"].values.tolist()]
+    prompts = [str(s) for s in ffn["prompt"].values.tolist()] if "prompt" in ffn.coords else None
+    top_n, top_t = ffn["top_neurons"].values, ffn["top_tokens"].values
+    rnd_n, rnd_t = ffn["random_neurons"].values, ffn["random_tokens"].values
+    summary = ffn_summary(ffn)
+    metrics = ffn_metrics(ffn)
+    record = dict(ffn.attrs)
     with atomic_dir(out) as tmp:
         with (tmp / "ffn.jsonl").open("w", encoding="utf-8") as fh:
             for i, sid in enumerate(sample_ids):
@@ -269,20 +333,53 @@ def ffn_analysis(
                     "layers": [
                         {
                             "layer": layer,
-                            "top_neurons": r.top_neurons[i].tolist(),
-                            "top_tokens": tokens_of(r.top_tokens[i]),
-                            "random_neurons": r.random_neurons[i].tolist(),
-                            "random_tokens": tokens_of(r.random_tokens[i]),
+                            "top_neurons": top_n[j, i].tolist(),
+                            "top_tokens": top_t[j, i].tolist(),
+                            "random_neurons": rnd_n[j, i].tolist(),
+                            "random_tokens": rnd_t[j, i].tolist(),
                         }
-                        for layer, r in zip(layers, results)
+                        for j, layer in enumerate(layers)
                     ],
                 }
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         summary.write_csv(tmp / "summary.csv")
-        write_json(tmp / "metrics.json", {k: (finite(v) if isinstance(v, float) else v) for k, v in metrics.items()})
-        write_json(tmp / "config.json", record)
+        write_json(tmp / "metrics.json", {k: (finite(v) if isinstance(v, float) else v) for k, v in metrics.items()},
+                   allow_nan=False)
+        write_json(tmp / "config.json", record, allow_nan=False)
         plot_ffn_by_layer(
-            tmp / "ffn_by_layer.png", np.asarray(layers), frac_top, frac_rnd,
-            title=f"FFN value vectors: {Path(str(lm.source)).name} on {store.name} ({config.label_column})",
+            tmp / "ffn_by_layer.png", np.asarray(layers),
+            summary["gt_in_top"].to_numpy(), summary["gt_in_random"].to_numpy(),
+            title=f"FFN value vectors: {Path(str(record['model'])).name} on {Path(record['store']).name} "
+            f"({record['config']['label_column']})",
         )
     return metrics
+
+
+def ffn_analysis(
+    store: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    config: FfnConfig = FfnConfig(),
+    out: str | os.PathLike[str] = "lens-ffn",
+    *,
+    model: LensModel | None = None,
+    progress: bool = False,
+) -> dict[str, float | int]:
+    """FFN top-neuron vs random-neuron tokens per layer of ``store``; write ``out`` (atomically); return metrics.
+
+    :func:`compute_ffn` then :func:`write_ffn`.
+
+    Args:
+        store: a complete activation store extracted with ``--mlp``.
+        model_dir: the checkpoint the store was made with (local directory,
+            ``vlmscope-ref.json`` pin, or a hub id in the local cache).
+        config: see :class:`FfnConfig`.
+        out: output directory (replaced when finished).
+        model: an already opened :class:`LensModel`.
+        progress: rich progress bar over layers (on a terminal).
+
+    Raises:
+        StoreError (no ``mlp``: re-extract with ``--mlp``; missing label column),
+        StoreMismatch (hidden size / layers / FFN width vs the model),
+        ModelError, DatasetError (empty label), ConfigError (``neurons`` > FFN width).
+    """
+    return write_ffn(compute_ffn(store, model_dir, config, model=model, progress=progress), out)

@@ -1,4 +1,6 @@
-"""Open an activation store for the lens and check it against the model, with errors that say how to fix.
+"""Check an opened activation store against the lens model, with errors that say how to fix.
+
+Opening the store and checking a variable is :mod:`vlmscope.io.store`.
 
 Store conventions relied on (``vlmscope.activations.capture``): layer 0 is
 the embedding output, layer k >= 1 the residual stream after decoder block
@@ -9,7 +11,6 @@ k is block k-1's down-projection input (NaN at layer 0, coordinate
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,31 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from vlmscope.lens.weights import LensModel
 
-__all__ = ["open_store", "require_variable", "check_model", "label_values", "layer_blocks"]
-
-
-def open_store(path: str | os.PathLike[str]) -> xr.Dataset:
-    """The complete store at ``path`` (NotFound / StoreError from ``open_activations`` otherwise)."""
-    from vlmscope.activations.store import open_activations
-
-    return open_activations(path)
-
-
-def require_variable(ds: xr.Dataset, name: str, dims: tuple[str, str, str], *, path: object) -> xr.DataArray:
-    """``ds[name]`` with ``dims``; a missing ``mlp`` says to re-extract with ``--mlp``."""
-    if name not in ds.data_vars:
-        have = ", ".join(sorted(map(str, ds.data_vars))) or "none"
-        if name == "mlp":
-            how = "re-extract the store with `vlmscope extract --mlp` (params.yaml extract.mlp: true)"
-        elif name.startswith("hidden_"):
-            how = f"re-extract with `vlmscope extract --positions {name[len('hidden_'):]}`"
-        else:
-            how = "pick one of the store's variables"
-        raise StoreError(f"{path}: store has no variable {name!r} (has: {have}); {how}")
-    da = ds[name]
-    if tuple(da.dims) != dims:
-        raise StoreError(f"{path}: variable {name!r} has dims {tuple(da.dims)}, expected {dims}")
-    return da
+__all__ = ["check_model", "label_values", "layer_blocks"]
 
 
 def check_model(ds: xr.Dataset, model: LensModel, *, path: object, variable: str = "hidden") -> None:

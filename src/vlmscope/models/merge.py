@@ -15,7 +15,6 @@ Two ways, both giving a directory that ``load_model`` loads like any other:
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from safetensors.torch import load_file
 from vlmscope import __version__
 from vlmscope.errors import ModelError, NotFound, TrainingError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
 from vlmscope.models.weights import replace_tensors, weight_map
 
 __all__ = ["MERGE_INFO", "merge_adapter", "merge_tensors", "resolve_tensor_file"]
@@ -69,7 +69,7 @@ def merge_tensors(
         shards = replace_tensors(base, tmp, mapped)
         info = {"base": str(base), "tensors": str(src), "replaced": sorted(mapped), "shards": shards,
                 "vlmscope_version": __version__}  # fmt: skip
-        (tmp / MERGE_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / MERGE_INFO, info)
     return info
 
 
@@ -101,5 +101,5 @@ def merge_adapter(
     with atomic_dir(out) as tmp:
         save_model_files(model, tmp, merged_adapter=str(a))
         info = {"base": str(base), "adapter": str(a), "vlmscope_version": __version__}
-        (tmp / MERGE_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / MERGE_INFO, info)
     return info

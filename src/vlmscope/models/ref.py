@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmscope.errors import ModelError, NotFound
+from vlmscope.io.jsonfile import write_json
 
 __all__ = ["REF_FILE", "ModelRef", "PipelineModel", "pipeline_model", "write_ref", "resolve_source"]
 
@@ -33,7 +34,7 @@ def write_ref(out: str | os.PathLike[str], ref: ModelRef) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / REF_FILE
-    path.write_text(json.dumps({"source": ref.source, "revision": ref.revision}, indent=2, sort_keys=True) + "\n")
+    write_json(path, {"source": ref.source, "revision": ref.revision})
     return path
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from vlmscope import __version__
 from vlmscope.errors import ConfigError
-from vlmscope.io.atomic import atomic_dir, atomic_write_text
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
 from vlmscope.registry import Registry
 
 __all__ = ["TINY", "SIDECAR", "build_tiny", "write_sidecar", "read_sidecar", "seeded", "tiny_families"]
@@ -35,7 +36,7 @@ SIDECAR = "vlmscope.json"
 def write_sidecar(out: str | os.PathLike[str], family: str, **extra: Any) -> None:
     """Write ``vlmscope.json``: ``{"family": ..., "vlmscope_version": ..., **extra}``."""
     payload = {"family": family, "vlmscope_version": __version__, **extra}
-    atomic_write_text(Path(out) / SIDECAR, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_json(Path(out) / SIDECAR, payload)
 
 
 def read_sidecar(directory: str | os.PathLike[str]) -> dict[str, Any] | None:

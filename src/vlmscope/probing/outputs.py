@@ -6,13 +6,14 @@ into place, so a killed run never leaves half an output.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+
+from vlmscope.io.jsonfile import write_json
 
 __all__ = [
     "CONFIG",
@@ -78,7 +79,7 @@ def write_table(table: pl.DataFrame, out: Path) -> None:
 
 
 def write_metrics(metrics: dict[str, Any], out: Path) -> None:
-    (out / METRICS).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_json(out / METRICS, metrics, sort_keys=False, allow_nan=False)  # best-layer numbers first, as built
 
 
 def write_probes(
@@ -98,7 +99,7 @@ def write_probes(
         str(out / PROBES),
         metadata={"format": "vlmscope-probes/1"},
     )
-    (out / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    write_json(out / CONFIG, meta, default=str)
 
 
 def plot_per_layer(table: pl.DataFrame, out: Path, *, title: str, chance: float, ci: float = 0.95) -> None:

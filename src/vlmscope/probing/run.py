@@ -15,10 +15,7 @@ per-layer scores are aggregated:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,10 @@ import polars as pl
 import xarray as xr
 
 from vlmscope import __version__
+from vlmscope.activations.store import open_store
 from vlmscope.errors import ConfigError, StoreError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.progress import track
 from vlmscope.probing.backends import fit_layers, n_problems, predict_classes
 from vlmscope.probing.config import ProbeConfig
 from vlmscope.probing.controls import control_labels
@@ -46,14 +45,28 @@ from vlmscope.probing.source import (
     _label_strings,
     chunk_layers_for,
     iter_layer_chunks,
-    load_store,
     probe_data,
 )
 from vlmscope.probing.splits import Fit, make_fits
 
-__all__ = ["ProbeResult", "run_probes"]
+__all__ = ["ProbeResult", "ProbeRun", "compute_probes", "run_probes", "write_probe_run"]
 
 _PROVENANCE = ("model", "model_revision", "weights_hash", "family", "dataset", "dataset_fingerprint", "positions", "dtype")
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """A probing run in memory: :func:`compute_probes` returns it, :func:`write_probe_run` writes it."""
+
+    table: pl.DataFrame
+    """One row per probed layer (the ``per_layer.csv`` content)."""
+    metrics: dict[str, Any]
+    """The ``metrics.json`` content."""
+    probes: xr.Dataset
+    """``coef`` (layer, fit, problem, feature) and ``intercept`` (layer, fit, problem) of the real-label
+    probes; ``attrs`` is the provenance record (``probes/config.json``: config, classes, store provenance)."""
+    chance: float
+    """Majority-class accuracy on the held-out rows (the plot's chance line)."""
 
 
 @dataclass(frozen=True)
@@ -63,31 +76,6 @@ class ProbeResult:
     """One row per probed layer (the ``per_layer.csv`` content)."""
     metrics: dict[str, Any]
     """The ``metrics.json`` content."""
-
-
-@contextlib.contextmanager
-def _progress(total: int, label: str, enabled: bool | None) -> Iterator[Any]:
-    """A rich progress bar over layers (off when not a terminal, unless forced)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _fits(ds: xr.Dataset, data: ProbeData, config: ProbeConfig) -> list[Fit]:
@@ -113,26 +101,18 @@ def _fits(ds: xr.Dataset, data: ProbeData, config: ProbeConfig) -> list[Fit]:
     return fits
 
 
-def run_probes(
+def compute_probes(
     source: xr.Dataset | str | os.PathLike[str],
     config: ProbeConfig,
-    out: str | os.PathLike[str],
     *,
     progress: bool | None = None,
-) -> ProbeResult:
-    """Probe ``config.label`` from ``config.variable`` at every layer; write the artifacts to ``out``.
+) -> ProbeRun:
+    """Probe ``config.label`` from ``config.variable`` at every layer; nothing is written.
 
-    ``source`` is a store path or an (in-memory or lazily opened) Dataset in
-    the store's layout. Outputs (replaced atomically): ``per_layer.csv``,
-    ``metrics.json``, ``per_layer.png`` and ``probes/`` (``probes.safetensors``
-    with the real-label probes of every layer and fit, ``config.json`` beside it).
-
-    Raises:
-        StoreError: store incomplete, variable or label column missing, NaN features.
-        ConfigError: a single class, bad layers, a split that cannot be made.
-        DatasetError / NotFound: bad split file.
+    Arguments and errors as :func:`run_probes`; ``progress`` None shows the
+    bar on a terminal only.
     """
-    ds = load_store(source)
+    ds = open_store(source)
     data = probe_data(ds, label=config.label, variable=config.variable, layers=config.layers)
     fits = _fits(ds, data, config)
     K = len(data.classes)
@@ -149,7 +129,7 @@ def run_probes(
     coefs: list[np.ndarray] = []
     intercepts: list[np.ndarray] = []
     probed: list[int] = []
-    with _progress(len(data.layers), f"probing {config.label}", progress) as advance:
+    with track(len(data.layers), f"probing {config.label}", enabled=progress) as advance:
         for layers, X in iter_layer_chunks(data, chunk, variable=config.variable):
             Lc = X.shape[0]
             pred = np.full((Lc, T, N), -1, dtype=np.int64)
@@ -231,11 +211,53 @@ def run_probes(
         "store": {k: data.attrs.get(k) for k in _PROVENANCE if k in data.attrs},
         "vlmscope_version": __version__,
     }
-    title = f"{config.label} from {config.variable} ({config.method}, {f'{len(fits)}-fold' if config.folds else 'held-out'})"
+    coef, intercept = np.concatenate(coefs), np.concatenate(intercepts)  # (L, fits, P, F), (L, fits, P)
+    probes = xr.Dataset(
+        {
+            "coef": (("layer", "fit", "problem", "feature"), coef),
+            "intercept": (("layer", "fit", "problem"), intercept),
+        },
+        coords={"layer": np.asarray(probed)},
+        attrs=meta,
+    )
+    return ProbeRun(table=table, metrics=metrics, probes=probes, chance=chance)
+
+
+def write_probe_run(run: ProbeRun, out: str | os.PathLike[str]) -> Path:
+    """Write :func:`compute_probes`'s result to ``out`` (replaced atomically): table, metrics, plot, probes."""
+    meta = dict(run.probes.attrs)
+    cfg = meta["config"]
+    fits = f"{meta['n_fits']}-fold" if cfg["folds"] else "held-out"
+    title = f"{cfg['label']} from {cfg['variable']} ({cfg['method']}, {fits})"
     with atomic_dir(out) as tmp:
-        write_table(table, tmp)
-        write_metrics(metrics, tmp)
-        plot_per_layer(table, tmp, title=title, chance=chance, ci=config.ci)
-        write_probes(tmp, coef=np.concatenate(coefs), intercept=np.concatenate(intercepts),
-                     layers=np.asarray(probed), meta=meta)
-    return ProbeResult(out=Path(out), table=table, metrics=metrics)
+        write_table(run.table, tmp)
+        write_metrics(run.metrics, tmp)
+        plot_per_layer(run.table, tmp, title=title, chance=run.chance, ci=cfg["ci"])
+        write_probes(tmp, coef=run.probes["coef"].values, intercept=run.probes["intercept"].values,
+                     layers=run.probes["layer"].values, meta=meta)
+    return Path(out)
+
+
+def run_probes(
+    source: xr.Dataset | str | os.PathLike[str],
+    config: ProbeConfig,
+    out: str | os.PathLike[str],
+    *,
+    progress: bool | None = None,
+) -> ProbeResult:
+    """Probe ``config.label`` from ``config.variable`` at every layer; write the artifacts to ``out``.
+
+    :func:`compute_probes` then :func:`write_probe_run`. ``source`` is a
+    store path or an (in-memory or lazily opened) Dataset in the store's
+    layout. Outputs (replaced atomically): ``per_layer.csv``,
+    ``metrics.json``, ``per_layer.png`` and ``probes/``
+    (``probes.safetensors`` with the real-label probes of every layer and
+    fit, ``config.json`` beside it).
+
+    Raises:
+        StoreError: store incomplete, variable or label column missing, NaN features.
+        ConfigError: a single class, bad layers, a split that cannot be made.
+        DatasetError / NotFound: bad split file.
+    """
+    run = compute_probes(source, config, progress=progress)
+    return ProbeResult(out=write_probe_run(run, out), table=run.table, metrics=run.metrics)

@@ -1,6 +1,6 @@
 """The I/O edge of probing: labels from store coordinates, features one layer chunk at a time.
 
-A store is opened lazily (``vlmscope.open_activations``) and features are
+A store is opened lazily (:func:`vlmscope.activations.store.open_store`) and features are
 read as (Lc, N, F) float32 slabs of a few layers, so a probe run never holds
 more than a chunk (plus the one being prefetched) of a store that may be many
 times larger than RAM. Variables are any ``(sample, layer, ...)`` array;
@@ -10,19 +10,18 @@ trailing dimensions (``stat x patch`` of attention maps) are flattened.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from vlmscope.errors import ConfigError, StoreError
+from vlmscope.io.store import require_variable
 
-__all__ = ["ProbeData", "chunk_layers_for", "iter_layer_chunks", "label_classes", "load_store", "probe_data"]
+__all__ = ["ProbeData", "chunk_layers_for", "iter_layer_chunks", "label_classes", "probe_data"]
 
 _MISSING = ("", "nan", "None")
 
@@ -57,20 +56,6 @@ class ProbeData:
     @property
     def n_features(self) -> int:
         return int(np.prod(self.feature_shape)) if self.feature_shape else 1
-
-
-def load_store(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
-    """A store path opened lazily, or an in-memory Dataset checked for completeness."""
-    if isinstance(source, xr.Dataset):
-        if source.attrs.get("complete") is False:
-            raise StoreError(
-                "the activation store is incomplete (complete=false): its extraction was interrupted "
-                "or is still running; rerun `vlmscope extract` to finish it"
-            )
-        return source
-    from vlmscope.activations.store import open_activations
-
-    return open_activations(Path(source))
 
 
 def _label_strings(values: np.ndarray) -> np.ndarray:
@@ -110,12 +95,7 @@ def label_classes(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray
 
 def probe_data(ds: xr.Dataset, *, label: str, variable: str, layers: Sequence[int] | None) -> ProbeData:
     """Validate the store against a probing request and collect labels (no feature is read)."""
-    if variable not in ds.data_vars:
-        usable = [n for n, v in ds.data_vars.items() if v.dims[:2] == ("sample", "layer")]
-        raise StoreError(f"variable {variable!r} is not in the store; variables with (sample, layer, ...) dims: {usable}")
-    da = ds[variable]
-    if da.dims[:2] != ("sample", "layer"):
-        raise StoreError(f"variable {variable!r} has dims {da.dims}; probes need (sample, layer, ...)")
+    da = require_variable(ds, variable, ("sample", "layer"), exact=False)
     label_coords = [str(n) for n, c in ds.coords.items() if c.dims == ("sample",) and n != "sample"]
     if label not in label_coords:
         raise StoreError(

@@ -1,4 +1,7 @@
-"""Training rows from vlmscope dataset directories, ablation subsampling, image cache.
+"""Training rows from vlmscope dataset directories and ablation subsampling.
+
+Rows, splits and images are read by :mod:`vlmscope.data.reader` (``ImageCache``
+and ``split_rows`` are re-exported here for the trainers).
 
 Training reads the same dataset contract as every other stage
 (:mod:`vlmscope.data.manifest`): one row per (image, prompt, answer). The
@@ -18,7 +21,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from vlmscope.data.manifest import INFO, load_dataset_info, read_manifest, resolve_image
+from vlmscope.data.manifest import INFO, load_dataset_info, resolve_image
+from vlmscope.data.reader import ImageCache, read_rows, split_rows
 from vlmscope.errors import DatasetError, TrainingError
 from vlmscope.scoring.answer_span import bbox_prefix, class_of
 from vlmscope.training.config import SubsampleConfig
@@ -69,15 +73,6 @@ def row_matches(r: Example, datasets: Sequence[str] | None, where: dict[str, Seq
     return all(extra[col] in allowed for col, allowed in where.items() if col in extra)
 
 
-def split_rows(df: pl.DataFrame, splits: Sequence[str], where: str) -> pl.DataFrame:
-    """Rows whose ``split`` is in ``splits``; error lists the splits the manifest has."""
-    out = df.filter(pl.col("split").is_in(list(splits)))
-    if out.is_empty():
-        have = sorted(df["split"].unique().to_list())
-        raise DatasetError(f"{where}: no rows in split(s) {list(splits)}; the manifest has splits {have}")
-    return out
-
-
 def load_examples(
     dataset: str | os.PathLike[str],
     splits: Sequence[str],
@@ -87,14 +82,10 @@ def load_examples(
 ) -> list[Example]:
     """Rows of ``splits`` from a dataset directory, in manifest order."""
     root = Path(dataset)
-    df = read_manifest(root)
+    df = read_rows(root, splits, allow_empty=allow_empty)
     where = str(root / "manifest.parquet")
     if class_column is not None and class_column not in df.columns:
         raise DatasetError(f"{where}: class column {class_column!r} not found (columns: {', '.join(df.columns)})")
-    if allow_empty:
-        df = df.filter(pl.col("split").is_in(list(splits)))
-    else:
-        df = split_rows(df, splits, where)
     generator = load_dataset_info(root).generator if (root / INFO).is_file() else ""
     scalar = [c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Array, pl.Struct))]
     skip = {"sample_id", "image", "prompt", "answer", "split", "answer_type", "answer_index"}
@@ -155,30 +146,3 @@ def subsample(examples: Sequence[Example], cfg: SubsampleConfig) -> tuple[list[E
     if not kept:
         raise TrainingError(f"subsample kept no rows (proportion {cfg.proportion}, mode {cfg.mode})")
     return kept, record
-
-
-class ImageCache:
-    """Decoded RGB images by path, loaded once per run (datasets share images across rows).
-
-    ``keep=False`` decodes on every call (datasets too large to hold in memory).
-    """
-
-    def __init__(self, *, keep: bool = True) -> None:
-        self._images: dict[Path, Any] = {}
-        self.keep = keep
-
-    def get(self, path: Path) -> Any:
-        img = self._images.get(path)
-        if img is None:
-            from PIL import Image
-
-            if not path.is_file():
-                raise DatasetError(f"image {path} listed in the manifest does not exist")
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-            if self.keep:
-                self._images[path] = img
-        return img
-
-    def many(self, paths: Sequence[Path]) -> list[Any]:
-        return [self.get(p) for p in paths]

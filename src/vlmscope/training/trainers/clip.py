@@ -20,7 +20,6 @@ and fine-tuned accuracy / MAE on the test split), ``training_args.json``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import nn
 from vlmscope import __version__
 from vlmscope.errors import TrainingError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
 from vlmscope.models.adapter import ContrastiveAdapter
 from vlmscope.models.trained import save_model_files
 from vlmscope.training.config import LoopConfig
@@ -271,11 +271,11 @@ def train_clip(
                 "vlmscope_version": __version__}  # fmt: skip
         with atomic_dir(out) as tmp:
             save_model_files(adapter, tmp, trained_from=str(model), trainer="clip")
-            (tmp / "prototypes.json").write_text(json.dumps({"classes": classes, "prompt": cfg.prompt,
-                                                             "texts": prompts}, indent=2) + "\n")  # fmt: skip
-            (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")
-            (tmp / "train_state.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+            write_json(tmp / "prototypes.json", {"classes": classes, "prompt": cfg.prompt, "texts": prompts},
+                       sort_keys=False)
+            write_json(tmp / "training_args.json", args)
+            write_json(tmp / "train_state.json", result.summary())
             flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-            (tmp / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
+            write_json(tmp / "metrics.json", flat)
     finish_run_dir(rdir, cfg.loop, is_main)
     return metrics

@@ -15,7 +15,6 @@ full checkpoint), ``metrics.json`` (accuracy before/after per split),
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlmscope import __version__
 from vlmscope.errors import StoreError, TrainingError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
+from vlmscope.io.store import require_variable
 from vlmscope.models.weights import replace_tensors
 from vlmscope.training.trainers.head_math import fit_head, head_accuracy
 
@@ -123,8 +124,7 @@ def _read_store(store: str | os.PathLike[str], head: HeadTensors, layer: int | N
     from vlmscope.activations.store import open_activations
 
     ds = open_activations(store)
-    if "hidden" not in ds:
-        raise StoreError(f"{store}: no 'hidden' variable; extract with the last-token position")
+    require_variable(ds, "hidden", path=store)
     want = head.num_layers if layer is None else layer
     layers = [int(x) for x in ds["layer"].values.tolist()]
     if want not in layers:
@@ -221,8 +221,8 @@ def train_output_layer(
     with atomic_dir(out) as tmp:
         new_head = fit.W.float().contiguous()  # merge casts to the checkpoint's dtype
         save_file({head.unembedding_name: new_head}, str(tmp / "head.safetensors"))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "training_args.json", args)
         if fit.history:
             pl.DataFrame(fit.history).write_csv(tmp / "history.csv")
         if cfg.save_model:

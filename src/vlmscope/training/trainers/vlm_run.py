@@ -17,7 +17,6 @@ loss curve) and ``dvclive/``.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from torch import nn
 
 from vlmscope import __version__
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.models.trained import save_model_files
 from vlmscope.scoring.answer_span import answer_loss
@@ -147,10 +147,10 @@ def write_checkpoint(
         save_model_files(run.adapter, tmp, trained_from=str(run.adapter.source),
                          trainer=run.training_args.get("trainer"))  # fmt: skip
         args = {**run.training_args, "vlmscope_version": __version__}
-        (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True, default=str) + "\n")
-        (tmp / "train_state.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+        write_json(tmp / "training_args.json", args, default=str)
+        write_json(tmp / "train_state.json", result.summary())
         flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool)) and v is not None}
-        (tmp / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / "metrics.json", flat)
         live = run.run_dir / "dvclive"
         if live.is_dir():
             shutil.copytree(live, tmp / "dvclive")

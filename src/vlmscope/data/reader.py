@@ -1,0 +1,116 @@
+"""One dataset reader for extract, evaluate and train: manifest rows, splits, images.
+
+Every stage reads a dataset directory (:mod:`vlmscope.data.manifest`) the
+same way: the manifest's rows, filtered to some splits, and the images they
+point at, decoded as RGB. Reading them here gives one behaviour and one
+error (:class:`~vlmscope.errors.ImageError`, naming the file, the sample and
+the manifest row) for a missing or broken image, whichever stage meets it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from vlmscope.data.manifest import MANIFEST, read_manifest, resolve_image
+from vlmscope.errors import DatasetError, ImageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+__all__ = ["ImageCache", "image_path", "load_image", "read_rows", "split_rows"]
+
+
+def split_rows(df: pl.DataFrame, splits: Sequence[str], where: str, *, hint: str = "") -> pl.DataFrame:
+    """Rows whose ``split`` is in ``splits``; the error lists the splits the manifest has (then ``hint``)."""
+    out = df.filter(pl.col("split").is_in(list(splits)))
+    if out.is_empty():
+        have = sorted(df["split"].unique().to_list())
+        raise DatasetError(f"{where}: no rows in split(s) {list(splits)}; the manifest has splits {have}{hint}")
+    return out
+
+
+def read_rows(
+    dataset: str | os.PathLike[str],
+    splits: Sequence[str] | None = None,
+    *,
+    limit: int | None = None,
+    allow_empty: bool = False,
+    hint: str = "",
+) -> pl.DataFrame:
+    """The manifest rows of ``splits`` (None: all), in manifest order, the first ``limit`` of them.
+
+    Raises:
+        NotFound / DatasetError: no or a malformed manifest (:func:`read_manifest`);
+            DatasetError: no row in ``splits`` unless ``allow_empty`` (``hint`` is appended).
+    """
+    root = Path(dataset)
+    df = read_manifest(root)
+    if splits is not None:
+        if allow_empty:
+            df = df.filter(pl.col("split").is_in(list(splits)))
+        else:
+            df = split_rows(df, splits, str(root / MANIFEST), hint=hint)
+    if limit is not None:
+        df = df.head(limit)
+    return df
+
+
+def image_path(dataset: str | os.PathLike[str], image: str) -> Path:
+    """Absolute path of a manifest ``image`` entry (refusing paths that leave the dataset)."""
+    return resolve_image(Path(dataset), image)
+
+
+def _whose(sample_id: str | None, row: int | None) -> str:
+    if sample_id is None and row is None:
+        return "image"
+    parts = [f"sample {sample_id!r}"] if sample_id is not None else []
+    if row is not None:
+        parts.append(f"(manifest row {row})")
+    return "image of " + " ".join(parts)
+
+
+def load_image(path: str | os.PathLike[str], *, sample_id: str | None = None, row: int | None = None) -> Image:
+    """Open and decode one image as RGB.
+
+    Raises:
+        ImageError: ``"<path>: image of sample 's1' (manifest row 7) does not exist"``,
+            or ``... is unreadable (<PIL's error>)`` for a truncated or non-image file.
+    """
+    from PIL import Image as PILImage
+
+    path = Path(path)
+    try:
+        with PILImage.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise ImageError(f"{path}: {_whose(sample_id, row)} does not exist") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises these on truncated / non-image files
+        raise ImageError(f"{path}: {_whose(sample_id, row)} is unreadable ({type(e).__name__}: {e})") from None
+
+
+class ImageCache:
+    """Decoded RGB images by path, loaded once per run (datasets share images across rows).
+
+    ``keep=False`` decodes on every call (datasets too large to hold in memory).
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
+        self._images: dict[Path, Any] = {}
+        self.keep = keep
+
+    def get(self, path: Path, *, sample_id: str | None = None, row: int | None = None) -> Any:
+        """The image at ``path`` (:func:`load_image`, same errors)."""
+        img = self._images.get(path)
+        if img is None:
+            img = load_image(path, sample_id=sample_id, row=row)
+            if self.keep:
+                self._images[path] = img
+        return img
+
+    def many(self, paths: Sequence[Path]) -> list[Any]:
+        return [self.get(p) for p in paths]
