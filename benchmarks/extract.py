@@ -209,7 +209,6 @@ def naive_loop(adapter: Any, dataset: Path, out_npz: Path) -> float:
     """(a): one sample at a time, every hidden state returned, last token kept, one savez at the end."""
     import torch
 
-
     table = _table(dataset)
     t0 = time.perf_counter()
     states = []
