@@ -68,7 +68,7 @@ def list_families() -> list[str]:
 
 def family_info() -> list[FamilyInfo]:
     """Capabilities, model types and example ids of every family."""
-    from vlmscope.models.tiny import TINY
+    from vlmscope.models.registry import TINY
 
     _families()
     rows = []
@@ -114,7 +114,7 @@ def read_config(
     source: str | os.PathLike[str], *, revision: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``(config.json, vlmscope.json or None)`` of a local directory or hub id."""
-    from vlmscope.models.tiny import SIDECAR, read_sidecar
+    from vlmscope.models.sidecar import SIDECAR, read_sidecar
 
     if _is_local(source):
         d = Path(source)

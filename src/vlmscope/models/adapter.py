@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vlmscope.registry import Registry
+from vlmscope.models.registry import ADAPTERS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -257,5 +257,3 @@ class ContrastiveAdapter(abc.ABC):
     def score(self, images: Sequence[Image], texts: Sequence[Sequence[str]]) -> torch.Tensor:
         """(B, K) logits of image b against its K candidate texts."""
 
-
-ADAPTERS: Registry[type[ModelAdapter] | type[ContrastiveAdapter]] = Registry("model family")

@@ -98,7 +98,7 @@ class ImageTextAdapter(ModelAdapter):
 
     def save_pretrained(self, out: str) -> None:
         """Weights (safetensors), config, processor and the ``vlmscope.json`` sidecar naming the family."""
-        from vlmscope.models.tiny import write_sidecar
+        from vlmscope.models.sidecar import write_sidecar
 
         self.model.save_pretrained(out)
         self.processor.save_pretrained(out)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ModelError
-from vlmscope.models.adapter import ADAPTERS, ContrastiveAdapter, LoadOptions
+from vlmscope.models.adapter import ContrastiveAdapter, LoadOptions
 from vlmscope.models.lm_adapter import torch_dtype
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -133,6 +134,4 @@ def build_tiny_clip(out: Path, seed: int) -> None:
         image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
         tokenizer=tok,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "clip")
+    save_checkpoint(model, processor, out, "clip")

@@ -39,16 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlmscope.errors import ConfigError, ModelError, NotFound
 from vlmscope.io.atomic import atomic_dir
-from vlmscope.models.adapter import ADAPTERS
-from vlmscope.models.families.llava import (
-    CHAT_WORDS,
-    LLAVA_CHAT_TEMPLATE,
-    LlavaAdapter,
-    set_generation_ids,
-    tiny_clip_vision_config,
-    tiny_text_config,
-)
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.families.llava import CHAT_WORDS, LLAVA_CHAT_TEMPLATE, LlavaAdapter
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.sidecar import write_sidecar
+from vlmscope.models.tiny_parts import seeded, set_generation_ids, tiny_clip_vision_config, tiny_text_config
 
 __all__ = [
     "CompositeAdapter",

@@ -29,9 +29,9 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
 
 __all__ = [
     "INTERNVL_CHAT_TEMPLATE",
@@ -177,8 +177,7 @@ def build_tiny_internvl(out: Path, seed: int) -> None:
     )
     with seeded(seed):
         model = InternVLForConditionalGeneration(config)
-    gc = model.generation_config
-    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, None
+    set_generation_ids(model, tok)  # bos None: the tokenizer has none
     size = {"height": _TILE, "width": _TILE}
     processor = InternVLProcessor(
         image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=True, min_patches=1, max_patches=1),
@@ -187,9 +186,7 @@ def build_tiny_internvl(out: Path, seed: int) -> None:
         image_seq_length=per_tile,
         chat_template=INTERNVL_CHAT_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "internvl")
+    save_checkpoint(model, processor, out, "internvl")
 
 
 @TINY.register("internvl")

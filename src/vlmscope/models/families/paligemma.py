@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ConfigError, ModelError
-from vlmscope.models.adapter import ADAPTERS, EncodedBatch, TensorNames
+from vlmscope.models.adapter import EncodedBatch, TensorNames
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -213,11 +214,8 @@ def build_tiny_paligemma(out: Path, seed: int, *, lm: str = "gemma") -> None:
     )
     with seeded(seed):
         model = PaliGemmaForConditionalGeneration(config)
-    gc = model.generation_config
-    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, tok.bos_token_id
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "paligemma", lm=lm)
+    set_generation_ids(model, tok)
+    save_checkpoint(model, processor, out, "paligemma", lm=lm)
 
 
 @TINY.register("paligemma")

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ConfigError
-from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -263,8 +263,7 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
     )
     with seeded(seed):
         model = model_cls(config)
-    gc = model.generation_config
-    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, None
+    set_generation_ids(model, tok)  # bos None: the tokenizer has none
 
     unit = spec.patch_size * _MERGE
     size = {"shortest_edge": (2 * unit) ** 2, "longest_edge": (3 * unit) ** 2}
@@ -275,9 +274,7 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
         video_processor=video_cls(**sizes),
         chat_template=spec.chat_template,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, family)
+    save_checkpoint(model, processor, out, family)
 
 
 def _register(family: str) -> None:
