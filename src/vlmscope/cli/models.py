@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from vlmscope.models.families.composite import LMS, TOWERS
+
 __all__ = ["app"]
 
-app = typer.Typer(help="Model families, tiny offline checkpoints and LLaVA-style composites.", no_args_is_help=True)
+app = typer.Typer(help="Model families, tiny offline checkpoints and tower + LM composites.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -50,7 +52,7 @@ def list_() -> None:
 
 @app.command("tiny")
 def tiny(
-    family: str = typer.Argument(..., help="Tiny build name (see `vlmscope models list`), e.g. composite, llava."),
+    family: str = typer.Argument(..., help="Tiny build name (`vlmscope models list` shows them)."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Weight initialisation seed; same seed, same bytes."),
 ) -> None:
@@ -64,9 +66,9 @@ def tiny(
 @app.command("composite")
 def composite(
     vision: str = typer.Option(
-        ..., "--vision", help="Vision tower: hub id or local dir (CLIP, SigLIP, DINOv2, ViT, MAE)."
+        ..., "--vision", help=f"Vision tower: hub id or local dir ({', '.join(TOWERS)})."
     ),
-    lm: str = typer.Option(..., "--lm", help="Decoder LM: hub id or local dir (Llama, Qwen3, Mistral, ...)."),
+    lm: str = typer.Option(..., "--lm", help=f"Decoder LM: hub id or local dir ({', '.join(LMS)}, ...)."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
     projector: str = typer.Option("linear", "--projector", help="linear or mlp2x_gelu."),
     feature_layer: int = typer.Option(-2, "--feature-layer", help="Tower hidden-state index fed to the projector."),

@@ -208,7 +208,7 @@ def open_lens_model(model: str | os.PathLike[str], *, family: str | None = None)
     directory, revision = resolve_model_dir(model)
     fam = family or detect_family(directory)
     cls = ADAPTERS.get(fam)
-    if not getattr(cls, "capabilities", None) or not cls.capabilities.generation:
+    if not cls.is_generator:
         raise ModelError(
             f"{model}: family {fam!r} has no language-model head (contrastive model); "
             "the logit lens and FFN analysis need a generative VLM"

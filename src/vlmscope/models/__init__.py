@@ -34,6 +34,7 @@ __all__ = [
     "LoadOptions",
     "ModelAdapter",
     "TensorNames",
+    "classifier_names",
     "detect_family",
     "family_info",
     "list_families",
@@ -78,12 +79,27 @@ def family_info() -> list[FamilyInfo]:
             FamilyInfo(
                 name=name,
                 capabilities=cls.capabilities,
-                model_types=tuple(getattr(cls, "model_types", ())),
-                examples=tuple(getattr(cls, "examples", ())),
+                model_types=tuple(cls.model_types),
+                examples=tuple(cls.examples),
                 tiny=name in TINY,
             )
         )
     return rows
+
+
+def classifier_names() -> frozenset[str]:
+    """Family names and ``model_type`` values (lower case) of image classifiers (CLIP-like models).
+
+    For code that only has a recorded name (a report reading ``config.json``)
+    and must tell a classifier from a generator without loading anything.
+    """
+    _families()
+    out: set[str] = set()
+    for name in ADAPTERS.names():
+        cls = ADAPTERS.get(name)
+        if cls.is_classifier:
+            out |= {name, *cls.model_types, *cls.related_model_types}
+    return frozenset(n.lower() for n in out)
 
 
 def _is_local(source: str | os.PathLike[str]) -> bool:
@@ -144,14 +160,14 @@ def detect_family(source: str | os.PathLike[str], *, revision: str | None = None
     model_type = config.get("model_type")
     if not model_type:
         raise ModelError(f"{source}: config.json has no model_type; pass family= explicitly")
-    matches = [n for n in ADAPTERS.names() if model_type in getattr(ADAPTERS.get(n), "model_types", ())]
+    matches = [n for n in ADAPTERS.names() if model_type in ADAPTERS.get(n).model_types]
     if not matches:
         raise ModelError(
             f"{source}: no vlmscope family handles model_type {model_type!r}; "
             f"families: {', '.join(ADAPTERS.names())}. Pass family= to force one"
         )
     # several families may share a model_type (llava vs composite): the first declared default wins
-    defaults = [n for n in matches if getattr(ADAPTERS.get(n), "default_for_model_type", True)]
+    defaults = [n for n in matches if ADAPTERS.get(n).default_for_model_type]
     return (defaults or matches)[0]
 
 

@@ -15,6 +15,8 @@ and part B's Qwen-VL / InternVL / PaliGemma) subclasses
   (ChatML's ``assistant\\n``) and ``" "`` otherwise (``ASSISTANT:``, ``[/INST]``);
 - ``image_token_id``: from ``config.image_token_id`` / ``image_token_index``;
 - ``patch_grid``: the (rows, cols) layout of one sample's image tokens;
+- ``direct_vision_feed``: whether the LM reads ``projector(tower hidden state)``
+  with nothing in between (LLaVA-style), so :meth:`vision_feed` can describe it;
 - ``positions_from_mask``: whether to pass ``position_ids = cumsum(mask) - 1``
   (exact batch invariance under left padding for 1-D RoPE LMs; families with
   their own multimodal RoPE, e.g. Qwen2-VL, turn it off).
@@ -29,7 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ModelError
-from vlmscope.models.adapter import EncodedBatch, LoadOptions, ModelAdapter, TensorNames
+from vlmscope.models.adapter import EncodedBatch, LoadOptions, ModelAdapter, TensorNames, VisionFeed
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -76,6 +78,7 @@ class ImageTextAdapter(ModelAdapter):
     default_prompt: ClassVar[str] = "USER: {image}\n{question} ASSISTANT:"
     answer_prefix: ClassVar[str | None] = None
     positions_from_mask: ClassVar[bool] = True
+    direct_vision_feed: ClassVar[bool] = False
     # -- loading -------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions = LoadOptions()) -> ImageTextAdapter:
@@ -272,6 +275,41 @@ class ImageTextAdapter(ModelAdapter):
     @property
     def language_model(self) -> nn.Module:
         return self._module(self.language_model_path)
+
+    @property
+    def vision_tower(self) -> nn.Module:
+        """The module at ``vision_paths[0]``."""
+        return self._module(self.vision_paths[0])  # type: ignore[no-any-return]
+
+    def projector_module_paths(self) -> tuple[str, ...]:
+        return tuple(self.projector_paths)
+
+    @property
+    def vision_feature_layer(self) -> int:
+        """The tower ``hidden_states`` index the LM's image tokens come from (the last one when several)."""
+        layer = getattr(self.config, "vision_feature_layer", -1)
+        return int(layer if isinstance(layer, int) else layer[-1])
+
+    def vision_feed(self) -> VisionFeed | None:
+        """``projector_paths[0](tower.hidden_states[vision_feature_layer])``, CLS dropped under the
+        ``default`` select strategy; None unless the family sets ``direct_vision_feed``."""
+        if not self.direct_vision_feed:
+            return None
+        return VisionFeed(
+            tower=self.vision_tower,
+            projector=self._module(self.projector_paths[0]),
+            feature_layer=self.vision_feature_layer,
+            drop_cls=str(getattr(self.config, "vision_feature_select_strategy", "default")) == "default",
+        )
+
+    def vision_feature_block(self) -> nn.Module:
+        """The block whose output is ``hidden_states[vision_feature_layer]`` (index i >= 1 is block i - 1)."""
+        blocks = self.vision_blocks()
+        layer = self.vision_feature_layer
+        idx = layer % (len(blocks) + 1) - 1
+        if idx < 0:
+            raise ModelError(f"vision_feature_layer {layer} is the embedding output; no vision block feeds the LM")
+        return blocks[idx]  # type: ignore[no-any-return]
 
     @property
     def decoder_layers(self) -> Sequence[nn.Module]:

@@ -59,6 +59,7 @@ class LlavaAdapter(ImageTextAdapter):
         "chaoyinshe/llava-med-v1.5-mistral-7b-hf",
     )
     default_prompt: ClassVar[str] = "USER: {image}\n{question} ASSISTANT:"
+    direct_vision_feed: ClassVar[bool] = True
 
 
 # -- tiny checkpoints -----------------------------------------------------------

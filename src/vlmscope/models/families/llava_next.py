@@ -116,6 +116,7 @@ class LlavaNextAdapter(ImageTextAdapter):
     )
     projector_paths: ClassVar[tuple[str, ...]] = ("model.multi_modal_projector", "model.image_newline")
     default_prompt: ClassVar[str] = "[INST] {image}\n{question} [/INST]"
+    direct_vision_feed: ClassVar[bool] = True
 
     def _patch_pixels(self) -> int:
         return int(self.config.vision_config.patch_size)

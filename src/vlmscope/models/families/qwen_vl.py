@@ -124,6 +124,10 @@ class QwenVLAdapter(ImageTextAdapter):
                 return (t * rows, cols)
         return (1, n_image_tokens)
 
+    def vision_blocks(self) -> nn.ModuleList:
+        """``model.visual.blocks`` (the deepstack merger list beside them is projector, not blocks)."""
+        return self.vision_tower.blocks  # type: ignore[no-any-return]
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``vision`` (ViT blocks), ``projector`` (the patch merger(s) inside ``model.visual``), ``language``."""
         return split_projector(self)

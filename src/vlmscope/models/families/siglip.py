@@ -22,6 +22,7 @@ class SiglipAdapter(DualEncoderAdapter):
     model_types: ClassVar[tuple[str, ...]] = ("siglip",)
     examples: ClassVar[tuple[str, ...]] = ("google/siglip-so400m-patch14-384", "google/siglip-base-patch16-224")
     text_kwargs: ClassVar[dict[str, Any]] = {"padding": "max_length", "truncation": True}
+    related_model_types: ClassVar[tuple[str, ...]] = ("siglip2",)
 
 
 @TINY.register("siglip")
