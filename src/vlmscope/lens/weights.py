@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmscope.errors import ModelError, NotFound
-from vlmscope.models.adapter import TensorNames
+from vlmscope.models.adapter import TensorNames, text_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -151,7 +151,7 @@ class LensModel:
 
     @property
     def text_config(self) -> Any:
-        return self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        return text_config(self.config)
 
     @property
     def hidden_size(self) -> int:

@@ -35,12 +35,14 @@ __all__ = [
     "ADAPTERS",
     "Capabilities",
     "EncodedBatch",
+    "LoadedModel",
     "ModelAdapter",
     "ContrastiveAdapter",
     "LoadOptions",
     "TensorNames",
     "VisionFeed",
     "encoder_blocks",
+    "text_config",
 ]
 
 
@@ -114,6 +116,11 @@ class VisionFeed:
     """Drop the first token (CLS) before the projector."""
 
 
+def text_config(config: Any) -> Any:
+    """The language model's config inside a transformers config (the config itself for a plain LM)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
 def encoder_blocks(vision: nn.Module) -> nn.ModuleList:
     """A vision tower's encoder blocks: its longest ``nn.ModuleList`` (CLIP, SigLIP, ViT, DINOv2 alike)."""
     from torch import nn
@@ -171,12 +178,8 @@ class EncodedBatch:
         )
 
 
-class ModelAdapter(abc.ABC):
-    """A loaded image-text-to-text model plus its family's answers.
-
-    Build with :meth:`from_pretrained` (hub id or local directory, through
-    transformers' Auto classes) or wrap an already-loaded model.
-    """
+class LoadedModel(abc.ABC):
+    """What every adapter, generative or contrastive, declares: family facts and the vision side."""
 
     family: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -187,14 +190,12 @@ class ModelAdapter(abc.ABC):
     default_for_model_type: ClassVar[bool] = True
     """False when another family sharing a ``model_type`` is the one detection picks."""
     related_model_types: ClassVar[tuple[str, ...]] = ()
-    """Other ``model_type`` values of the same kind of model that reports group with this family."""
+    """Other ``model_type`` values of the same kind of model (a vision-only half, a newer version) that
+    reports group with this family, though :func:`load_model` does not load them through it."""
     is_generator: ClassVar[bool] = True
     """Produces text (an LM head): generation, answer loss, logit lens."""
     is_classifier: ClassVar[bool] = False
     """Scores images against fixed texts (CLIP-like) instead of generating."""
-    answer_prefix: ClassVar[str | None] = None
-    """What separates the generation prefix from an appended answer; ``None``: decided per prompt
-    (see :meth:`answer_ids`), so the answer's first token depends on the question's prompt."""
 
     def __init__(self, model: nn.Module, processor: Any, *, source: str, revision: str | None = None) -> None:
         self.model = model
@@ -204,7 +205,7 @@ class ModelAdapter(abc.ABC):
 
     @property
     def model_type(self) -> str:
-        """The loaded config's ``model_type`` (``llava``, ``qwen2_vl``, ...)."""
+        """The loaded config's ``model_type`` (``llava``, ``qwen2_vl``, ``clip``, ...)."""
         return str(self.model.config.model_type)
 
     @property
@@ -212,6 +213,31 @@ class ModelAdapter(abc.ABC):
         """The hub commit the weights were resolved to (None for local directories)."""
         value = getattr(self.model.config, "_commit_hash", None)
         return str(value) if value else None
+
+    @property
+    @abc.abstractmethod
+    def vision_tower(self) -> nn.Module:
+        """The vision encoder (patch embedding and blocks; the projector excluded where it is separate)."""
+
+    def vision_blocks(self) -> nn.ModuleList:
+        """The vision tower's encoder blocks, in order."""
+        return encoder_blocks(self.vision_tower)
+
+    @abc.abstractmethod
+    def vision_feature_block(self) -> nn.Module:
+        """The vision block whose output becomes the image representation (Grad-CAM hooks it)."""
+
+
+class ModelAdapter(LoadedModel):
+    """A loaded image-text-to-text model plus its family's answers.
+
+    Build with :meth:`from_pretrained` (hub id or local directory, through
+    transformers' Auto classes) or wrap an already-loaded model.
+    """
+
+    answer_prefix: ClassVar[str | None] = None
+    """What separates the generation prefix from an appended answer; ``None``: decided per prompt
+    (see :meth:`answer_ids`), so the answer's first token depends on the question's prompt."""
 
     # -- loading -------------------------------------------------------------
     @classmethod
@@ -299,19 +325,6 @@ class ModelAdapter(abc.ABC):
         self.model.set_attn_implementation("eager")
 
     # -- vision side -----------------------------------------------------------
-    @property
-    @abc.abstractmethod
-    def vision_tower(self) -> nn.Module:
-        """The vision encoder (patch embedding and blocks; the projector excluded where it is separate)."""
-
-    def vision_blocks(self) -> nn.ModuleList:
-        """The vision tower's encoder blocks, in order."""
-        return encoder_blocks(self.vision_tower)
-
-    @abc.abstractmethod
-    def vision_feature_block(self) -> nn.Module:
-        """The vision block whose output the projector turns into image tokens (Grad-CAM hooks it)."""
-
     @abc.abstractmethod
     def projector_module_paths(self) -> tuple[str, ...]:
         """Dotted paths (from ``self.model``) of the modules mapping vision features into the LM."""
@@ -344,27 +357,15 @@ class ModelAdapter(abc.ABC):
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
-class ContrastiveAdapter(abc.ABC):
+class ContrastiveAdapter(LoadedModel):
     """CLIP/SigLIP-like models: image-text similarity, no generation."""
 
     family: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities(
         generation=False, attention=False, mlp=False, contrastive=True
     )
-    model_types: ClassVar[tuple[str, ...]] = ()
-    examples: ClassVar[tuple[str, ...]] = ()
-    default_for_model_type: ClassVar[bool] = True
-    related_model_types: ClassVar[tuple[str, ...]] = ()
-    """Other ``model_type`` values of the same kind of model (a vision-only half, a newer version) that
-    reports classify with this family, though :func:`load_model` does not load them through it."""
     is_generator: ClassVar[bool] = False
     is_classifier: ClassVar[bool] = True
-
-    def __init__(self, model: nn.Module, processor: Any, *, source: str, revision: str | None = None) -> None:
-        self.model = model
-        self.processor = processor
-        self.source = source
-        self.revision = revision
 
     @classmethod
     @abc.abstractmethod
@@ -373,17 +374,6 @@ class ContrastiveAdapter(abc.ABC):
     @abc.abstractmethod
     def score(self, images: Sequence[Image], texts: Sequence[Sequence[str]]) -> torch.Tensor:
         """(B, K) logits of image b against its K candidate texts."""
-
-    @property
-    def model_type(self) -> str:
-        """The loaded config's ``model_type`` (``clip``, ``siglip``, ...)."""
-        return str(self.model.config.model_type)
-
-    @property
-    def commit_hash(self) -> str | None:
-        """The hub commit the weights were resolved to (None for local directories)."""
-        value = getattr(self.model.config, "_commit_hash", None)
-        return str(value) if value else None
 
     @abc.abstractmethod
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
@@ -403,15 +393,6 @@ class ContrastiveAdapter(abc.ABC):
     @abc.abstractmethod
     def vision_parameters(self) -> list[nn.Parameter]:
         """The image tower and its projection: what classifier fine-tuning trains."""
-
-    @property
-    @abc.abstractmethod
-    def vision_tower(self) -> nn.Module:
-        """The image encoder."""
-
-    def vision_blocks(self) -> nn.ModuleList:
-        """The image encoder's blocks, in order."""
-        return encoder_blocks(self.vision_tower)
 
     def vision_feature_block(self) -> nn.Module:
         """The last image-encoder block (the pooled embedding is read from its output)."""

@@ -31,14 +31,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ModelError
-from vlmscope.models.adapter import EncodedBatch, LoadOptions, ModelAdapter, TensorNames, VisionFeed
+from vlmscope.models.adapter import EncodedBatch, LoadOptions, ModelAdapter, TensorNames, VisionFeed, text_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL.Image import Image
     from torch import nn
 
-__all__ = ["ImageTextAdapter", "torch_dtype", "load_processor"]
+__all__ = ["ImageTextAdapter", "torch_dtype", "load_processor", "model_kwargs"]
 
 _DTYPES = ("float32", "float16", "bfloat16", "auto")
 
@@ -50,6 +50,16 @@ def torch_dtype(name: str) -> Any:
     if name not in _DTYPES:
         raise ModelError(f"dtype must be one of {', '.join(_DTYPES)}, got {name!r}")
     return "auto" if name == "auto" else getattr(torch, name)
+
+
+def model_kwargs(options: LoadOptions) -> dict[str, Any]:
+    """``LoadOptions`` -> keyword arguments of a model class's ``from_pretrained``."""
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype), "revision": options.revision}
+    if options.device_map is not None:
+        kwargs["device_map"] = options.device_map
+    if options.attn_implementation is not None:
+        kwargs["attn_implementation"] = options.attn_implementation
+    return kwargs
 
 
 def load_processor(path: str, options: LoadOptions) -> Any:
@@ -87,13 +97,8 @@ class ImageTextAdapter(ModelAdapter):
 
         processor = load_processor(path, options)
         auto = getattr(transformers, cls.auto_class)
-        kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype), "revision": options.revision}
-        if options.device_map is not None:
-            kwargs["device_map"] = options.device_map
-        if options.attn_implementation is not None:
-            kwargs["attn_implementation"] = options.attn_implementation
         try:
-            model = auto.from_pretrained(path, **kwargs)
+            model = auto.from_pretrained(path, **model_kwargs(options))
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load {cls.family} model from {path!r} with {cls.auto_class}: {e}") from e
         model.eval()
@@ -114,7 +119,7 @@ class ImageTextAdapter(ModelAdapter):
 
     @property
     def text_config(self) -> Any:
-        return self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        return text_config(self.config)
 
     @property
     def tokenizer(self) -> Any:
@@ -342,7 +347,7 @@ class ImageTextAdapter(ModelAdapter):
         ``model.language_model.norm.weight``), so the runtime names are mapped
         through transformers' own save-time reversion on a meta-device model.
         """
-        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        text = text_config(config)
         lm = cls.language_model_path
         tied = bool(getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False))
         unembed = f"{lm}.embed_tokens.weight" if tied else f"{cls.lm_head_path}.weight"

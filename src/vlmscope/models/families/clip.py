@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ModelError
 from vlmscope.models.adapter import ContrastiveAdapter, LoadOptions
-from vlmscope.models.lm_adapter import torch_dtype
+from vlmscope.models.lm_adapter import model_kwargs
 from vlmscope.models.registry import ADAPTERS, TINY
 from vlmscope.models.tiny_parts import save_checkpoint, seeded
 
@@ -44,14 +44,9 @@ class DualEncoderAdapter(ContrastiveAdapter):
         """``AutoModel`` + ``AutoProcessor`` from a hub id or local directory."""
         from transformers import AutoModel, AutoProcessor
 
-        kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype), "revision": options.revision}
-        if options.device_map is not None:
-            kwargs["device_map"] = options.device_map
-        if options.attn_implementation is not None:
-            kwargs["attn_implementation"] = options.attn_implementation
         try:
             processor = AutoProcessor.from_pretrained(path, revision=options.revision)
-            model = AutoModel.from_pretrained(path, **kwargs)
+            model = AutoModel.from_pretrained(path, **model_kwargs(options))
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load {cls.family} model from {path!r} with AutoModel: {e}") from e
         model.eval()

@@ -84,10 +84,6 @@ class InternVLAdapter(ImageTextAdapter):
         "OpenGVLab/InternVL3-8B-hf",
         "OpenGVLab/InternVL3_5-8B-HF",
     )
-    language_model_path: ClassVar[str] = "model.language_model"
-    lm_head_path: ClassVar[str] = "lm_head"
-    vision_paths: ClassVar[tuple[str, ...]] = ("model.vision_tower",)
-    projector_paths: ClassVar[tuple[str, ...]] = ("model.multi_modal_projector",)
     default_prompt: ClassVar[str] = "<|im_start|>user\n{image}\n{question}<|im_end|>\n<|im_start|>assistant\n"
     answer_prefix: ClassVar[str] = ""
     positions_from_mask: ClassVar[bool] = True

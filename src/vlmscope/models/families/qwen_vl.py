@@ -103,8 +103,6 @@ class QwenVLAdapter(ImageTextAdapter):
     """Shared behaviour of the three Qwen-VL generations (see the module docstring)."""
 
     family: ClassVar[str] = "qwen-vl"
-    language_model_path: ClassVar[str] = "model.language_model"
-    lm_head_path: ClassVar[str] = "lm_head"
     vision_paths: ClassVar[tuple[str, ...]] = ("model.visual",)
     projector_paths: ClassVar[tuple[str, ...]] = ("model.visual.merger",)
     default_prompt: ClassVar[str] = (
