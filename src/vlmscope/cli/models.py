@@ -19,32 +19,20 @@ def list_() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vlmscope.models import family_info
+    from vlmscope.models import family_info, tiny_owner
     from vlmscope.models.tiny import TINY
 
     table = Table(title="vlmscope model families")
     for col in ("family", "generation", "attention", "mlp", "contrastive", "model_type", "tiny", "examples"):
         table.add_column(col)
     yes = {True: "yes", False: "-"}
-    rows = family_info()  # imports every family, which fills TINY
-    tiny_names = TINY.names()
-    names = [f.name for f in rows]
-
-    def owner(tiny_name: str) -> str | None:
-        """A tiny build belongs to the family of the same name, else to the longest family-name prefix."""
-        if tiny_name in names:
-            return tiny_name
-        prefixes = [n for n in names if tiny_name.startswith(n)]
-        return max(prefixes, key=len) if prefixes else None
-
-    for f in rows:
+    for f in family_info():  # imports every family, which fills TINY
         c = f.capabilities
-        tinies = [t for t in tiny_names if owner(t) == f.name]
         table.add_row(
             f.name, yes[c.generation], yes[c.attention], yes[c.mlp], yes[c.contrastive],
-            ", ".join(f.model_types), ", ".join(tinies) or "-", "\n".join(f.examples),
+            ", ".join(f.model_types), ", ".join(f.tiny_builds) or "-", "\n".join(f.examples),
         )  # fmt: skip
-    extra = [t for t in tiny_names if owner(t) is None]
+    extra = [t for t in TINY.names() if tiny_owner(t) is None]
     Console(width=160).print(table)
     if extra:
         typer.echo("other tiny builds: " + ", ".join(extra))

@@ -40,6 +40,7 @@ __all__ = [
     "list_families",
     "load_model",
     "read_config",
+    "tiny_owner",
 ]
 
 
@@ -55,6 +56,8 @@ class FamilyInfo:
     """Hub ids the studies used."""
     tiny: bool
     """Whether ``vlmscope models tiny`` can build it."""
+    tiny_builds: tuple[str, ...] = ()
+    """Tiny build names of this family: its own name and its variants (``llava-mistral``)."""
 
 
 def _families() -> None:
@@ -67,11 +70,22 @@ def list_families() -> list[str]:
     return ADAPTERS.names()
 
 
+def tiny_owner(build: str) -> str | None:
+    """The family a tiny build belongs to: the family of the same name, else the longest family-name prefix."""
+    _families()
+    names = ADAPTERS.names()
+    if build in names:
+        return build
+    prefixes = [n for n in names if build.startswith(n)]
+    return max(prefixes, key=len) if prefixes else None
+
+
 def family_info() -> list[FamilyInfo]:
-    """Capabilities, model types and example ids of every family."""
+    """Capabilities, model types, example ids and tiny builds of every family."""
     from vlmscope.models.registry import TINY
 
     _families()
+    builds = {b: tiny_owner(b) for b in TINY.names()}
     rows = []
     for name in ADAPTERS.names():
         cls = ADAPTERS.get(name)
@@ -82,6 +96,7 @@ def family_info() -> list[FamilyInfo]:
                 model_types=tuple(cls.model_types),
                 examples=tuple(cls.examples),
                 tiny=name in TINY,
+                tiny_builds=tuple(b for b, owner in builds.items() if owner == name),
             )
         )
     return rows
