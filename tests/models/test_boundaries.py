@@ -111,6 +111,19 @@ def test_mentions_match_whole_words_only() -> None:
     assert mentions("clip_grad_norm_ llavaX count/mae", names) == set()
 
 
+def test_code_words_see_code_and_skip_prose() -> None:
+    planted = ast.parse(
+        '"""A LLaVA-style docstring."""\n'
+        "import vlmscope.models.families.qwen_vl\n"
+        "def f(adapter):\n"
+        '    """Docstrings may cite PaliGemma."""\n'
+        "    # comments may cite InternVL\n"
+        "    return adapter.family == 'composite' or adapter.model.clip(0, 1)\n"
+    )
+    found = set().union(*(mentions(t, family_names()) for _, t in code_words(planted)))
+    assert found == {"qwen_vl", "composite"}
+
+
 def test_no_family_or_architecture_name_outside_models() -> None:
     names = family_names()
     found = []
