@@ -49,7 +49,7 @@ def test_composite_assembles_local_parts(tmp_path: Path) -> None:
     from transformers import LlamaForCausalLM, SiglipImageProcessor, SiglipVisionModel
 
     from vlmscope.models.families.composite import tiny_tower_config
-    from vlmscope.models.families.llava import tiny_text_config
+    from vlmscope.models.tiny_parts import tiny_text_config
     from vlmscope.models.tokenizer import build_tokenizer
 
     tok = build_tokenizer(["<image>"])

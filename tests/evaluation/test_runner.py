@@ -151,7 +151,7 @@ def test_count_rows_report_mae_and_modes_are_checked(
 
     with pytest.raises(DatasetError, match=r"option-loss scores options, but 2 row\(s\) have no choices"):
         evaluate(str(path), count_dataset, tmp_path / "x", EvaluateConfig(mode="option-loss"), adapter=adapter)
-    with pytest.raises(ConfigError, match="contrastive needs a CLIP/SigLIP-like model"):
+    with pytest.raises(ConfigError, match="contrastive needs a contrastive image-text model"):
         evaluate(str(path), count_dataset, tmp_path / "x", EvaluateConfig(mode="contrastive"), adapter=adapter)
     with pytest.raises(DatasetError, match=r"no rows in split\(s\) \['train'\]; the manifest has splits \['test'\]; pass --split"):
         evaluate(str(path), count_dataset, tmp_path / "x", EvaluateConfig(split="train"), adapter=adapter)

@@ -15,6 +15,8 @@ attention, so batch-invariance tolerances are tight.
 
 from __future__ import annotations
 
+import json
+import operator
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +27,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from vlmscope.models import LoadOptions, load_model
+from vlmscope.models import ADAPTERS, LoadOptions, load_model
 from vlmscope.models.lm_adapter import ImageTextAdapter
 
 __all__ = ["AdapterConformance", "make_image", "safetensors_shapes"]
@@ -280,3 +282,91 @@ class AdapterConformance:
         torch.testing.assert_close(
             self._forward(again, batch).logits, self._forward(adapter, batch).logits, atol=ATOL, rtol=1e-4
         )
+
+    # -- the declared interface (what training, Grad-CAM, capture and the report ask) ---------
+    def test_declares_kind_family_and_model_type(self, adapter: ImageTextAdapter, checkpoint: Path) -> None:
+        cls = type(adapter)
+        assert ADAPTERS.get(adapter.family) is cls
+        assert cls.is_generator and not cls.is_classifier
+        config = json.loads((checkpoint / "config.json").read_text())
+        assert adapter.model_type == config["model_type"]
+        assert adapter.model_type in cls.model_types
+        assert adapter.commit_hash is None, "a local directory resolves to no hub commit"
+
+    def test_vision_blocks_are_the_towers_blocks(self, adapter: ImageTextAdapter) -> None:
+        tower = adapter.vision_tower
+        assert _contains(adapter.model, tower)
+        blocks = adapter.vision_blocks()
+        assert isinstance(blocks, torch.nn.ModuleList) and len(blocks) >= 1
+        assert all(_contains(tower, b) for b in blocks)
+        vision = {id(p) for p in adapter.parameter_groups()["vision"]}
+        assert all(id(p) in vision for b in blocks for p in b.parameters()), "blocks train with the vision group"
+
+    def test_vision_feature_block_runs_on_the_image(self, adapter: ImageTextAdapter) -> None:
+        block = adapter.vision_feature_block()
+        assert any(block is b for b in adapter.vision_blocks())
+        seen: list[torch.Tensor] = []
+        handle = block.register_forward_hook(lambda _m, _i, out: seen.append(out[0] if isinstance(out, tuple) else out))
+        try:
+            self._forward(adapter, adapter.encode(self.make_images()[:1], list(self.questions[:1])))
+        finally:
+            handle.remove()
+        assert len(seen) == 1 and seen[0].requires_grad is False and seen[0].numel() > 0
+
+    def test_projector_module_paths_name_projector_parts(self, adapter: ImageTextAdapter) -> None:
+        paths = adapter.projector_module_paths()
+        assert paths
+        projector = {id(p) for p in adapter.parameter_groups()["projector"]}
+        for path in paths:
+            part = operator.attrgetter(path)(adapter.model)
+            assert isinstance(part, torch.nn.Module | torch.nn.Parameter), path
+            params = [part] if isinstance(part, torch.nn.Parameter) else list(part.parameters())
+            assert params and all(id(p) in projector for p in params), path
+
+    def test_attention_module_returns_the_attention_weights(self, adapter: ImageTextAdapter) -> None:
+        batch = adapter.encode(self.make_images()[:2], list(self.questions[:2]))
+        got: dict[int, Any] = {}
+        handles = []
+        for i in range(adapter.num_layers):
+            mod = adapter.attention_module(i)
+            assert _contains(adapter.decoder_layers[i], mod)
+            handles.append(mod.register_forward_hook(lambda _m, _i, out, i=i: got.__setitem__(i, out)))
+        try:
+            out = self._forward(adapter, batch, output_attentions=True)
+        finally:
+            for h in handles:
+                h.remove()
+        assert sorted(got) == list(range(adapter.num_layers))
+        for i, o in got.items():
+            torch.testing.assert_close(o[1], out.attentions[i])
+
+    def test_eager_attention_is_switched_on(self, checkpoint: Path) -> None:
+        adapter = load_model(checkpoint)  # transformers' default (sdpa)
+        adapter.use_eager_attention()
+        assert adapter.model.config._attn_implementation == "eager"
+        adapter.use_eager_attention()  # idempotent
+
+    def test_vision_feed_is_what_the_projector_receives(self, adapter: ImageTextAdapter) -> None:
+        feed = adapter.vision_feed()
+        if not type(adapter).direct_vision_feed:
+            assert feed is None
+            return
+        assert feed is not None and feed.tower is adapter.vision_tower
+        batch = adapter.encode(self.make_images()[:1], list(self.questions[:1]))
+        seen: list[torch.Tensor] = []
+        handle = feed.projector.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0]))
+        try:
+            self._forward(adapter, batch)
+        finally:
+            handle.remove()
+        pv = batch.inputs["pixel_values"]
+        pv = pv.reshape(-1, *pv.shape[-3:])  # anyres crops: (crops, C, H, W), as the model flattens them
+        with torch.inference_mode():
+            hidden = feed.tower(pixel_values=pv, output_hidden_states=True).hidden_states[feed.feature_layer]
+        if feed.drop_cls:
+            hidden = hidden[:, 1:]
+        torch.testing.assert_close(seen[0], hidden, atol=ATOL, rtol=1e-4)
+
+
+def _contains(parent: torch.nn.Module, child: torch.nn.Module) -> bool:
+    return any(m is child for m in parent.modules())

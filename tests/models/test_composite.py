@@ -100,7 +100,7 @@ def test_pretrained_parts_are_copied_unchanged(tmp_path: Path) -> None:
     from transformers import CLIPConfig, CLIPModel, LlamaForCausalLM, ViTMAEModel
 
     from vlmscope.models.families.composite import tiny_tower_config
-    from vlmscope.models.families.llava import tiny_text_config
+    from vlmscope.models.tiny_parts import tiny_text_config
     from vlmscope.models.tokenizer import build_tokenizer
 
     tok = build_tokenizer([])  # an LM tokenizer without <image>: the builder adds it

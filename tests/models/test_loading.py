@@ -20,6 +20,9 @@ def test_part_a_families_are_registered_with_tiny_builds() -> None:
     assert set(PART_A) <= set(list_families())
     assert set(PART_A) | {"llava-mistral", "llava-interleave"} <= set(tiny_families())
     info = {f.name: f for f in family_info()}
+    assert info["llava"].tiny_builds == ("llava", "llava-interleave", "llava-mistral")
+    assert info["paligemma"].tiny_builds == ("paligemma", "paligemma2")
+    assert info["llava-next"].tiny_builds == ("llava-next",)
     assert info["clip"].capabilities.contrastive and not info["clip"].capabilities.generation
     assert info["llava"].capabilities.generation and info["llava"].examples
 

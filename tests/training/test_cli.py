@@ -77,4 +77,4 @@ def test_output_layer_missing_store(composite: Path, tmp_path: Path) -> None:
 
 def test_clip_on_a_generative_model_is_refused(composite: Path, color_ds: Path, tmp_path: Path) -> None:
     code, out = _run("train", "clip", "--model", composite, "--dataset", color_ds, "--out", tmp_path / "o")
-    assert code == 1 and "not CLIP-like" in out
+    assert code == 1 and "not a contrastive image-text model" in out

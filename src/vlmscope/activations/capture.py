@@ -66,22 +66,8 @@ class _StopForward(Exception):
 
 
 def attention_module(adapter: ModelAdapter, block: int) -> Any:
-    """The self-attention module of decoder block ``block`` (returns ``(output, weights)`` when eager).
-
-    Uses ``adapter.attention_module(i)`` when the adapter defines it, else the
-    ``self_attn`` child that every transformers decoder layer has.
-    """
-    fn = getattr(adapter, "attention_module", None)
-    if callable(fn):
-        return fn(block)
-    layer = adapter.decoder_layers[block]
-    mod = getattr(layer, "self_attn", None)
-    if mod is None:
-        raise ModelError(
-            f"{type(layer).__name__} has no 'self_attn' module and the {adapter.family} adapter "
-            "defines no attention_module(i); --attention is not available for this family"
-        )
-    return mod
+    """The self-attention module of decoder block ``block`` (returns ``(output, weights)`` when eager)."""
+    return adapter.attention_module(block)
 
 
 def forward_kwargs(model: Any) -> dict[str, Any]:

@@ -233,7 +233,7 @@ def _extract(
     layers = config.resolve_layers(adapter.num_layers)
     grid = probe_grid(adapter, table, config.on_error) if config.attention else None
     layout = build_layout(config, coords, layers, adapter, grid)
-    revision = adapter.revision or getattr(adapter.model.config, "_commit_hash", None) or ""
+    revision = adapter.revision or adapter.commit_hash or ""
     model_dtype = str(next(adapter.model.parameters()).dtype).replace("torch.", "")
     identity: dict[str, Any] = json_safe(
         {

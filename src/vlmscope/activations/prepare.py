@@ -110,11 +110,7 @@ def check_adapter(adapter: Any, config: ExtractConfig) -> None:
     if config.mlp and not caps.mlp:
         raise ModelError(f"family {adapter.family!r} does not support --mlp")
     if config.attention:
-        model = adapter.model
-        if getattr(model.config, "_attn_implementation", "eager") != "eager":
-            if not hasattr(model, "set_attn_implementation"):
-                raise ModelError("--attention needs eager attention; load the model with attn_implementation='eager'")
-            model.set_attn_implementation("eager")
+        adapter.use_eager_attention()
 
 
 def probe_grid(adapter: ModelAdapter, table: SampleTable, on_error: str) -> tuple[int, int]:

@@ -36,7 +36,7 @@ from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.training.data import Example, ImageCache
 
-__all__ = ["GradcamConfig", "cam_from", "encoder_blocks", "gradcam", "overlay"]
+__all__ = ["GradcamConfig", "cam_from", "gradcam", "overlay"]
 
 
 class GradcamConfig(BaseModel):
@@ -54,14 +54,6 @@ class GradcamConfig(BaseModel):
     """Opacity of the heat map over the image."""
     size: int = Field(default=224, ge=16, le=4096)
     """Width and height of the written PNGs."""
-
-
-def encoder_blocks(vision: nn.Module) -> nn.ModuleList:
-    """The tower's encoder blocks: its longest ``nn.ModuleList`` (CLIP, SigLIP, ViT, DINOv2 alike)."""
-    lists = [m for m in vision.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
-    if not lists:
-        raise TrainingError(f"{type(vision).__name__} has no list of encoder blocks to hook")
-    return max(lists, key=len)
 
 
 def cam_from(activation: torch.Tensor, gradient: torch.Tensor) -> np.ndarray:
@@ -118,7 +110,7 @@ def _pick_rows(dataset: Path, cfg: GradcamConfig) -> list[Example]:
     return load_rows([dataset], cfg.split)[: cfg.max_samples]
 
 
-def _clip_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cfg: GradcamConfig,
+def _contrastive_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cfg: GradcamConfig,
                images: ImageCache) -> list[tuple[np.ndarray, dict[str, Any]]]:  # fmt: skip
     from vlmscope.training.trainers.clip import PrototypeClassifier, class_names, row_class
 
@@ -129,8 +121,8 @@ def _clip_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cfg: Grad
     else:
         classes = class_names(rows, None)
         texts = [cfg.prompt.format(c) for c in classes]
-    clf = PrototypeClassifier(adapter.model, adapter.text_embeddings(texts))
-    block = encoder_blocks(adapter.model.vision_model)[-1]
+    clf = PrototypeClassifier(adapter, adapter.text_embeddings(texts))
+    block = adapter.vision_feature_block()
     out = []
     for r in rows:
         pv = adapter.processor.image_processor(images=[images.get(r.image)], return_tensors="pt")["pixel_values"]
@@ -154,18 +146,7 @@ def _vlm_cams(adapter: Any, rows: Sequence[Example], cfg: GradcamConfig,
               images: ImageCache) -> list[tuple[np.ndarray, dict[str, Any]]]:  # fmt: skip
     from vlmscope.scoring.answer_span import per_example_loss
 
-    paths = getattr(adapter, "vision_paths", None)
-    if not paths:
-        raise TrainingError(f"{adapter.family} adapter does not name its vision tower; Grad-CAM needs it")
-    blocks = encoder_blocks(adapter._module(paths[0]))
-    layer = getattr(adapter.model.config, "vision_feature_layer", -1)
-    if not isinstance(layer, int):
-        layer = layer[-1]
-    # hidden_states index -> block: index 0 is the embeddings, index i >= 1 the output of block i - 1
-    idx = layer % (len(blocks) + 1) - 1
-    if idx < 0:
-        raise TrainingError(f"vision_feature_layer {layer} is the embedding output; no block to explain")
-    block = blocks[idx]
+    block = adapter.vision_feature_block()
     out = []
     for r in rows:
         img = images.get(r.image)
@@ -205,7 +186,7 @@ def gradcam(
     rows = _pick_rows(Path(dataset), cfg)
     images = ImageCache()
     if isinstance(adapter, ContrastiveAdapter):
-        cams = _clip_cams(adapter, Path(model), rows, cfg, images)
+        cams = _contrastive_cams(adapter, Path(model), rows, cfg, images)
     else:
         cams = _vlm_cams(adapter, rows, cfg, images)
     table = []

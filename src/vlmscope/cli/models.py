@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from vlmscope.cli.options import ConfigCommand, bind
+from vlmscope.models.families.composite import LMS, TOWERS
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Model families, tiny offline checkpoints and LLaVA-style composites.", no_args_is_help=True)
+app = typer.Typer(help="Model families, tiny offline checkpoints and tower + LM composites.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -19,32 +20,20 @@ def list_() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vlmscope.models import family_info
+    from vlmscope.models import family_info, tiny_owner
     from vlmscope.models.tiny import TINY
 
     table = Table(title="vlmscope model families")
     for col in ("family", "generation", "attention", "mlp", "contrastive", "model_type", "tiny", "examples"):
         table.add_column(col)
     yes = {True: "yes", False: "-"}
-    rows = family_info()  # imports every family, which fills TINY
-    tiny_names = TINY.names()
-    names = [f.name for f in rows]
-
-    def owner(tiny_name: str) -> str | None:
-        """A tiny build belongs to the family of the same name, else to the longest family-name prefix."""
-        if tiny_name in names:
-            return tiny_name
-        prefixes = [n for n in names if tiny_name.startswith(n)]
-        return max(prefixes, key=len) if prefixes else None
-
-    for f in rows:
+    for f in family_info():  # imports every family, which fills TINY
         c = f.capabilities
-        tinies = [t for t in tiny_names if owner(t) == f.name]
         table.add_row(
             f.name, yes[c.generation], yes[c.attention], yes[c.mlp], yes[c.contrastive],
-            ", ".join(f.model_types), ", ".join(tinies) or "-", "\n".join(f.examples),
+            ", ".join(f.model_types), ", ".join(f.tiny_builds) or "-", "\n".join(f.examples),
         )  # fmt: skip
-    extra = [t for t in tiny_names if owner(t) is None]
+    extra = [t for t in TINY.names() if tiny_owner(t) is None]
     Console(width=160).print(table)
     if extra:
         typer.echo("other tiny builds: " + ", ".join(extra))
@@ -52,7 +41,7 @@ def list_() -> None:
 
 @app.command("tiny")
 def tiny(
-    family: str = typer.Argument(..., help="Tiny build name (see `vlmscope models list`), e.g. composite, llava."),
+    family: str = typer.Argument(..., help="Tiny build name (`vlmscope models list` shows them)."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Weight initialisation seed; same seed, same bytes."),
 ) -> None:
@@ -67,9 +56,9 @@ def tiny(
 @bind("vlmscope.models.families.composite:CompositeConfig", "projector", "feature_layer", "dtype", "seed")
 def composite(
     vision: str = typer.Option(
-        ..., "--vision", help="Vision tower: hub id or local dir (CLIP, SigLIP, DINOv2, ViT, MAE)."
+        ..., "--vision", help=f"Vision tower: hub id or local dir ({', '.join(TOWERS)})."
     ),
-    lm: str = typer.Option(..., "--lm", help="Decoder LM: hub id or local dir (Llama, Qwen3, Mistral, ...)."),
+    lm: str = typer.Option(..., "--lm", help=f"Decoder LM: hub id or local dir ({', '.join(LMS)}, ...)."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to write (replaced atomically)."),
     projector: str | None = typer.Option(None, "--projector", help="linear or mlp2x_gelu."),
     feature_layer: int | None = typer.Option(None, "--feature-layer", help="Tower hidden-state index fed to the projector."),

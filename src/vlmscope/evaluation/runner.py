@@ -191,7 +191,7 @@ def _run_contrastive(
 
     if not isinstance(adapter, ContrastiveAdapter):
         raise ConfigError(
-            f"--mode contrastive needs a CLIP/SigLIP-like model; {adapter.source!r} is {adapter.family}: "
+            f"--mode contrastive needs a contrastive image-text model; {adapter.source!r} is {adapter.family}: "
             "use --mode generate or option-loss"
         )
     _require_choices(rows, "contrastive")
@@ -306,8 +306,8 @@ def evaluate(
     provenance = {
         "config": config.model_dump(),
         "model": model,
-        "model_revision": getattr(adapter, "revision", None),
-        "family": getattr(adapter, "family", None),
+        "model_revision": adapter.revision,
+        "family": adapter.family,
         "dataset": str(dataset),
         "dataset_fingerprint": info.fingerprint if info else None,
         "groups": groups,

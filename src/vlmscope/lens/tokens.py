@@ -39,8 +39,8 @@ class AnswerTokenizer:
         cls = ADAPTERS.get(model.family)
         processor = load_processor(str(model.directory), LoadOptions(revision=model.revision))
         self.adapter = cls(_ConfigOnly(model.config), processor, source=model.source)  # type: ignore[arg-type]
-        if not hasattr(self.adapter, "answer_ids"):
-            raise ModelError(f"family {model.family!r} defines no answer tokenization (answer_ids)")
+        if not cls.is_generator:
+            raise ModelError(f"family {model.family!r} generates no answers; the lens needs a generative model")
 
     @property
     def tokenizer(self) -> Any:
@@ -56,7 +56,7 @@ class AnswerTokenizer:
         """
         prompts: dict[str, str] = {}
         cache: dict[tuple[str, str], int] = {}
-        fixed_sep = getattr(self.adapter, "answer_prefix", None) is not None
+        fixed_sep = self.adapter.answer_prefix is not None
         out = np.empty(len(answers), dtype=np.int64)
         for i, ans in enumerate(answers):
             text = "" if ans is None else str(ans)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmscope.errors import ModelError, NotFound
-from vlmscope.models.adapter import TensorNames
+from vlmscope.models.adapter import TensorNames, text_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -151,7 +151,7 @@ class LensModel:
 
     @property
     def text_config(self) -> Any:
-        return self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        return text_config(self.config)
 
     @property
     def hidden_size(self) -> int:
@@ -208,7 +208,7 @@ def open_lens_model(model: str | os.PathLike[str], *, family: str | None = None)
     directory, revision = resolve_model_dir(model)
     fam = family or detect_family(directory)
     cls = ADAPTERS.get(fam)
-    if not getattr(cls, "capabilities", None) or not cls.capabilities.generation:
+    if not cls.is_generator:
         raise ModelError(
             f"{model}: family {fam!r} has no language-model head (contrastive model); "
             "the logit lens and FFN analysis need a generative VLM"

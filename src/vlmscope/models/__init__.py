@@ -34,11 +34,13 @@ __all__ = [
     "LoadOptions",
     "ModelAdapter",
     "TensorNames",
+    "classifier_names",
     "detect_family",
     "family_info",
     "list_families",
     "load_model",
     "read_config",
+    "tiny_owner",
 ]
 
 
@@ -54,6 +56,8 @@ class FamilyInfo:
     """Hub ids the studies used."""
     tiny: bool
     """Whether ``vlmscope models tiny`` can build it."""
+    tiny_builds: tuple[str, ...] = ()
+    """Tiny build names of this family: its own name and its variants (``llava-mistral``)."""
 
 
 def _families() -> None:
@@ -66,11 +70,22 @@ def list_families() -> list[str]:
     return ADAPTERS.names()
 
 
+def tiny_owner(build: str) -> str | None:
+    """The family a tiny build belongs to: the family of the same name, else the longest family-name prefix."""
+    _families()
+    names = ADAPTERS.names()
+    if build in names:
+        return build
+    prefixes = [n for n in names if build.startswith(n)]
+    return max(prefixes, key=len) if prefixes else None
+
+
 def family_info() -> list[FamilyInfo]:
-    """Capabilities, model types and example ids of every family."""
-    from vlmscope.models.tiny import TINY
+    """Capabilities, model types, example ids and tiny builds of every family."""
+    from vlmscope.models.registry import TINY
 
     _families()
+    builds = {b: tiny_owner(b) for b in TINY.names()}
     rows = []
     for name in ADAPTERS.names():
         cls = ADAPTERS.get(name)
@@ -78,12 +93,28 @@ def family_info() -> list[FamilyInfo]:
             FamilyInfo(
                 name=name,
                 capabilities=cls.capabilities,
-                model_types=tuple(getattr(cls, "model_types", ())),
-                examples=tuple(getattr(cls, "examples", ())),
+                model_types=tuple(cls.model_types),
+                examples=tuple(cls.examples),
                 tiny=name in TINY,
+                tiny_builds=tuple(b for b, owner in builds.items() if owner == name),
             )
         )
     return rows
+
+
+def classifier_names() -> frozenset[str]:
+    """Family names and ``model_type`` values (lower case) of image classifiers (CLIP-like models).
+
+    For code that only has a recorded name (a report reading ``config.json``)
+    and must tell a classifier from a generator without loading anything.
+    """
+    _families()
+    out: set[str] = set()
+    for name in ADAPTERS.names():
+        cls = ADAPTERS.get(name)
+        if cls.is_classifier:
+            out |= {name, *cls.model_types, *cls.related_model_types}
+    return frozenset(n.lower() for n in out)
 
 
 def _is_local(source: str | os.PathLike[str]) -> bool:
@@ -114,7 +145,7 @@ def read_config(
     source: str | os.PathLike[str], *, revision: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``(config.json, vlmscope.json or None)`` of a local directory or hub id."""
-    from vlmscope.models.tiny import SIDECAR, read_sidecar
+    from vlmscope.models.sidecar import SIDECAR, read_sidecar
 
     if _is_local(source):
         d = Path(source)
@@ -144,14 +175,14 @@ def detect_family(source: str | os.PathLike[str], *, revision: str | None = None
     model_type = config.get("model_type")
     if not model_type:
         raise ModelError(f"{source}: config.json has no model_type; pass family= explicitly")
-    matches = [n for n in ADAPTERS.names() if model_type in getattr(ADAPTERS.get(n), "model_types", ())]
+    matches = [n for n in ADAPTERS.names() if model_type in ADAPTERS.get(n).model_types]
     if not matches:
         raise ModelError(
             f"{source}: no vlmscope family handles model_type {model_type!r}; "
             f"families: {', '.join(ADAPTERS.names())}. Pass family= to force one"
         )
     # several families may share a model_type (llava vs composite): the first declared default wins
-    defaults = [n for n in matches if getattr(ADAPTERS.get(n), "default_for_model_type", True)]
+    defaults = [n for n in matches if ADAPTERS.get(n).default_for_model_type]
     return (defaults or matches)[0]
 
 

@@ -1,7 +1,12 @@
 """The one interface every later stage asks model questions through.
 
 No module outside ``vlmscope.models`` may special-case a family: extraction,
-evaluation, lens and training only talk to a ``ModelAdapter``. Each family
+evaluation, lens and training only talk to a ``ModelAdapter`` (or a
+``ContrastiveAdapter``). Everything they need to know about a model's parts
+(vision blocks, the block feeding the LM, projector modules, attention
+modules, the model type, generator or classifier) is declared here, so no
+caller probes a model with ``getattr`` or reaches into private attributes;
+``tests/models/conformance.py`` checks every member on every family. Each family
 (``llava``, ``qwen2-vl``, ``paligemma``, ...) is one small subclass registered
 in ``ADAPTERS``; the generic behaviour (left padding, positions from the
 processor's outputs and the config's image token id) lives here once.
@@ -18,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vlmscope.registry import Registry
+from vlmscope.errors import ModelError
+from vlmscope.models.registry import ADAPTERS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -29,10 +35,14 @@ __all__ = [
     "ADAPTERS",
     "Capabilities",
     "EncodedBatch",
+    "LoadedModel",
     "ModelAdapter",
     "ContrastiveAdapter",
     "LoadOptions",
     "TensorNames",
+    "VisionFeed",
+    "encoder_blocks",
+    "text_config",
 ]
 
 
@@ -87,6 +97,40 @@ class TensorNames:
     """Gemma 2 style soft cap: logits = c * tanh(unembedding(x) / c); None when the model has none."""
 
 
+@dataclass(frozen=True)
+class VisionFeed:
+    """How a LLaVA-style model turns pixels into the image tokens its LM reads.
+
+    ``projector(tower(pixels).hidden_states[feature_layer][:, 1:] if drop_cls else ...)``
+    is exactly what the model feeds its LM for one base image; vision
+    pre-training trains tower and projector through this path alone.
+    """
+
+    tower: nn.Module
+    """The vision tower; called as ``tower(pixel_values=..., output_hidden_states=True)``."""
+    projector: nn.Module
+    """Maps (B, P, D_vision) patch features to (B, P, D) LM inputs."""
+    feature_layer: int
+    """Index into the tower's ``hidden_states`` (0 = embeddings, -1 = last block)."""
+    drop_cls: bool
+    """Drop the first token (CLS) before the projector."""
+
+
+def text_config(config: Any) -> Any:
+    """The language model's config inside a transformers config (the config itself for a plain LM)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def encoder_blocks(vision: nn.Module) -> nn.ModuleList:
+    """A vision tower's encoder blocks: its longest ``nn.ModuleList`` (CLIP, SigLIP, ViT, DINOv2 alike)."""
+    from torch import nn
+
+    lists = [m for m in vision.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    if not lists:
+        raise ModelError(f"{type(vision).__name__} has no list of encoder blocks")
+    return max(lists, key=len)
+
+
 @dataclass
 class EncodedBatch:
     """A left-padded batch plus the token positions every stage needs.
@@ -134,21 +178,66 @@ class EncodedBatch:
         )
 
 
-class ModelAdapter(abc.ABC):
-    """A loaded image-text-to-text model plus its family's answers.
-
-    Build with :meth:`from_pretrained` (hub id or local directory, through
-    transformers' Auto classes) or wrap an already-loaded model.
-    """
+class LoadedModel(abc.ABC):
+    """What every adapter, generative or contrastive, declares: family facts and the vision side."""
 
     family: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    model_types: ClassVar[tuple[str, ...]] = ()
+    """``config.json`` ``model_type`` values that map to this family."""
+    examples: ClassVar[tuple[str, ...]] = ()
+    """Hub ids the studies used."""
+    default_for_model_type: ClassVar[bool] = True
+    """False when another family sharing a ``model_type`` is the one detection picks."""
+    related_model_types: ClassVar[tuple[str, ...]] = ()
+    """Other ``model_type`` values of the same kind of model (a vision-only half, a newer version) that
+    reports group with this family, though :func:`load_model` does not load them through it."""
+    is_generator: ClassVar[bool] = True
+    """Produces text (an LM head): generation, answer loss, logit lens."""
+    is_classifier: ClassVar[bool] = False
+    """Scores images against fixed texts (CLIP-like) instead of generating."""
 
     def __init__(self, model: nn.Module, processor: Any, *, source: str, revision: str | None = None) -> None:
         self.model = model
         self.processor = processor
         self.source = source
         self.revision = revision
+
+    @property
+    def model_type(self) -> str:
+        """The loaded config's ``model_type`` (``llava``, ``qwen2_vl``, ``clip``, ...)."""
+        return str(self.model.config.model_type)
+
+    @property
+    def commit_hash(self) -> str | None:
+        """The hub commit the weights were resolved to (None for local directories)."""
+        value = getattr(self.model.config, "_commit_hash", None)
+        return str(value) if value else None
+
+    @property
+    @abc.abstractmethod
+    def vision_tower(self) -> nn.Module:
+        """The vision encoder (patch embedding and blocks; the projector excluded where it is separate)."""
+
+    def vision_blocks(self) -> nn.ModuleList:
+        """The vision tower's encoder blocks, in order."""
+        return encoder_blocks(self.vision_tower)
+
+    @abc.abstractmethod
+    def vision_feature_block(self) -> nn.Module:
+        """The vision block whose output becomes the image representation (Grad-CAM hooks it)."""
+
+
+class ModelAdapter(LoadedModel):
+    """A loaded image-text-to-text model plus its family's answers.
+
+    Build with :meth:`from_pretrained` (hub id or local directory, through
+    transformers' Auto classes) or wrap an already-loaded model.
+    """
+
+    answer_prefix: ClassVar[str | None] = None
+    """What separates the generation prefix from an appended answer; ``None``: decided per prompt
+    (see :meth:`answer_ids`), so the answer's first token depends on the question's prompt."""
 
     # -- loading -------------------------------------------------------------
     @classmethod
@@ -212,6 +301,39 @@ class ModelAdapter(abc.ABC):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part: keys ``vision``, ``projector``, ``language`` (training freezes by these)."""
 
+    @abc.abstractmethod
+    def answer_ids(self, answer: str, prompt: str | None = None) -> list[int]:
+        """Token ids appended after ``prompt`` for one answer (separator, answer, eos)."""
+
+    def attention_module(self, layer: int) -> nn.Module:
+        """Decoder block ``layer``'s self-attention; returns ``(output, weights)`` under eager attention."""
+        block = self.decoder_layers[layer]
+        mod = getattr(block, "self_attn", None)
+        if mod is None:
+            raise ModelError(
+                f"{type(block).__name__} has no 'self_attn' module; the {self.family} adapter must override "
+                "attention_module(i) for --attention to work"
+            )
+        return mod  # type: ignore[no-any-return]
+
+    def use_eager_attention(self) -> None:
+        """Switch the loaded model to eager attention (attention weights are only returned then)."""
+        if getattr(self.model.config, "_attn_implementation", "eager") == "eager":
+            return
+        if not hasattr(self.model, "set_attn_implementation"):
+            raise ModelError("--attention needs eager attention; load the model with attn_implementation='eager'")
+        self.model.set_attn_implementation("eager")
+
+    # -- vision side -----------------------------------------------------------
+    @abc.abstractmethod
+    def projector_module_paths(self) -> tuple[str, ...]:
+        """Dotted paths (from ``self.model``) of the modules mapping vision features into the LM."""
+
+    def vision_feed(self) -> VisionFeed | None:
+        """Tower, projector, feature layer and CLS rule when the LM reads ``projector(tower layer)``
+        directly (LLaVA-style); None for families with a different path (pixel shuffle, mergers)."""
+        return None
+
     def save_pretrained(self, out: str) -> None:
         """Write a checkpoint (weights as safetensors, config, processor) that ``from_pretrained`` loads."""
         self.model.save_pretrained(out)
@@ -235,19 +357,15 @@ class ModelAdapter(abc.ABC):
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
-class ContrastiveAdapter(abc.ABC):
+class ContrastiveAdapter(LoadedModel):
     """CLIP/SigLIP-like models: image-text similarity, no generation."""
 
     family: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities(
         generation=False, attention=False, mlp=False, contrastive=True
     )
-
-    def __init__(self, model: nn.Module, processor: Any, *, source: str, revision: str | None = None) -> None:
-        self.model = model
-        self.processor = processor
-        self.source = source
-        self.revision = revision
+    is_generator: ClassVar[bool] = False
+    is_classifier: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod
@@ -257,5 +375,26 @@ class ContrastiveAdapter(abc.ABC):
     def score(self, images: Sequence[Image], texts: Sequence[Sequence[str]]) -> torch.Tensor:
         """(B, K) logits of image b against its K candidate texts."""
 
+    @abc.abstractmethod
+    def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N, E) L2-normalised text embeddings."""
 
-ADAPTERS: Registry[type[ModelAdapter] | type[ContrastiveAdapter]] = Registry("model family")
+    @classmethod
+    @abc.abstractmethod
+    def image_features(cls, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, E) un-normalised image embeddings of ``model`` (differentiable; a classmethod so a
+        classifier module can hold the model alone and still ask the family)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def similarity_logits(cls, model: nn.Module, cos: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities -> logits with ``model``'s own (detached) scale and bias."""
+
+    @abc.abstractmethod
+    def vision_parameters(self) -> list[nn.Parameter]:
+        """The image tower and its projection: what classifier fine-tuning trains."""
+
+    def vision_feature_block(self) -> nn.Module:
+        """The last image-encoder block (the pooled embedding is read from its output)."""
+        return self.vision_blocks()[-1]
+

@@ -15,6 +15,8 @@ and part B's Qwen-VL / InternVL / PaliGemma) subclasses
   (ChatML's ``assistant\\n``) and ``" "`` otherwise (``ASSISTANT:``, ``[/INST]``);
 - ``image_token_id``: from ``config.image_token_id`` / ``image_token_index``;
 - ``patch_grid``: the (rows, cols) layout of one sample's image tokens;
+- ``direct_vision_feed``: whether the LM reads ``projector(tower hidden state)``
+  with nothing in between (LLaVA-style), so :meth:`vision_feed` can describe it;
 - ``positions_from_mask``: whether to pass ``position_ids = cumsum(mask) - 1``
   (exact batch invariance under left padding for 1-D RoPE LMs; families with
   their own multimodal RoPE, e.g. Qwen2-VL, turn it off).
@@ -29,14 +31,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ModelError
-from vlmscope.models.adapter import EncodedBatch, LoadOptions, ModelAdapter, TensorNames
+from vlmscope.models.adapter import EncodedBatch, LoadOptions, ModelAdapter, TensorNames, VisionFeed, text_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL.Image import Image
     from torch import nn
 
-__all__ = ["ImageTextAdapter", "torch_dtype", "load_processor"]
+__all__ = ["ImageTextAdapter", "torch_dtype", "load_processor", "model_kwargs"]
 
 _DTYPES = ("float32", "float16", "bfloat16", "auto")
 
@@ -48,6 +50,16 @@ def torch_dtype(name: str) -> Any:
     if name not in _DTYPES:
         raise ModelError(f"dtype must be one of {', '.join(_DTYPES)}, got {name!r}")
     return "auto" if name == "auto" else getattr(torch, name)
+
+
+def model_kwargs(options: LoadOptions) -> dict[str, Any]:
+    """``LoadOptions`` -> keyword arguments of a model class's ``from_pretrained``."""
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype), "revision": options.revision}
+    if options.device_map is not None:
+        kwargs["device_map"] = options.device_map
+    if options.attn_implementation is not None:
+        kwargs["attn_implementation"] = options.attn_implementation
+    return kwargs
 
 
 def load_processor(path: str, options: LoadOptions) -> Any:
@@ -76,6 +88,7 @@ class ImageTextAdapter(ModelAdapter):
     default_prompt: ClassVar[str] = "USER: {image}\n{question} ASSISTANT:"
     answer_prefix: ClassVar[str | None] = None
     positions_from_mask: ClassVar[bool] = True
+    direct_vision_feed: ClassVar[bool] = False
     # -- loading -------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions = LoadOptions()) -> ImageTextAdapter:
@@ -84,13 +97,8 @@ class ImageTextAdapter(ModelAdapter):
 
         processor = load_processor(path, options)
         auto = getattr(transformers, cls.auto_class)
-        kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype), "revision": options.revision}
-        if options.device_map is not None:
-            kwargs["device_map"] = options.device_map
-        if options.attn_implementation is not None:
-            kwargs["attn_implementation"] = options.attn_implementation
         try:
-            model = auto.from_pretrained(path, **kwargs)
+            model = auto.from_pretrained(path, **model_kwargs(options))
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load {cls.family} model from {path!r} with {cls.auto_class}: {e}") from e
         model.eval()
@@ -98,7 +106,7 @@ class ImageTextAdapter(ModelAdapter):
 
     def save_pretrained(self, out: str) -> None:
         """Weights (safetensors), config, processor and the ``vlmscope.json`` sidecar naming the family."""
-        from vlmscope.models.tiny import write_sidecar
+        from vlmscope.models.sidecar import write_sidecar
 
         self.model.save_pretrained(out)
         self.processor.save_pretrained(out)
@@ -111,7 +119,7 @@ class ImageTextAdapter(ModelAdapter):
 
     @property
     def text_config(self) -> Any:
-        return self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        return text_config(self.config)
 
     @property
     def tokenizer(self) -> Any:
@@ -274,6 +282,41 @@ class ImageTextAdapter(ModelAdapter):
         return self._module(self.language_model_path)
 
     @property
+    def vision_tower(self) -> nn.Module:
+        """The module at ``vision_paths[0]``."""
+        return self._module(self.vision_paths[0])  # type: ignore[no-any-return]
+
+    def projector_module_paths(self) -> tuple[str, ...]:
+        return tuple(self.projector_paths)
+
+    @property
+    def vision_feature_layer(self) -> int:
+        """The tower ``hidden_states`` index the LM's image tokens come from (the last one when several)."""
+        layer = getattr(self.config, "vision_feature_layer", -1)
+        return int(layer if isinstance(layer, int) else layer[-1])
+
+    def vision_feed(self) -> VisionFeed | None:
+        """``projector_paths[0](tower.hidden_states[vision_feature_layer])``, CLS dropped under the
+        ``default`` select strategy; None unless the family sets ``direct_vision_feed``."""
+        if not self.direct_vision_feed:
+            return None
+        return VisionFeed(
+            tower=self.vision_tower,
+            projector=self._module(self.projector_paths[0]),
+            feature_layer=self.vision_feature_layer,
+            drop_cls=str(getattr(self.config, "vision_feature_select_strategy", "default")) == "default",
+        )
+
+    def vision_feature_block(self) -> nn.Module:
+        """The block whose output is ``hidden_states[vision_feature_layer]`` (index i >= 1 is block i - 1)."""
+        blocks = self.vision_blocks()
+        layer = self.vision_feature_layer
+        idx = layer % (len(blocks) + 1) - 1
+        if idx < 0:
+            raise ModelError(f"vision_feature_layer {layer} is the embedding output; no vision block feeds the LM")
+        return blocks[idx]  # type: ignore[no-any-return]
+
+    @property
     def decoder_layers(self) -> Sequence[nn.Module]:
         return self.language_model.layers  # type: ignore[return-value]
 
@@ -304,7 +347,7 @@ class ImageTextAdapter(ModelAdapter):
         ``model.language_model.norm.weight``), so the runtime names are mapped
         through transformers' own save-time reversion on a meta-device model.
         """
-        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        text = text_config(config)
         lm = cls.language_model_path
         tied = bool(getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False))
         unembed = f"{lm}.embed_tokens.weight" if tied else f"{cls.lm_head_path}.weight"

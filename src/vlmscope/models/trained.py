@@ -25,7 +25,7 @@ def load_generative(model: str | os.PathLike[str]) -> ModelAdapter:
     adapter = load_model(str(model), options=LoadOptions(dtype="float32"))
     if not isinstance(adapter, ModelAdapter):
         raise TrainingError(
-            f"{model}: a {type(adapter).__name__} has no LM to train; use `vlmscope train clip` for CLIP/SigLIP"
+            f"{model}: a {type(adapter).__name__} has no LM to train; use `vlmscope train clip` for contrastive models"
         )
     return adapter
 

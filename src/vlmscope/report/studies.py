@@ -84,7 +84,6 @@ OTHER = Study(
     (),
 )
 
-_CLASSIFIER_FAMILIES = frozenset({"clip", "siglip", "siglip2", "clip_vision_model"})
 _MEDICAL_TRAINERS = frozenset({"lora", "clip", "merge"})
 _UNSEEN_TRAINERS = frozenset({"projector"})
 
@@ -112,7 +111,9 @@ def _study_key(generator: str | None) -> str:
 
 def model_study(m: ModelEntry) -> str | None:
     """``medical`` for LoRA / CLIP training, ``unseen`` for projector-only training, else None."""
-    if (m.trainer or "") in _MEDICAL_TRAINERS or (m.family or "").lower() in _CLASSIFIER_FAMILIES:
+    from vlmscope.models import classifier_names
+
+    if (m.trainer or "") in _MEDICAL_TRAINERS or (m.family or "").lower() in classifier_names():
         return "medical"
     if (m.trainer or "") in _UNSEEN_TRAINERS:
         return "unseen"

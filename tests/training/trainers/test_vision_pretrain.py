@@ -57,11 +57,14 @@ def test_only_tower_and_projector_train_and_the_loss_falls(composite: Path, sing
 
 def test_pools_of_the_image_tokens(composite: Path) -> None:
     """mean+max is the two pools side by side; the max is the max over patches of the LM's image tokens."""
-    model = load_generative(composite).model.eval()
+    adapter = load_generative(composite)
+    model = adapter.model.eval()
+    feed = adapter.vision_feed()
+    assert feed is not None and feed.drop_cls and feed.feature_layer == model.config.vision_feature_layer
     size = model.config.vision_config.image_size
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        mean, top, both = (pooled_patch_features(model, x, p) for p in ("mean", "max", "mean+max"))
+        mean, top, both = (pooled_patch_features(feed, x, p) for p in ("mean", "max", "mean+max"))
         hidden = model.model.vision_tower(pixel_values=x, output_hidden_states=True).hidden_states
         tokens = model.model.multi_modal_projector(hidden[model.config.vision_feature_layer][:, 1:])
     assert mean.shape == top.shape == (2, model.config.text_config.hidden_size)
@@ -69,7 +72,7 @@ def test_pools_of_the_image_tokens(composite: Path) -> None:
     torch.testing.assert_close(top, tokens.max(dim=1).values)
     torch.testing.assert_close(mean, tokens.mean(dim=1))
     with pytest.raises(ValueError, match="unknown pool 'sum'"):
-        pooled_patch_features(model, x, "sum")
+        pooled_patch_features(feed, x, "sum")
 
 
 def test_same_seed_same_tower(composite: Path, single_shape: Path) -> None:
@@ -118,6 +121,6 @@ def test_missing_rows_fail_unless_optional(composite: Path, single_shape: Path) 
 def test_a_model_without_a_llava_tower_is_refused(tiny_checkpoint: Callable[[str], Path], single_shape: Path) -> None:
     adapter = load_generative(tiny_checkpoint("qwen2-vl"))
     rows = load_examples(single_shape, ["train"])
-    with pytest.raises(TrainingError, match="LLaVA-style"):
+    with pytest.raises(TrainingError, match=r"vision_feed\(\)\); the qwen2-vl family is not one"):
         pretrain_vision(adapter, rows, VisionPretrainConfig(heads=(PretrainHead(column="color"),), steps=2),
                         progress=False)  # fmt: skip

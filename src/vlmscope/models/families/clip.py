@@ -13,23 +13,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ModelError
-from vlmscope.models.adapter import ADAPTERS, ContrastiveAdapter, LoadOptions
-from vlmscope.models.lm_adapter import torch_dtype
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.adapter import ContrastiveAdapter, LoadOptions
+from vlmscope.models.lm_adapter import model_kwargs
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL.Image import Image
+    from torch import nn
 
 __all__ = ["DualEncoderAdapter", "ClipAdapter", "build_tiny_clip"]
 
 
 class DualEncoderAdapter(ContrastiveAdapter):
-    """An ``AutoModel`` with ``get_image_features`` / ``get_text_features`` and a logit scale."""
+    """An ``AutoModel`` with ``get_image_features`` / ``get_text_features`` and a logit scale.
+
+    Module tree: ``vision_model`` (the image encoder), ``visual_projection``
+    (CLIP only; SigLIP pools inside ``vision_model``), ``logit_scale`` and,
+    for SigLIP, ``logit_bias``.
+    """
 
     family: ClassVar[str] = "dual-encoder"
-    model_types: ClassVar[tuple[str, ...]] = ()
-    examples: ClassVar[tuple[str, ...]] = ()
+    vision_module_names: ClassVar[tuple[str, ...]] = ("vision_model", "visual_projection")
+    """Children of the model that map pixels to the image embedding (those present are trained)."""
     text_kwargs: ClassVar[dict[str, Any]] = {"padding": True, "truncation": True}
 
     @classmethod
@@ -37,14 +44,9 @@ class DualEncoderAdapter(ContrastiveAdapter):
         """``AutoModel`` + ``AutoProcessor`` from a hub id or local directory."""
         from transformers import AutoModel, AutoProcessor
 
-        kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype), "revision": options.revision}
-        if options.device_map is not None:
-            kwargs["device_map"] = options.device_map
-        if options.attn_implementation is not None:
-            kwargs["attn_implementation"] = options.attn_implementation
         try:
             processor = AutoProcessor.from_pretrained(path, revision=options.revision)
-            model = AutoModel.from_pretrained(path, **kwargs)
+            model = AutoModel.from_pretrained(path, **model_kwargs(options))
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load {cls.family} model from {path!r} with AutoModel: {e}") from e
         model.eval()
@@ -65,14 +67,43 @@ class DualEncoderAdapter(ContrastiveAdapter):
         enc = self.tokenizer(list(texts), return_tensors="pt", **kw)
         return {k: v.to(self.device) for k, v in enc.items()}
 
+    @property
+    def vision_tower(self) -> nn.Module:
+        return self.model.vision_model  # type: ignore[no-any-return]
+
+    def vision_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the :attr:`vision_module_names` children the model has, in that order."""
+        from torch import nn
+
+        params: list[nn.Parameter] = []
+        for name in self.vision_module_names:
+            mod = getattr(self.model, name, None)
+            if isinstance(mod, nn.Module):
+                params.extend(mod.parameters())
+        return params
+
+    @classmethod
+    def image_features(cls, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, E) ``get_image_features`` (tensor or pooled output), not normalised, with gradients."""
+        import torch
+
+        out = model.get_image_features(pixel_values=pixel_values)
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    @classmethod
+    def similarity_logits(cls, model: nn.Module, cos: torch.Tensor) -> torch.Tensor:
+        """``cos * exp(logit_scale) (+ logit_bias)``, scale and bias detached, in float32."""
+        scale = model.logit_scale.detach().float().exp().to(cos.device)
+        bias = getattr(model, "logit_bias", None)
+        return cos * scale + (bias.detach().float().to(cos.device) if bias is not None else 0.0)
+
     def image_embeddings(self, images: Sequence[Image]) -> torch.Tensor:
         """(B, E) L2-normalised image embeddings."""
         import torch
 
         pv = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
-            out = self.model.get_image_features(pixel_values=pv.to(self.device, self.model.dtype))
-        emb = out if isinstance(out, torch.Tensor) else out.pooler_output
+            emb = self.image_features(self.model, pv.to(self.device, self.model.dtype))
         return torch.nn.functional.normalize(emb.float(), dim=-1)
 
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
@@ -97,9 +128,7 @@ class DualEncoderAdapter(ContrastiveAdapter):
         img = self.image_embeddings(images)  # (B, E)
         txt = self.text_embeddings([t for cands in texts for t in cands]).view(len(images), K, -1)  # (B, K, E)
         cos = torch.einsum("be,bke->bk", img, txt)
-        scale = self.model.logit_scale.detach().float().exp().to(cos.device)
-        bias = getattr(self.model, "logit_bias", None)
-        return cos * scale + (bias.detach().float().to(cos.device) if bias is not None else 0.0)
+        return self.similarity_logits(self.model, cos)
 
 
 @ADAPTERS.register("clip")
@@ -107,6 +136,7 @@ class ClipAdapter(DualEncoderAdapter):
     family: ClassVar[str] = "clip"
     model_types: ClassVar[tuple[str, ...]] = ("clip",)
     examples: ClassVar[tuple[str, ...]] = ("openai/clip-vit-large-patch14-336", "openai/clip-vit-base-patch32")
+    related_model_types: ClassVar[tuple[str, ...]] = ("clip_vision_model",)
 
 
 @TINY.register("clip")
@@ -133,6 +163,4 @@ def build_tiny_clip(out: Path, seed: int) -> None:
         image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
         tokenizer=tok,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "clip")
+    save_checkpoint(model, processor, out, "clip")

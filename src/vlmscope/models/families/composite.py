@@ -39,16 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlmscope.errors import ConfigError, ModelError, NotFound
 from vlmscope.io.atomic import atomic_dir
-from vlmscope.models.adapter import ADAPTERS
-from vlmscope.models.families.llava import (
-    CHAT_WORDS,
-    LLAVA_CHAT_TEMPLATE,
-    LlavaAdapter,
-    set_generation_ids,
-    tiny_clip_vision_config,
-    tiny_text_config,
-)
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.adapter import text_config
+from vlmscope.models.families.llava import CHAT_WORDS, LLAVA_CHAT_TEMPLATE, LlavaAdapter
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.sidecar import write_sidecar
+from vlmscope.models.tiny_parts import seeded, set_generation_ids, tiny_clip_vision_config, tiny_text_config
 
 __all__ = [
     "CompositeAdapter",
@@ -214,7 +209,7 @@ def build_composite(
     drop = has_cls if cfg.drop_cls is None else cfg.drop_cls
     lm_pretrained = not isinstance(cfg.lm, PretrainedConfig)
     lcfg = _auto_config(cfg.lm, revision) if lm_pretrained else cfg.lm
-    lcfg = lcfg.get_text_config() if hasattr(lcfg, "get_text_config") else lcfg
+    lcfg = text_config(lcfg)
     if tokenizer is None:
         if not lm_pretrained:
             raise ConfigError("lm is a config: pass tokenizer= (e.g. vlmscope.models.tokenizer.build_tokenizer())")

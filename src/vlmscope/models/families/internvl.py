@@ -29,9 +29,9 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
 
 __all__ = [
     "INTERNVL_CHAT_TEMPLATE",
@@ -84,10 +84,6 @@ class InternVLAdapter(ImageTextAdapter):
         "OpenGVLab/InternVL3-8B-hf",
         "OpenGVLab/InternVL3_5-8B-HF",
     )
-    language_model_path: ClassVar[str] = "model.language_model"
-    lm_head_path: ClassVar[str] = "lm_head"
-    vision_paths: ClassVar[tuple[str, ...]] = ("model.vision_tower",)
-    projector_paths: ClassVar[tuple[str, ...]] = ("model.multi_modal_projector",)
     default_prompt: ClassVar[str] = "<|im_start|>user\n{image}\n{question}<|im_end|>\n<|im_start|>assistant\n"
     answer_prefix: ClassVar[str] = ""
     positions_from_mask: ClassVar[bool] = True
@@ -177,8 +173,7 @@ def build_tiny_internvl(out: Path, seed: int) -> None:
     )
     with seeded(seed):
         model = InternVLForConditionalGeneration(config)
-    gc = model.generation_config
-    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, None
+    set_generation_ids(model, tok)  # bos None: the tokenizer has none
     size = {"height": _TILE, "width": _TILE}
     processor = InternVLProcessor(
         image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=True, min_patches=1, max_patches=1),
@@ -187,9 +182,7 @@ def build_tiny_internvl(out: Path, seed: int) -> None:
         image_seq_length=per_tile,
         chat_template=INTERNVL_CHAT_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "internvl")
+    save_checkpoint(model, processor, out, "internvl")
 
 
 @TINY.register("internvl")

@@ -10,21 +10,23 @@ Module tree (transformers 5): ``model.vision_tower`` (CLIP vision),
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from vlmscope.errors import ConfigError
-from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import (
+    save_checkpoint,
+    seeded,
+    set_generation_ids,
+    tiny_clip_image_processor,
+    tiny_clip_vision_config,
+    tiny_text_config,
+)
 
 __all__ = [
     "LlavaAdapter",
     "LLAVA_CHAT_TEMPLATE",
-    "tiny_text_config",
-    "tiny_clip_vision_config",
-    "tiny_clip_image_processor",
     "build_tiny_llava",
-    "set_generation_ids",
     "CHAT_WORDS",
 ]
 
@@ -57,59 +59,10 @@ class LlavaAdapter(ImageTextAdapter):
         "chaoyinshe/llava-med-v1.5-mistral-7b-hf",
     )
     default_prompt: ClassVar[str] = "USER: {image}\n{question} ASSISTANT:"
+    direct_vision_feed: ClassVar[bool] = True
 
 
-# -- tiny building blocks shared by the LLaVA-like families ---------------------
-
-
-def tiny_text_config(lm: str, vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4,
-                     kv_heads: int = 2, intermediate: int = 64, **special: Any) -> Any:  # fmt: skip
-    """A tiny decoder config: ``lm`` in llama / mistral / qwen2 / qwen3; no sliding window, untied head."""
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
-
-    classes = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
-    if lm not in classes:
-        raise ConfigError(f"unknown tiny LM {lm!r}; valid: {', '.join(classes)}")
-    kwargs: dict[str, Any] = dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-        **special,
-    )
-    if lm in ("qwen2", "qwen3", "mistral"):
-        kwargs["sliding_window"] = None
-    if lm == "qwen3":
-        kwargs["head_dim"] = hidden // heads
-    return classes[lm](**kwargs)
-
-
-def tiny_clip_vision_config(*, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 2,
-                            heads: int = 4, intermediate: int = 64) -> Any:  # fmt: skip
-    from transformers import CLIPVisionConfig
-
-    return CLIPVisionConfig(
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        projection_dim=hidden,
-    )
-
-
-def tiny_clip_image_processor(image_size: int) -> Any:
-    """CLIP's real image processor: resize shortest edge, centre crop, CLIP normalisation."""
-    from transformers import CLIPImageProcessor
-
-    return CLIPImageProcessor(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-    )
+# -- tiny checkpoints -----------------------------------------------------------
 
 
 def build_tiny_llava(out: Path, seed: int, *, lm: str = "llama") -> None:
@@ -141,17 +94,7 @@ def build_tiny_llava(out: Path, seed: int, *, lm: str = "llama") -> None:
         num_additional_image_tokens=1,
         chat_template=LLAVA_CHAT_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "llava", lm=lm)
-
-
-def set_generation_ids(model: Any, tok: Any) -> None:
-    """Greedy generation stops at the tokenizer's eos and pads with its pad token."""
-    gc = model.generation_config
-    gc.pad_token_id = tok.pad_token_id
-    gc.eos_token_id = tok.eos_token_id
-    gc.bos_token_id = tok.bos_token_id
+    save_checkpoint(model, processor, out, "llava", lm=lm)
 
 
 @TINY.register("llava")

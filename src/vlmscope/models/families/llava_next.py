@@ -21,10 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vlmscope.models.adapter import ADAPTERS, EncodedBatch
-from vlmscope.models.families.llava import set_generation_ids, tiny_clip_vision_config, tiny_text_config
+from vlmscope.models.adapter import EncodedBatch
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import (
+    save_checkpoint,
+    seeded,
+    set_generation_ids,
+    tiny_clip_vision_config,
+    tiny_siglip_vision_config,
+    tiny_text_config,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -109,6 +116,7 @@ class LlavaNextAdapter(ImageTextAdapter):
     )
     projector_paths: ClassVar[tuple[str, ...]] = ("model.multi_modal_projector", "model.image_newline")
     default_prompt: ClassVar[str] = "[INST] {image}\n{question} [/INST]"
+    direct_vision_feed: ClassVar[bool] = True
 
     def _patch_pixels(self) -> int:
         return int(self.config.vision_config.patch_size)
@@ -181,23 +189,7 @@ def build_tiny_llava_next(out: Path, seed: int) -> None:
         num_additional_image_tokens=1,
         chat_template=MISTRAL_INST_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "llava-next", lm="mistral")
-
-
-def tiny_siglip_vision_config(*, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 2,
-                              heads: int = 4, intermediate: int = 64) -> Any:  # fmt: skip
-    from transformers import SiglipVisionConfig
-
-    return SiglipVisionConfig(
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-    )
+    save_checkpoint(model, processor, out, "llava-next", lm="mistral")
 
 
 def build_tiny_llava_interleave(out: Path, seed: int) -> None:
@@ -232,9 +224,7 @@ def build_tiny_llava_interleave(out: Path, seed: int) -> None:
         num_additional_image_tokens=0,
         chat_template=CHATML_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "llava", lm="qwen2", tower="siglip")
+    save_checkpoint(model, processor, out, "llava", lm="qwen2", tower="siglip")
 
 
 TINY.register("llava-next")(build_tiny_llava_next)

@@ -12,16 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from vlmscope.models.adapter import ADAPTERS
-from vlmscope.models.families.llava import set_generation_ids, tiny_text_config
-from vlmscope.models.families.llava_next import (
-    CHATML_SPECIALS,
-    CHATML_TEMPLATE,
-    CHATML_WORDS,
-    LlavaNextAdapter,
+from vlmscope.models.families.llava_next import CHATML_SPECIALS, CHATML_TEMPLATE, CHATML_WORDS, LlavaNextAdapter
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import (
+    save_checkpoint,
+    seeded,
+    set_generation_ids,
     tiny_siglip_vision_config,
+    tiny_text_config,
 )
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
 
 __all__ = ["LlavaOnevisionAdapter", "build_tiny_llava_onevision"]
 
@@ -85,6 +84,4 @@ def build_tiny_llava_onevision(out: Path, seed: int) -> None:
         vision_aspect_ratio="anyres_max_9",
         chat_template=CHATML_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "llava-onevision", lm="qwen2", tower="siglip")
+    save_checkpoint(model, processor, out, "llava-onevision", lm="qwen2", tower="siglip")

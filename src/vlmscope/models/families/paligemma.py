@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ConfigError, ModelError
-from vlmscope.models.adapter import ADAPTERS, EncodedBatch, TensorNames
+from vlmscope.models.adapter import EncodedBatch, TensorNames, text_config
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -67,10 +68,6 @@ class PaliGemmaAdapter(ImageTextAdapter):
         "google/paligemma2-10b-pt-224",
         "google/paligemma2-3b-mix-448",
     )
-    language_model_path: ClassVar[str] = "model.language_model"
-    lm_head_path: ClassVar[str] = "lm_head"
-    vision_paths: ClassVar[tuple[str, ...]] = ("model.vision_tower",)
-    projector_paths: ClassVar[tuple[str, ...]] = ("model.multi_modal_projector",)
     answer_prefix: ClassVar[str] = ""
     positions_from_mask: ClassVar[bool] = False
     task_prefix: ClassVar[str] = ""
@@ -131,7 +128,7 @@ class PaliGemmaAdapter(ImageTextAdapter):
     @classmethod
     def tensor_names(cls, config: Any) -> TensorNames:
         """The generic names with Gemma's ``(1 + weight)`` RMSNorm and Gemma 2's final soft cap."""
-        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        text = text_config(config)
         cap = getattr(text, "final_logit_softcapping", None)
         return dataclasses.replace(
             super().tensor_names(config),
@@ -213,11 +210,8 @@ def build_tiny_paligemma(out: Path, seed: int, *, lm: str = "gemma") -> None:
     )
     with seeded(seed):
         model = PaliGemmaForConditionalGeneration(config)
-    gc = model.generation_config
-    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, tok.bos_token_id
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "paligemma", lm=lm)
+    set_generation_ids(model, tok)
+    save_checkpoint(model, processor, out, "paligemma", lm=lm)
 
 
 @TINY.register("paligemma")

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ConfigError
-from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -103,8 +103,6 @@ class QwenVLAdapter(ImageTextAdapter):
     """Shared behaviour of the three Qwen-VL generations (see the module docstring)."""
 
     family: ClassVar[str] = "qwen-vl"
-    language_model_path: ClassVar[str] = "model.language_model"
-    lm_head_path: ClassVar[str] = "lm_head"
     vision_paths: ClassVar[tuple[str, ...]] = ("model.visual",)
     projector_paths: ClassVar[tuple[str, ...]] = ("model.visual.merger",)
     default_prompt: ClassVar[str] = (
@@ -123,6 +121,10 @@ class QwenVLAdapter(ImageTextAdapter):
             if t * rows * cols == n_image_tokens:
                 return (t * rows, cols)
         return (1, n_image_tokens)
+
+    def vision_blocks(self) -> nn.ModuleList:
+        """``model.visual.blocks`` (the deepstack merger list beside them is projector, not blocks)."""
+        return self.vision_tower.blocks  # type: ignore[no-any-return]
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``vision`` (ViT blocks), ``projector`` (the patch merger(s) inside ``model.visual``), ``language``."""
@@ -263,8 +265,7 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
     )
     with seeded(seed):
         model = model_cls(config)
-    gc = model.generation_config
-    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, None
+    set_generation_ids(model, tok)  # bos None: the tokenizer has none
 
     unit = spec.patch_size * _MERGE
     size = {"shortest_edge": (2 * unit) ** 2, "longest_edge": (3 * unit) ** 2}
@@ -275,9 +276,7 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
         video_processor=video_cls(**sizes),
         chat_template=spec.chat_template,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, family)
+    save_checkpoint(model, processor, out, family)
 
 
 def _register(family: str) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vlmscope.models.adapter import ADAPTERS
 from vlmscope.models.families.clip import DualEncoderAdapter
-from vlmscope.models.tiny import TINY, seeded, write_sidecar
+from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.tiny_parts import save_checkpoint, seeded
 
 __all__ = ["SiglipAdapter", "build_tiny_siglip"]
 
@@ -22,6 +22,7 @@ class SiglipAdapter(DualEncoderAdapter):
     model_types: ClassVar[tuple[str, ...]] = ("siglip",)
     examples: ClassVar[tuple[str, ...]] = ("google/siglip-so400m-patch14-384", "google/siglip-base-patch16-224")
     text_kwargs: ClassVar[dict[str, Any]] = {"padding": "max_length", "truncation": True}
+    related_model_types: ClassVar[tuple[str, ...]] = ("siglip2",)
 
 
 @TINY.register("siglip")
@@ -46,6 +47,4 @@ def build_tiny_siglip(out: Path, seed: int) -> None:
     processor = SiglipProcessor(
         image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    write_sidecar(out, "siglip")
+    save_checkpoint(model, processor, out, "siglip")

@@ -50,7 +50,6 @@ __all__ = [
     "load_contrastive",
     "row_class",
     "train_clip",
-    "vision_parameters",
 ]
 
 
@@ -88,7 +87,7 @@ def load_contrastive(model: str | os.PathLike[str]) -> ContrastiveAdapter:
 
     adapter = load_model(str(model), options=LoadOptions(dtype="float32"))
     if not isinstance(adapter, ContrastiveAdapter):
-        raise TrainingError(f"{model}: a {type(adapter).__name__} is not CLIP-like; `train clip` needs CLIP or SigLIP")
+        raise TrainingError(f"{model}: a {type(adapter).__name__} is not a contrastive image-text model, which `train clip` needs")
     return adapter
 
 
@@ -114,31 +113,19 @@ def class_names(rows: Sequence[Example], class_column: str | None) -> list[str]:
     return labels
 
 
-def vision_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The image tower and its projection (CLIP ``vision_model`` + ``visual_projection``; SigLIP ``vision_model``)."""
-    params = []
-    for name in ("vision_model", "visual_projection"):
-        mod = getattr(model, name, None)
-        if isinstance(mod, nn.Module):
-            params.extend(mod.parameters())
-    return params
-
-
 class PrototypeClassifier(nn.Module):
     """(B, 3, H, W) pixels -> (B, K) logits against K fixed, normalised text prototypes."""
 
-    def __init__(self, model: nn.Module, prototypes: torch.Tensor) -> None:
+    def __init__(self, adapter: ContrastiveAdapter, prototypes: torch.Tensor) -> None:
         super().__init__()
-        self.model = model
+        self.model = adapter.model
+        self.family = type(adapter)  # the class only: the module holds the model, the family knows its parts
         self.register_buffer("prototypes", nn.functional.normalize(prototypes.detach().float(), dim=-1))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        out = self.model.get_image_features(pixel_values=pixel_values)
-        emb = out if isinstance(out, torch.Tensor) else out.pooler_output  # (B, E)
+        emb = self.family.image_features(self.model, pixel_values)  # (B, E)
         cos = nn.functional.normalize(emb.float(), dim=-1) @ self.prototypes.T  # (B, K)
-        logits = cos * self.model.logit_scale.detach().float().exp()
-        bias = getattr(self.model, "logit_bias", None)
-        return logits + bias.detach().float() if bias is not None else logits
+        return self.family.similarity_logits(self.model, cos)
 
 
 def classify_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -228,12 +215,12 @@ def train_clip(
     protos = adapter.text_embeddings(prompts).clone()  # (K, E), fixed
     for p in adapter.model.parameters():
         p.requires_grad_(False)
-    trainable = vision_parameters(adapter.model)
+    trainable = adapter.vision_parameters()
     for p in trainable:
         p.requires_grad_(True)
     if not trainable:
-        raise TrainingError(f"no trainable parameters selected: {type(adapter.model).__name__} has no vision_model")
-    clf = PrototypeClassifier(adapter.model, protos)
+        raise TrainingError(f"no trainable parameters selected: {type(adapter.model).__name__} has no image tower")
+    clf = PrototypeClassifier(adapter, protos)
     px_train = _Pixels(adapter.processor, train, cfg.cache_encodings)
     px_valid = _Pixels(adapter.processor, valid, cfg.cache_encodings)
     px_test = _Pixels(adapter.processor, test, cfg.cache_encodings)

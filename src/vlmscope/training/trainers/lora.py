@@ -77,7 +77,7 @@ def lora_targets(adapter: ModelAdapter, names: Sequence[str]) -> list[str]:
 
 
 def _projector_modules(adapter: ModelAdapter) -> list[str]:
-    paths = getattr(adapter, "projector_paths", None)
+    paths = adapter.projector_module_paths()
     if not paths:
         raise TrainingError(f"{adapter.family} adapter does not name its projector; use --no-train-projector")
     return list(paths)

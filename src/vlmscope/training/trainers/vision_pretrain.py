@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from vlmscope.errors import ConfigError, TrainingError
-from vlmscope.models.adapter import ModelAdapter
+from vlmscope.models.adapter import ModelAdapter, VisionFeed
 from vlmscope.training.data import Example, ImageCache, row_matches
 from vlmscope.training.engine.loop import progress_bar
 from vlmscope.training.engine.params import adamw
@@ -132,13 +132,12 @@ def head_rows(rows: Sequence[Example], head: PretrainHead) -> tuple[list[Any], l
     return images, [by_image[i] for i in images]
 
 
-def pooled_patch_features(model: nn.Module, pixel_values: torch.Tensor, pool: str = "mean") -> torch.Tensor:
-    """(B, H), or (B, 2H) for ``mean+max``: the image tokens a LLaVA-style model feeds its LM, pooled over patches."""
-    tower, projector, layer, strategy = _parts(model)
-    hidden = tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[layer]
-    if strategy == "default":
+def pooled_patch_features(feed: VisionFeed, pixel_values: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """(B, H), or (B, 2H) for ``mean+max``: the image tokens ``feed`` gives the LM, pooled over patches."""
+    hidden = feed.tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[feed.feature_layer]
+    if feed.drop_cls:
         hidden = hidden[:, 1:]
-    tokens = projector(hidden)
+    tokens = feed.projector(hidden)
     if pool == "mean":
         return tokens.mean(1)
     if pool == "max":
@@ -148,18 +147,15 @@ def pooled_patch_features(model: nn.Module, pixel_values: torch.Tensor, pool: st
     raise ValueError(f"unknown pool {pool!r}; expected mean, max or mean+max")
 
 
-def _parts(model: nn.Module) -> tuple[nn.Module, nn.Module, int, str]:
-    """(vision tower, projector, feature layer, select strategy) of a LLaVA-style model."""
-    inner = getattr(model, "model", model)
-    tower = getattr(inner, "vision_tower", None)
-    projector = getattr(inner, "multi_modal_projector", None)
-    layer = getattr(model.config, "vision_feature_layer", None)
-    if tower is None or projector is None or not isinstance(layer, int):
+def _feed(adapter: ModelAdapter) -> VisionFeed:
+    """The adapter's direct tower -> projector path, or a TrainingError naming the family."""
+    feed = adapter.vision_feed()
+    if feed is None:
         raise TrainingError(
-            f"vision pre-training needs a LLaVA-style model (one vision tower, a multi_modal_projector, one "
-            f"integer vision_feature_layer); {type(model).__name__} is not one: drop vision_pretrain from the config"
+            f"vision pre-training needs a model whose LM reads projector(vision tower layer) directly "
+            f"(adapter.vision_feed()); the {adapter.family} family is not one: drop vision_pretrain from the config"
         )
-    return tower, projector, layer, str(getattr(model.config, "vision_feature_select_strategy", "default"))
+    return feed
 
 
 def _split(n: int, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -184,11 +180,12 @@ def pretrain_vision(
     """
     t0 = time.monotonic()
     model = adapter.model
-    tower, projector, _, _ = _parts(model)
+    feed = _feed(adapter)
+    tower, projector = feed.tower, feed.projector
     images = images or ImageCache(keep=False)  # each image is decoded once, into the pixel cache below
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    hidden = int(model.config.get_text_config().hidden_size)  # the projector maps image tokens into the LM's width
+    hidden = adapter.hidden_size  # the projector maps image tokens into the LM's width
     device = adapter.device
     heads: list[_Head] = []
     for k, spec in enumerate(cfg.heads):
@@ -231,14 +228,14 @@ def pretrain_vision(
                 pick = h.train[torch.randint(len(h.train), (cfg.batch_size,), generator=gen).numpy()]
                 x = torch.stack([pixels[h.images[i]] for i in pick]).to(device).float()
                 y = h.labels[pick].to(device)
-                loss = nn.functional.cross_entropy(h.linear(pooled_patch_features(model, x, h.pool)), y)
+                loss = nn.functional.cross_entropy(h.linear(pooled_patch_features(feed, x, h.pool)), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 losses.append(loss.item())
                 bar.update(task, advance=1, info=f"{h.name} loss {losses[-1]:.3f}")
-        metrics = _held_out(model, heads, pixels, device)
+        metrics = _held_out(model, feed, heads, pixels, device)
     finally:
         for p in params:
             p.grad = None
@@ -274,7 +271,7 @@ def _encode_pixels(adapter: ModelAdapter, paths: Sequence[Any], images: ImageCac
 
 
 @torch.no_grad()
-def _held_out(model: nn.Module, heads: Sequence[_Head], pixels: dict[Any, torch.Tensor],
+def _held_out(model: nn.Module, feed: VisionFeed, heads: Sequence[_Head], pixels: dict[Any, torch.Tensor],
               device: torch.device) -> dict[str, float]:  # fmt: skip
     model.eval()
     out: dict[str, float] = {}
@@ -286,7 +283,7 @@ def _held_out(model: nn.Module, heads: Sequence[_Head], pixels: dict[Any, torch.
         for i in range(0, len(h.held), 64):
             idx = h.held[i : i + 64]
             x = torch.stack([pixels[h.images[j]] for j in idx]).to(device).float()
-            pred = h.linear(pooled_patch_features(model, x, h.pool)).argmax(-1).cpu()
+            pred = h.linear(pooled_patch_features(feed, x, h.pool)).argmax(-1).cpu()
             right += int((pred == h.labels[idx]).sum())
         out[f"pretrain/{h.name}/accuracy"] = right / len(h.held)
     return out

@@ -14,17 +14,13 @@ __all__ = ["check_answers", "freeze_except"]
 def check_answers(adapter: ModelAdapter, examples: Sequence[Example]) -> None:
     """Fail before training when an answer span would be empty (text only, no images)."""
     tok = adapter.tokenizer
-    answer_ids = getattr(adapter, "answer_ids", None)
     seen: set[str] = set()
     for ex in examples:
         if ex.answer in seen:
             continue
         seen.add(ex.answer)
         text = class_of(ex.answer)
-        if answer_ids is not None:
-            ids = [i for i in answer_ids(text) if i != tok.eos_token_id] if text.strip() else []
-        else:
-            ids = tok(" " + text, add_special_tokens=False)["input_ids"] if text.strip() else []
+        ids = [i for i in adapter.answer_ids(text) if i != tok.eos_token_id] if text.strip() else []
         if not ids:
             raise TrainingError(
                 f"{ex.dataset}: sample {ex.sample_id!r}: answer {ex.answer!r} tokenizes to nothing "

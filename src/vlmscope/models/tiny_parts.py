@@ -1,0 +1,114 @@
+"""Building blocks the tiny-checkpoint builders of several families share.
+
+Small configs (decoder LMs, CLIP and SigLIP vision towers), the CLIP image
+processor, seeded initialisation and the final save. Kept apart from
+``tiny`` (the build driver) and from the family modules so that families
+need not import each other, or the driver, to build their tiny checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from vlmscope.errors import ConfigError
+from vlmscope.models.sidecar import write_sidecar
+
+__all__ = [
+    "save_checkpoint",
+    "seeded",
+    "set_generation_ids",
+    "tiny_clip_image_processor",
+    "tiny_clip_vision_config",
+    "tiny_siglip_vision_config",
+    "tiny_text_config",
+]
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator for deterministic init, restoring its state afterwards."""
+    import torch
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def set_generation_ids(model: Any, tok: Any) -> None:
+    """Greedy generation stops at the tokenizer's eos and pads with its pad token."""
+    gc = model.generation_config
+    gc.pad_token_id = tok.pad_token_id
+    gc.eos_token_id = tok.eos_token_id
+    gc.bos_token_id = tok.bos_token_id
+
+
+def save_checkpoint(model: Any, processor: Any, out: str | os.PathLike[str], family: str, **extra: Any) -> None:
+    """Weights, config and processor into ``out``, plus the sidecar naming the adapter ``family``."""
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    write_sidecar(out, family, **extra)
+
+
+def tiny_text_config(lm: str, vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4,
+                     kv_heads: int = 2, intermediate: int = 64, **special: Any) -> Any:  # fmt: skip
+    """A tiny decoder config: ``lm`` in llama / mistral / qwen2 / qwen3; no sliding window, untied head."""
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+
+    classes = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
+    if lm not in classes:
+        raise ConfigError(f"unknown tiny LM {lm!r}; valid: {', '.join(classes)}")
+    kwargs: dict[str, Any] = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        **special,
+    )
+    if lm in ("qwen2", "qwen3", "mistral"):
+        kwargs["sliding_window"] = None
+    if lm == "qwen3":
+        kwargs["head_dim"] = hidden // heads
+    return classes[lm](**kwargs)
+
+
+def _tower_kwargs(image_size: int, patch_size: int, hidden: int, layers: int, heads: int,
+                  intermediate: int) -> dict[str, int]:  # fmt: skip
+    return dict(image_size=image_size, patch_size=patch_size, hidden_size=hidden, intermediate_size=intermediate,
+                num_hidden_layers=layers, num_attention_heads=heads)  # fmt: skip
+
+
+def tiny_clip_vision_config(*, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 2,
+                            heads: int = 4, intermediate: int = 64) -> Any:  # fmt: skip
+    """A CLIP vision tower config (CLS token first, projection as wide as the tower)."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        **_tower_kwargs(image_size, patch_size, hidden, layers, heads, intermediate), projection_dim=hidden
+    )
+
+
+def tiny_siglip_vision_config(*, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 2,
+                              heads: int = 4, intermediate: int = 64) -> Any:  # fmt: skip
+    """A SigLIP vision tower config (no CLS token)."""
+    from transformers import SiglipVisionConfig
+
+    return SiglipVisionConfig(**_tower_kwargs(image_size, patch_size, hidden, layers, heads, intermediate))
+
+
+def tiny_clip_image_processor(image_size: int) -> Any:
+    """CLIP's real image processor: resize shortest edge, centre crop, CLIP normalisation."""
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
