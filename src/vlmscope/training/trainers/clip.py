@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -37,10 +36,9 @@ from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ContrastiveAdapter
 from vlmscope.models.trained import save_model_files
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.data import Example, ImageCache
-from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
+from vlmscope.training.data import Example, ImageCache, load_rows
 from vlmscope.training.engine.loop import LoopSpec, StepInfo, finish_run_dir, run_loop
-from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.trainers.invocation import start_training
 
 __all__ = [
     "ClipTrainConfig",
@@ -192,10 +190,8 @@ def train_clip(
 ) -> dict[str, Any]:
     """Fine-tune ``model``'s image tower as a prototype classifier; writes ``out``, returns metrics."""
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
-    cfg.loop.apply_threads()
-    set_seed(cfg.loop.seed)
+    call = start_training("clip", cfg, model, datasets, out, run_dir)
     adapter = load_contrastive(model)
     train = load_rows(datasets, cfg.train_split)
     valid = load_rows(datasets, cfg.valid_split, allow_empty=True)
@@ -245,15 +241,13 @@ def train_clip(
     def evaluate(m: nn.Module) -> dict[str, float]:
         return classify_metrics(_logits(m, px_valid, len(valid)), y_valid)  # type: ignore[arg-type]
 
-    out = Path(out)
-    rdir = Path(run_dir) if run_dir is not None else default_run_dir(out)
     spec = LoopSpec(
         model=clf, n_examples=len(train),
         make_batch=lambda idx: {"pixel_values": px_train.get(idx.tolist()), "target": y_train[idx]},
         loss_fn=loss_fn, evaluate=evaluate, select=cfg.metric, mode="max" if cfg.metric == "accuracy" else "min",
-        fingerprint=inputs_fingerprint(cfg, model, datasets), params={"trainer": "clip"},
+        fingerprint=call.fingerprint, params={"trainer": "clip"},
     )
-    result = run_loop(spec, cfg.loop, rdir, accelerator=accelerator, callbacks=callbacks)
+    result = run_loop(spec, cfg.loop, call.run_dir, accelerator=accelerator, callbacks=callbacks)
     trained: PrototypeClassifier = result.model  # type: ignore[assignment]
     metrics: dict[str, Any] = {"steps": result.steps, "train_rows": len(train), "valid_rows": len(valid),
                                "classes": len(classes), "seconds": round(result.seconds, 3)}  # fmt: skip
@@ -266,10 +260,8 @@ def train_clip(
         metrics.update({f"test_{k}": v for k, v in tuned.items()})
     is_main = accelerator.is_main_process if accelerator is not None else PartialState().is_main_process
     if is_main:
-        args = {"trainer": "clip", "config": cfg.model_dump(mode="json"), "model": str(model),
-                "datasets": [str(d) for d in datasets], "classes": classes, "valid_from": valid_from,
-                "vlmscope_version": __version__}  # fmt: skip
-        with atomic_dir(out) as tmp:
+        args = call.training_args(classes=classes, valid_from=valid_from, vlmscope_version=__version__)
+        with atomic_dir(call.out) as tmp:
             save_model_files(adapter, tmp, trained_from=str(model), trainer="clip")
             (tmp / "prototypes.json").write_text(json.dumps({"classes": classes, "prompt": cfg.prompt,
                                                              "texts": prompts}, indent=2) + "\n")  # fmt: skip
@@ -277,5 +269,5 @@ def train_clip(
             (tmp / "train_state.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
             flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             (tmp / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
-    finish_run_dir(rdir, cfg.loop, is_main)
+    finish_run_dir(call.run_dir, cfg.loop, is_main)
     return metrics

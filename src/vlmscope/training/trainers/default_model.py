@@ -36,10 +36,9 @@ from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.data import Example, ImageCache, row_matches
-from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
+from vlmscope.training.data import Example, ImageCache, load_rows, row_matches
 from vlmscope.training.engine.loop import LoopResult, StepInfo
-from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.trainers.invocation import start_training
 from vlmscope.training.trainers.vision_pretrain import PretrainHead, VisionPretrainConfig, pretrain_vision
 from vlmscope.training.trainers.vlm_eval import generation_scores
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
@@ -309,12 +308,9 @@ def train_default(
     ``eval_by_group.csv``, ``train_state.json`` and ``dvclive/`` (for a DVC
     stage that tracks metrics outside the model directory).
     """
-    from accelerate.utils import set_seed
-
     if not datasets:
         raise TrainingError("no datasets given; pass --dataset at least once")
-    cfg.loop.apply_threads()
-    set_seed(cfg.loop.seed)
+    call = start_training("default", cfg, model, datasets, out, run_dir)
     adapter = load_generative(model)
     rows = load_rows(datasets, cfg.train_split)
     check_answers(adapter, rows)
@@ -335,19 +331,10 @@ def train_default(
     world = accelerator.num_processes if accelerator is not None else PartialState().num_processes
     sampler = curriculum_sampler(train, cfg.curriculum, cfg.loop.total_steps(len(train), world), cfg.loop.seed)
     sizes = freeze_except(adapter, list(cfg.train_groups))
-    out = Path(out)
     images = ImageCache()
-    run = VlmRun(
-        adapter=adapter, train=train, loop=cfg.loop, out=out,
-        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
-        fingerprint=inputs_fingerprint(cfg, model, datasets),
-        training_args={
-            "trainer": "default", "config": cfg.model_dump(mode="json"), "model": str(model),
-            "datasets": [str(d) for d in datasets], "trainable_parameters": sizes,
-            "train_rows": len(train), "valid_rows": len(valid),
-        },
-        valid=valid or None, valid_metric="accuracy", sampler=sampler,
-    )
+    run = VlmRun.from_call(call, adapter, train,
+                           {"trainable_parameters": sizes, "train_rows": len(train), "valid_rows": len(valid)},
+                           valid=valid or None, valid_metric="accuracy", sampler=sampler)  # fmt: skip
     table: dict[str, pl.DataFrame] = {}
 
     def evaluate(tmp: Path, result: LoopResult) -> dict[str, Any]:
@@ -362,8 +349,8 @@ def train_default(
     if logs is not None and (accelerator is None or accelerator.is_main_process):
         with atomic_dir(logs) as tmp:
             for name in ("metrics.json", "eval_by_group.csv", "train_state.json", "training_args.json"):
-                if (out / name).is_file():
-                    shutil.copy2(out / name, tmp / name)
-            if (out / "dvclive").is_dir():
-                shutil.copytree(out / "dvclive", tmp / "dvclive")
+                if (call.out / name).is_file():
+                    shutil.copy2(call.out / name, tmp / name)
+            if (call.out / "dvclive").is_dir():
+                shutil.copytree(call.out / "dvclive", tmp / "dvclive")
     return metrics
