@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -37,8 +37,8 @@ from vlmscope.models.adapter import ContrastiveAdapter
 from vlmscope.models.trained import save_model_files
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import Example, ImageCache, load_rows
-from vlmscope.training.engine.loop import LoopSpec, StepInfo, finish_run_dir, run_loop
-from vlmscope.training.trainers.invocation import start_training
+from vlmscope.training.engine.loop import LoopSpec, finish_run_dir, run_loop
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 
 __all__ = [
     "ClipTrainConfig",
@@ -178,23 +178,14 @@ def _logits(clf: PrototypeClassifier, pixels: _Pixels, n: int, batch: int = 64) 
     return torch.cat(out) if out else torch.empty(0, clf.prototypes.shape[0])
 
 
-def train_clip(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: ClipTrainConfig = ClipTrainConfig(),
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
-) -> dict[str, Any]:
+@trainer_entry("clip", ClipTrainConfig())
+def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
     """Fine-tune ``model``'s image tower as a prototype classifier; writes ``out``, returns metrics."""
     from accelerate import PartialState
 
-    call = start_training("clip", cfg, model, datasets, out, run_dir)
-    adapter = load_contrastive(model)
-    train = load_rows(datasets, cfg.train_split)
-    valid = load_rows(datasets, cfg.valid_split, allow_empty=True)
+    adapter = load_contrastive(call.model)
+    train = load_rows(call.datasets, cfg.train_split)
+    valid = load_rows(call.datasets, cfg.valid_split, allow_empty=True)
     valid_from = "split"
     if not valid:
         perm = np.random.default_rng(cfg.loop.seed).permutation(len(train))
@@ -205,7 +196,7 @@ def train_clip(
         valid = [r for i, r in enumerate(train) if i in held]
         train = [r for i, r in enumerate(train) if i not in held]
         valid_from = f"{cfg.valid_fraction:g} of train"
-    test = load_rows(datasets, cfg.test_split, allow_empty=True)
+    test = load_rows(call.datasets, cfg.test_split, allow_empty=True)
     classes = list(cfg.classes) if cfg.classes else class_names(train + valid + test, cfg.class_column)
     if len(classes) < 2:
         raise TrainingError(f"need at least 2 classes to classify, found {classes}")
@@ -247,7 +238,7 @@ def train_clip(
         loss_fn=loss_fn, evaluate=evaluate, select=cfg.metric, mode="max" if cfg.metric == "accuracy" else "min",
         fingerprint=call.fingerprint, params={"trainer": "clip"},
     )
-    result = run_loop(spec, cfg.loop, call.run_dir, accelerator=accelerator, callbacks=callbacks)
+    result = run_loop(spec, cfg.loop, call.run_dir, accelerator=call.accelerator, callbacks=call.callbacks)
     trained: PrototypeClassifier = result.model  # type: ignore[assignment]
     metrics: dict[str, Any] = {"steps": result.steps, "train_rows": len(train), "valid_rows": len(valid),
                                "classes": len(classes), "seconds": round(result.seconds, 3)}  # fmt: skip
@@ -258,11 +249,11 @@ def train_clip(
         tuned = classify_metrics(_logits(trained, px_test, len(test)), y_test)
         metrics.update({f"test_{k}_zero_shot": v for k, v in zero_shot_test.items()})
         metrics.update({f"test_{k}": v for k, v in tuned.items()})
-    is_main = accelerator.is_main_process if accelerator is not None else PartialState().is_main_process
+    is_main = call.accelerator.is_main_process if call.accelerator is not None else PartialState().is_main_process
     if is_main:
         args = call.training_args(classes=classes, valid_from=valid_from, vlmscope_version=__version__)
         with atomic_dir(call.out) as tmp:
-            save_model_files(adapter, tmp, trained_from=str(model), trainer="clip")
+            save_model_files(adapter, tmp, trained_from=str(call.model), trainer="clip")
             (tmp / "prototypes.json").write_text(json.dumps({"classes": classes, "prompt": cfg.prompt,
                                                              "texts": prompts}, indent=2) + "\n")  # fmt: skip
             (tmp / "training_args.json").write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")

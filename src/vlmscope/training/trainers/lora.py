@@ -13,9 +13,8 @@ unmerged adapter that ``vlmscope merge --adapter`` folds into the base.
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
-from vlmscope.training.engine.loop import LoopResult, StepInfo
-from vlmscope.training.trainers.invocation import start_training
+from vlmscope.training.engine.loop import LoopResult
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
 from vlmscope.training.trainers.vlm_setup import answer_rows
 
@@ -81,22 +80,13 @@ def _projector_modules(adapter: ModelAdapter) -> list[str]:
     return list(paths)
 
 
-def train_lora(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: LoraTrainConfig = LoraTrainConfig(),
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
-) -> dict[str, Any]:
+@trainer_entry("lora", LoraTrainConfig())
+def train_lora(call: TrainerCall, cfg: LoraTrainConfig) -> dict[str, Any]:
     """LoRA-train ``model`` on ``datasets``; writes the merged checkpoint + ``adapter/`` to ``out``."""
     from peft import LoraConfig, get_peft_model
 
-    call = start_training("lora", cfg, model, datasets, out, run_dir)
-    adapter = load_generative(model)
-    train, record, valid = answer_rows(adapter, datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
+    adapter = load_generative(call.model)
+    train, record, valid = answer_rows(adapter, call.datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
     targets = lora_targets(adapter, cfg.target_modules)
     for p in adapter.model.parameters():
         p.requires_grad_(False)
@@ -120,5 +110,6 @@ def train_lora(
         adapter.model = trained.merge_and_unload()
         return {"lora_parameters": n_trainable, "lora_modules": len(targets)}
 
-    _, metrics = run_vlm_training(run, write_extra=save_and_merge, callbacks=callbacks, accelerator=accelerator)
+    _, metrics = run_vlm_training(run, write_extra=save_and_merge, callbacks=call.callbacks,
+                                  accelerator=call.accelerator)  # fmt: skip
     return metrics

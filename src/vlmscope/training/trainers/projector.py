@@ -15,8 +15,6 @@ checkpoint of the same architecture.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +26,9 @@ from vlmscope.errors import TrainingError
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
 from vlmscope.training.data import load_rows
-from vlmscope.training.engine.loop import LoopResult, StepInfo
+from vlmscope.training.engine.loop import LoopResult
 from vlmscope.training.engine.params import trainable_state
-from vlmscope.training.trainers.invocation import start_training
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
 from vlmscope.training.trainers.vlm_setup import answer_rows, freeze_except
 
@@ -63,20 +61,11 @@ def checkpoint_names(model: Any, tensors: dict[str, torch.Tensor]) -> dict[str, 
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def train_projector(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: ProjectorTrainConfig = ProjectorTrainConfig(),
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
-) -> dict[str, Any]:
+@trainer_entry("projector", ProjectorTrainConfig())
+def train_projector(call: TrainerCall, cfg: ProjectorTrainConfig) -> dict[str, Any]:
     """Train ``model``'s projector on ``datasets``; writes ``out`` and returns its metrics."""
-    call = start_training("projector", cfg, model, datasets, out, run_dir)
-    adapter = load_generative(model)
-    train, record, valid = answer_rows(adapter, datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
+    adapter = load_generative(call.model)
+    train, record, valid = answer_rows(adapter, call.datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
     sizes = freeze_except(adapter, ["projector"])
     run = VlmRun.from_call(call, adapter, train, {"subsample": record, "trainable_parameters": sizes},
                            valid=valid or None, cache_encodings=cfg.cache_encodings)  # fmt: skip
@@ -87,5 +76,6 @@ def train_projector(
         return {"projector_parameters": sizes["projector"], "subsample_rows": record["rows_after"],
                 "subsample_classes": record["classes_after"]}  # fmt: skip
 
-    _, metrics = run_vlm_training(run, write_extra=write_projector, callbacks=callbacks, accelerator=accelerator)
+    _, metrics = run_vlm_training(run, write_extra=write_projector, callbacks=call.callbacks,
+                                  accelerator=call.accelerator)  # fmt: skip
     return metrics
