@@ -3,9 +3,9 @@
 Each of those trainers is "load a generative VLM, pick what trains, run the
 shared loop on the answer-span loss, write a checkpoint that loads like any
 other". The differences (which parameters, peft wrapping, extra files) are
-passed in; the run and its artifact live here once (loading:
-:mod:`vlmscope.models.trained`; freezing: :mod:`.vlm_setup`; validation:
-:mod:`.vlm_eval`).
+passed in; the run and its artifact live here once (the call's inputs:
+:mod:`.invocation`; loading: :mod:`vlmscope.models.trained`; rows and
+freezing: :mod:`.vlm_setup`; validation: :mod:`.vlm_eval`).
 
 Artifact layout (``out/``): the full checkpoint as ``save_pretrained`` writes
 it (safetensors + config + processor) plus the base's ``vlmscope.json``
