@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from vlmscope.errors import TrainingError
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
-from vlmscope.training.data import load_rows
+from vlmscope.training.data import load_rows  # re-exported: attribution.gradcam and tests import it from here
 from vlmscope.training.engine.loop import LoopResult
 from vlmscope.training.engine.params import trainable_state
 from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
