@@ -33,6 +33,7 @@ __all__ = [
     "bbox_prefix",
     "class_of",
     "load_examples",
+    "load_rows",
     "row_matches",
     "split_rows",
     "subsample",
@@ -112,6 +113,20 @@ def load_examples(
             )
         )
     return out
+
+
+def load_rows(
+    datasets: Sequence[str | os.PathLike[str]],
+    splits: Sequence[str],
+    *,
+    class_column: str | None = None,
+    allow_empty: bool = False,
+) -> list[Example]:
+    """The rows of ``splits`` from every dataset, in order."""
+    rows: list[Example] = []
+    for d in datasets:
+        rows.extend(load_examples(d, splits, class_column=class_column, allow_empty=allow_empty))
+    return rows
 
 
 def subsample(examples: Sequence[Example], cfg: SubsampleConfig) -> tuple[list[Example], dict[str, Any]]:

@@ -32,7 +32,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,18 +125,11 @@ class LoopResult:
     """The unwrapped model, best weights loaded when keep-best was on."""
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "steps": self.steps,
-            "total_steps": self.total_steps,
-            "resumed_from": self.resumed_from,
-            "stopped_early": self.stopped_early,
-            "seconds": round(self.seconds, 3),
-            "world_size": self.world_size,
-            "rank_fingerprints": self.rank_fingerprints,
-            "ranks_identical": len(set(self.rank_fingerprints)) == 1,
-            "best": self.best,
-            "losses": [[s, round(v, 6)] for s, v in self.losses],
-        }
+        """``train_state.json``: every field but the model (seconds and losses rounded), and whether the ranks agree."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        out.update(seconds=round(self.seconds, 3), losses=[[s, round(v, 6)] for s, v in self.losses],
+                   ranks_identical=len(set(self.rank_fingerprints)) == 1)  # fmt: skip
+        return out
 
 
 def progress_bar(enabled: bool, label: str = "train") -> Any:

@@ -21,8 +21,7 @@ and fine-tuned accuracy / MAE on the test split), ``training_args.json``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -37,10 +36,9 @@ from vlmscope.io.jsonfile import write_json
 from vlmscope.models.adapter import ContrastiveAdapter
 from vlmscope.models.trained import save_model_files
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.data import Example, ImageCache
-from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
-from vlmscope.training.engine.loop import LoopSpec, StepInfo, finish_run_dir, run_loop
-from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.data import Example, ImageCache, load_rows
+from vlmscope.training.engine.loop import LoopSpec, finish_run_dir, run_loop
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 
 __all__ = [
     "ClipTrainConfig",
@@ -167,25 +165,14 @@ def _logits(clf: PrototypeClassifier, pixels: _Pixels, n: int, batch: int = 64) 
     return torch.cat(out) if out else torch.empty(0, clf.prototypes.shape[0])
 
 
-def train_clip(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: ClipTrainConfig = ClipTrainConfig(),
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
-) -> dict[str, Any]:
+@trainer_entry("clip", ClipTrainConfig())
+def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
     """Fine-tune ``model``'s image tower as a prototype classifier; writes ``out``, returns metrics."""
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
-    cfg.loop.apply_threads()
-    set_seed(cfg.loop.seed)
-    adapter = load_contrastive(model)
-    train = load_rows(datasets, cfg.train_split)
-    valid = load_rows(datasets, cfg.valid_split, allow_empty=True)
+    adapter = load_contrastive(call.model)
+    train = load_rows(call.datasets, cfg.train_split)
+    valid = load_rows(call.datasets, cfg.valid_split, allow_empty=True)
     valid_from = "split"
     if not valid:
         perm = np.random.default_rng(cfg.loop.seed).permutation(len(train))
@@ -196,7 +183,7 @@ def train_clip(
         valid = [r for i, r in enumerate(train) if i in held]
         train = [r for i, r in enumerate(train) if i not in held]
         valid_from = f"{cfg.valid_fraction:g} of train"
-    test = load_rows(datasets, cfg.test_split, allow_empty=True)
+    test = load_rows(call.datasets, cfg.test_split, allow_empty=True)
     classes = list(cfg.classes) if cfg.classes else class_names(train + valid + test, cfg.class_column)
     if len(classes) < 2:
         raise TrainingError(f"need at least 2 classes to classify, found {classes}")
@@ -232,15 +219,13 @@ def train_clip(
     def evaluate(m: nn.Module) -> dict[str, float]:
         return classify_metrics(_logits(m, px_valid, len(valid)), y_valid)  # type: ignore[arg-type]
 
-    out = Path(out)
-    rdir = Path(run_dir) if run_dir is not None else default_run_dir(out)
     spec = LoopSpec(
         model=clf, n_examples=len(train),
         make_batch=lambda idx: {"pixel_values": px_train.get(idx.tolist()), "target": y_train[idx]},
         loss_fn=loss_fn, evaluate=evaluate, select=cfg.metric, mode="max" if cfg.metric == "accuracy" else "min",
-        fingerprint=inputs_fingerprint(cfg, model, datasets), params={"trainer": "clip"},
+        fingerprint=call.fingerprint, params={"trainer": "clip"},
     )
-    result = run_loop(spec, cfg.loop, rdir, accelerator=accelerator, callbacks=callbacks)
+    result = run_loop(spec, cfg.loop, call.run_dir, accelerator=call.accelerator, callbacks=call.callbacks)
     trained: PrototypeClassifier = result.model  # type: ignore[assignment]
     metrics: dict[str, Any] = {"steps": result.steps, "train_rows": len(train), "valid_rows": len(valid),
                                "classes": len(classes), "seconds": round(result.seconds, 3)}  # fmt: skip
@@ -251,18 +236,16 @@ def train_clip(
         tuned = classify_metrics(_logits(trained, px_test, len(test)), y_test)
         metrics.update({f"test_{k}_zero_shot": v for k, v in zero_shot_test.items()})
         metrics.update({f"test_{k}": v for k, v in tuned.items()})
-    is_main = accelerator.is_main_process if accelerator is not None else PartialState().is_main_process
+    is_main = call.accelerator.is_main_process if call.accelerator is not None else PartialState().is_main_process
     if is_main:
-        args = {"trainer": "clip", "config": cfg.model_dump(mode="json"), "model": str(model),
-                "datasets": [str(d) for d in datasets], "classes": classes, "valid_from": valid_from,
-                "vlmscope_version": __version__}  # fmt: skip
-        with atomic_dir(out) as tmp:
-            save_model_files(adapter, tmp, trained_from=str(model), trainer="clip")
+        args = call.training_args(classes=classes, valid_from=valid_from, vlmscope_version=__version__)
+        with atomic_dir(call.out) as tmp:
+            save_model_files(adapter, tmp, trained_from=str(call.model), trainer="clip")
             write_json(tmp / "prototypes.json", {"classes": classes, "prompt": cfg.prompt, "texts": prompts},
                        sort_keys=False)
             write_json(tmp / "training_args.json", args)
             write_json(tmp / "train_state.json", result.summary())
             flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             write_json(tmp / "metrics.json", flat)
-    finish_run_dir(rdir, cfg.loop, is_main)
+    finish_run_dir(call.run_dir, cfg.loop, is_main)
     return metrics

@@ -36,10 +36,9 @@ from vlmscope.io.atomic import atomic_dir
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig
-from vlmscope.training.data import Example, ImageCache, row_matches
-from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
-from vlmscope.training.engine.loop import LoopResult, StepInfo
-from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.data import Example, ImageCache, load_rows, row_matches
+from vlmscope.training.engine.loop import LoopResult
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 from vlmscope.training.trainers.vision_pretrain import PretrainHead, VisionPretrainConfig, pretrain_vision
 from vlmscope.training.trainers.vlm_eval import generation_scores
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
@@ -292,16 +291,9 @@ def evaluate_rows(
     return metrics, by_group
 
 
+@trainer_entry("default", DefaultTrainConfig())
 def train_default(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: DefaultTrainConfig = DefaultTrainConfig(),
-    *,
-    logs: str | os.PathLike[str] | None = None,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
+    call: TrainerCall, cfg: DefaultTrainConfig, *, logs: str | os.PathLike[str] | None = None
 ) -> dict[str, Any]:
     """Train ``model`` on the datasets' train rows (tower, then ``cfg.train_groups``); evaluate on the test rows.
 
@@ -309,45 +301,32 @@ def train_default(
     ``eval_by_group.csv``, ``train_state.json`` and ``dvclive/`` (for a DVC
     stage that tracks metrics outside the model directory).
     """
-    from accelerate.utils import set_seed
-
-    if not datasets:
+    if not call.datasets:
         raise TrainingError("no datasets given; pass --dataset at least once")
-    cfg.loop.apply_threads()
-    set_seed(cfg.loop.seed)
-    adapter = load_generative(model)
-    rows = load_rows(datasets, cfg.train_split)
+    adapter = load_generative(call.model)
+    rows = load_rows(call.datasets, cfg.train_split)
     check_answers(adapter, rows)
     train, valid = _holdout(rows, cfg.valid_rows, cfg.loop.seed)
     pretrained: dict[str, float] = {}
     if cfg.vision_pretrain is not None:
         # deterministic given its seed, so a resumed run redoes it and then loads its checkpoint
         pretrained = pretrain_vision(adapter, train, cfg.vision_pretrain,
-                                     progress=accelerator is None or accelerator.is_main_process)  # fmt: skip
+                                     progress=call.accelerator is None or call.accelerator.is_main_process)  # fmt: skip
     if cfg.balance:
         train = _balance(train)
-    test = load_rows(datasets, cfg.eval_split, allow_empty=True)
+    test = load_rows(call.datasets, cfg.eval_split, allow_empty=True)
     if cfg.eval_max_rows is not None:
         test = [r for ds in dict.fromkeys(r.dataset for r in test)
                 for r in [x for x in test if x.dataset == ds][: cfg.eval_max_rows]]  # fmt: skip
     from accelerate import PartialState
 
-    world = accelerator.num_processes if accelerator is not None else PartialState().num_processes
+    world = call.accelerator.num_processes if call.accelerator is not None else PartialState().num_processes
     sampler = curriculum_sampler(train, cfg.curriculum, cfg.loop.total_steps(len(train), world), cfg.loop.seed)
     sizes = freeze_except(adapter, list(cfg.train_groups))
-    out = Path(out)
     images = ImageCache()
-    run = VlmRun(
-        adapter=adapter, train=train, loop=cfg.loop, out=out,
-        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
-        fingerprint=inputs_fingerprint(cfg, model, datasets),
-        training_args={
-            "trainer": "default", "config": cfg.model_dump(mode="json"), "model": str(model),
-            "datasets": [str(d) for d in datasets], "trainable_parameters": sizes,
-            "train_rows": len(train), "valid_rows": len(valid),
-        },
-        valid=valid or None, valid_metric="accuracy", sampler=sampler,
-    )
+    run = VlmRun.from_call(call, adapter, train,
+                           {"trainable_parameters": sizes, "train_rows": len(train), "valid_rows": len(valid)},
+                           valid=valid or None, valid_metric="accuracy", sampler=sampler)  # fmt: skip
     table: dict[str, pl.DataFrame] = {}
 
     def evaluate(tmp: Path, result: LoopResult) -> dict[str, Any]:
@@ -358,12 +337,12 @@ def train_default(
         table["by_group"] = by_group
         return {**pretrained, **metrics}
 
-    _, metrics = run_vlm_training(run, write_extra=evaluate, callbacks=callbacks, accelerator=accelerator)
-    if logs is not None and (accelerator is None or accelerator.is_main_process):
+    _, metrics = run_vlm_training(run, write_extra=evaluate, callbacks=call.callbacks, accelerator=call.accelerator)
+    if logs is not None and (call.accelerator is None or call.accelerator.is_main_process):
         with atomic_dir(logs) as tmp:
             for name in ("metrics.json", "eval_by_group.csv", "train_state.json", "training_args.json"):
-                if (out / name).is_file():
-                    shutil.copy2(out / name, tmp / name)
-            if (out / "dvclive").is_dir():
-                shutil.copytree(out / "dvclive", tmp / "dvclive")
+                if (call.out / name).is_file():
+                    shutil.copy2(call.out / name, tmp / name)
+            if (call.out / "dvclive").is_dir():
+                shutil.copytree(call.out / "dvclive", tmp / "dvclive")
     return metrics

@@ -13,9 +13,8 @@ unmerged adapter that ``vlmscope merge --adapter`` folds into the base.
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,10 @@ from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
-from vlmscope.training.data import subsample
-from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
-from vlmscope.training.engine.loop import LoopResult, StepInfo
-from vlmscope.training.trainers.projector import load_rows
+from vlmscope.training.engine.loop import LoopResult
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
-from vlmscope.training.trainers.vlm_setup import check_answers
+from vlmscope.training.trainers.vlm_setup import answer_rows
 
 __all__ = ["ADAPTER_DIR", "LoraTrainConfig", "lora_targets", "train_lora"]
 
@@ -83,27 +80,13 @@ def _projector_modules(adapter: ModelAdapter) -> list[str]:
     return list(paths)
 
 
-def train_lora(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: LoraTrainConfig = LoraTrainConfig(),
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
-) -> dict[str, Any]:
+@trainer_entry("lora", LoraTrainConfig())
+def train_lora(call: TrainerCall, cfg: LoraTrainConfig) -> dict[str, Any]:
     """LoRA-train ``model`` on ``datasets``; writes the merged checkpoint + ``adapter/`` to ``out``."""
-    from accelerate.utils import set_seed
     from peft import LoraConfig, get_peft_model
 
-    cfg.loop.apply_threads()
-    set_seed(cfg.loop.seed)
-    adapter = load_generative(model)
-    train = load_rows(datasets, cfg.train_split, class_column=cfg.subsample.class_column)
-    train, record = subsample(train, cfg.subsample)
-    check_answers(adapter, train)
-    valid = load_rows(datasets, cfg.valid_split, allow_empty=True) if cfg.valid_split else []
+    adapter = load_generative(call.model)
+    train, record, valid = answer_rows(adapter, call.datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
     targets = lora_targets(adapter, cfg.target_modules)
     for p in adapter.model.parameters():
         p.requires_grad_(False)
@@ -115,18 +98,11 @@ def train_lora(
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*is_gradient_checkpointing.*")
         peft_model = get_peft_model(adapter.model, peft_cfg)
     n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    out = Path(out)
-    run = VlmRun(
-        adapter=adapter, train=train, loop=cfg.loop, out=out, module=peft_model,
-        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
-        fingerprint=inputs_fingerprint(cfg, model, datasets),
-        training_args={
-            "trainer": "lora", "config": cfg.model_dump(mode="json"), "model": str(model),
-            "datasets": [str(d) for d in datasets], "subsample": record, "target_modules": targets,
-            "trainable_parameters": n_trainable,
-        },
-        valid=valid or None, cache_encodings=cfg.cache_encodings,
-    )
+    run = VlmRun.from_call(
+        call, adapter, train,
+        {"subsample": record, "target_modules": targets, "trainable_parameters": n_trainable},
+        module=peft_model, valid=valid or None, cache_encodings=cfg.cache_encodings,
+    )  # fmt: skip
 
     def save_and_merge(tmp: Path, result: LoopResult) -> dict[str, Any]:
         trained: Any = result.model
@@ -134,5 +110,6 @@ def train_lora(
         adapter.model = trained.merge_and_unload()
         return {"lora_parameters": n_trainable, "lora_modules": len(targets)}
 
-    _, metrics = run_vlm_training(run, write_extra=save_and_merge, callbacks=callbacks, accelerator=accelerator)
+    _, metrics = run_vlm_training(run, write_extra=save_and_merge, callbacks=call.callbacks,
+                                  accelerator=call.accelerator)  # fmt: skip
     return metrics

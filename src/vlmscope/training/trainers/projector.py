@@ -15,8 +15,6 @@ checkpoint of the same architecture.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,12 @@ from safetensors.torch import save_file
 from vlmscope.errors import TrainingError
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig, SubsampleConfig
-from vlmscope.training.data import Example, load_examples, subsample
-from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
-from vlmscope.training.engine.loop import LoopResult, StepInfo
+from vlmscope.training.data import load_rows  # re-exported: attribution.gradcam and tests import it from here
+from vlmscope.training.engine.loop import LoopResult
 from vlmscope.training.engine.params import trainable_state
+from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 from vlmscope.training.trainers.vlm_run import VlmRun, run_vlm_training
-from vlmscope.training.trainers.vlm_setup import check_answers, freeze_except
+from vlmscope.training.trainers.vlm_setup import answer_rows, freeze_except
 
 __all__ = ["PROJECTOR_FILE", "ProjectorTrainConfig", "checkpoint_names", "load_rows", "train_projector"]
 
@@ -63,52 +61,14 @@ def checkpoint_names(model: Any, tensors: dict[str, torch.Tensor]) -> dict[str, 
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def load_rows(
-    datasets: Sequence[str | os.PathLike[str]],
-    splits: Sequence[str],
-    *,
-    class_column: str | None = None,
-    allow_empty: bool = False,
-) -> list[Example]:
-    """The rows of ``splits`` from every dataset, in order."""
-    rows: list[Example] = []
-    for d in datasets:
-        rows.extend(load_examples(d, splits, class_column=class_column, allow_empty=allow_empty))
-    return rows
-
-
-def train_projector(
-    model: str | os.PathLike[str],
-    datasets: Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    cfg: ProjectorTrainConfig = ProjectorTrainConfig(),
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-    accelerator: Any = None,
-) -> dict[str, Any]:
+@trainer_entry("projector", ProjectorTrainConfig())
+def train_projector(call: TrainerCall, cfg: ProjectorTrainConfig) -> dict[str, Any]:
     """Train ``model``'s projector on ``datasets``; writes ``out`` and returns its metrics."""
-    from accelerate.utils import set_seed
-
-    cfg.loop.apply_threads()
-    set_seed(cfg.loop.seed)
-    adapter = load_generative(model)
-    train = load_rows(datasets, cfg.train_split, class_column=cfg.subsample.class_column)
-    train, record = subsample(train, cfg.subsample)
-    check_answers(adapter, train)
-    valid = load_rows(datasets, cfg.valid_split, allow_empty=True) if cfg.valid_split else []
+    adapter = load_generative(call.model)
+    train, record, valid = answer_rows(adapter, call.datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
     sizes = freeze_except(adapter, ["projector"])
-    out = Path(out)
-    run = VlmRun(
-        adapter=adapter, train=train, loop=cfg.loop, out=out,
-        run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
-        fingerprint=inputs_fingerprint(cfg, model, datasets),
-        training_args={
-            "trainer": "projector", "config": cfg.model_dump(mode="json"), "model": str(model),
-            "datasets": [str(d) for d in datasets], "subsample": record, "trainable_parameters": sizes,
-        },
-        valid=valid or None, cache_encodings=cfg.cache_encodings,
-    )
+    run = VlmRun.from_call(call, adapter, train, {"subsample": record, "trainable_parameters": sizes},
+                           valid=valid or None, cache_encodings=cfg.cache_encodings)  # fmt: skip
 
     def write_projector(tmp: Path, result: LoopResult) -> dict[str, Any]:
         tensors = {k: v.detach().cpu().contiguous() for k, v in trainable_state(result.model).items()}
@@ -116,5 +76,6 @@ def train_projector(
         return {"projector_parameters": sizes["projector"], "subsample_rows": record["rows_after"],
                 "subsample_classes": record["classes_after"]}  # fmt: skip
 
-    _, metrics = run_vlm_training(run, write_extra=write_projector, callbacks=callbacks, accelerator=accelerator)
+    _, metrics = run_vlm_training(run, write_extra=write_projector, callbacks=call.callbacks,
+                                  accelerator=call.accelerator)  # fmt: skip
     return metrics

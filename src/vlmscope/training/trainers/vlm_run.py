@@ -3,9 +3,9 @@
 Each of those trainers is "load a generative VLM, pick what trains, run the
 shared loop on the answer-span loss, write a checkpoint that loads like any
 other". The differences (which parameters, peft wrapping, extra files) are
-passed in; the run and its artifact live here once (loading:
-:mod:`vlmscope.models.trained`; freezing: :mod:`.vlm_setup`; validation:
-:mod:`.vlm_eval`).
+passed in; the run and its artifact live here once (the call's inputs:
+:mod:`.invocation`; loading: :mod:`vlmscope.models.trained`; rows and
+freezing: :mod:`.vlm_setup`; validation: :mod:`.vlm_eval`).
 
 Artifact layout (``out/``): the full checkpoint as ``save_pretrained`` writes
 it (safetensors + config + processor) plus the base's ``vlmscope.json``
@@ -36,6 +36,7 @@ from vlmscope.training.config import LoopConfig
 from vlmscope.training.data import Example, ImageCache
 from vlmscope.training.encoding import EncodedCache, collate
 from vlmscope.training.engine.loop import LoopResult, LoopSpec, StepInfo, finish_run_dir, run_loop
+from vlmscope.training.trainers.invocation import TrainerCall
 from vlmscope.training.trainers.vlm_eval import generation_scores, mean_answer_loss
 
 __all__ = ["VlmRun", "run_vlm_training", "write_checkpoint"]
@@ -62,6 +63,14 @@ class VlmRun:
     """The first N training rows' mean answer loss is measured before and after training."""
     sampler: Callable[[int, int], Any] | None = None
     """Batch sampler for the loop (see :class:`LoopSpec`); None: epoch permutations."""
+
+    @classmethod
+    def from_call(
+        cls, call: TrainerCall, adapter: ModelAdapter, train: list[Example], args: dict[str, Any], **options: Any
+    ) -> VlmRun:
+        """The run of ``call`` on ``train``; ``args`` adds the trainer's own ``training_args.json`` entries."""
+        return cls(adapter=adapter, train=train, loop=call.loop, out=call.out, run_dir=call.run_dir,
+                   fingerprint=call.fingerprint, training_args=call.training_args(**args), **options)  # fmt: skip
 
 
 def run_vlm_training(

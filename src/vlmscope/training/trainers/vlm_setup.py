@@ -1,14 +1,37 @@
-"""Before a generative VLM trains: answers that can be learned, and only the chosen parameters trainable."""
+"""Before a generative VLM trains: the rows, answers that can be learned, only the chosen parameters trainable."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 from vlmscope.errors import TrainingError
 from vlmscope.models.adapter import ModelAdapter
-from vlmscope.training.data import Example, class_of
+from vlmscope.training.config import SubsampleConfig
+from vlmscope.training.data import Example, class_of, load_rows, subsample
 
-__all__ = ["check_answers", "freeze_except"]
+__all__ = ["answer_rows", "check_answers", "freeze_except"]
+
+
+def answer_rows(
+    adapter: ModelAdapter,
+    datasets: Sequence[str | os.PathLike[str]],
+    train_split: Sequence[str],
+    valid_split: Sequence[str],
+    sub: SubsampleConfig,
+) -> tuple[list[Example], dict[str, Any], list[Example]]:
+    """(training rows, subsample record, validation rows) of the projector and LoRA trainers.
+
+    The training rows are subsampled by ``sub`` (the dataset ablations) and
+    their answers checked; validation rows are loaded only when
+    ``valid_split`` names any (empty: keep the last weights).
+    """
+    train = load_rows(datasets, train_split, class_column=sub.class_column)
+    train, record = subsample(train, sub)
+    check_answers(adapter, train)
+    valid = load_rows(datasets, valid_split, allow_empty=True) if valid_split else []
+    return train, record, valid
 
 
 def check_answers(adapter: ModelAdapter, examples: Sequence[Example]) -> None:
