@@ -225,21 +225,10 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def _progress_bar(total: int, enabled: bool) -> tuple[Any, Progress]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-    from rich.progress import Progress as Bar
+def _progress_bar(total: int, enabled: bool) -> tuple[Any, Any]:
+    from vlmscope.io.progress import progress_bar
 
-    console = Console(stderr=True)
-    bar = Bar(
-        TextColumn("evaluate"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (enabled and console.is_terminal),
-        transient=True,
-    )
+    bar = progress_bar(enabled=None if enabled else False)
     task = bar.add_task("evaluate", total=total)
     return bar, lambda n: bar.advance(task, n)
 

@@ -26,7 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlmscope.errors import TrainingError
-from vlmscope.io.atomic import atomic_dir, atomic_write_bytes
+from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.jsonfile import write_json
 
 __all__ = [
     "CheckpointInfo",
@@ -142,7 +143,7 @@ def save_checkpoint(
         torch.save(optimizer, tmp / OPTIMIZER)
         torch.save(scheduler, tmp / SCHEDULER)
         (tmp / RNG).write_bytes(pickle.dumps(rng))
-        (tmp / STATE).write_text(json.dumps({"step": step, **meta}, indent=2, sort_keys=True, default=str))
+        write_json(tmp / STATE, {"step": step, **meta}, default=str)
     return CheckpointInfo(final, step)
 
 
@@ -172,7 +173,7 @@ def save_best(root: str | os.PathLike[str], trainable: dict[str, torch.Tensor], 
     """Keep the best-so-far trainable tensors at ``<root>/best`` (atomic replace)."""
     with atomic_dir(Path(root) / "best") as tmp:
         save_file(_contiguous(trainable), str(tmp / TRAINABLE))
-        atomic_write_bytes(tmp / STATE, json.dumps(meta, indent=2, sort_keys=True).encode())
+        write_json(tmp / STATE, meta)
 
 
 def load_best(root: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:

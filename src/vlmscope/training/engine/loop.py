@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -41,6 +40,7 @@ import torch
 from torch import nn
 
 from vlmscope.errors import TrainingError
+from vlmscope.io.jsonfile import write_json
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.engine import checkpoint as ckpt
 from vlmscope.training.engine.distributed import (
@@ -132,20 +132,11 @@ class LoopResult:
         return out
 
 
-def progress_bar(enabled: bool, label: str = "train") -> Any:
-    """The rich bar of the training stages (shown on a terminal only; gone when done)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def progress_bar(enabled: bool) -> Any:
+    """The training stages' bar: vlmscope's one bar with a running-loss column (terminal only)."""
+    from vlmscope.io.progress import progress_bar as bar
 
-    return Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(), disable=not (enabled and sys.stderr.isatty()), transient=True,
-    )
+    return bar(enabled=None if enabled else False, info=True)
 
 
 def run_loop(
@@ -297,7 +288,7 @@ def _train(run: _Run, callbacks: Sequence[Callable[[StepInfo], None]], progress:
     cfg, total = run.cfg, run.total
     run.model.train()
     with progress_bar(progress) as bar:
-        task = bar.add_task("train", total=total, completed=run.start, info="")
+        task = bar.add_task("[bold]train", total=total, completed=run.start, info="")
         while run.step < total:
             mean_loss = _step(run)
             step = run.step
@@ -387,7 +378,7 @@ def _save(run: _Run, step: int) -> None:
         acc.save_state(str(tmp / "accelerate"))
         acc.wait_for_everyone()
         if is_main:
-            (tmp / ckpt.STATE).write_text(json.dumps({"step": step, **meta}, indent=2, default=str))
+            write_json(tmp / ckpt.STATE, {"step": step, **meta}, sort_keys=False, default=str)
             os.replace(tmp, root / ckpt.checkpoint_name(step))
     else:
         rngs = gather_object([ckpt.capture_rng()]) if run.world > 1 else [ckpt.capture_rng()]

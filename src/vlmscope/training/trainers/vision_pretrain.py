@@ -221,8 +221,8 @@ def pretrain_vision(
     projector.train()
     losses: list[float] = []
     try:
-        with progress_bar(progress, "pretrain") as bar:
-            task = bar.add_task("vision", total=cfg.steps, info="")
+        with progress_bar(progress) as bar:
+            task = bar.add_task("[bold]pretrain", total=cfg.steps, info="")
             for step in range(cfg.steps):
                 h = heads[step % len(heads)]
                 pick = h.train[torch.randint(len(h.train), (cfg.batch_size,), generator=gen).numpy()]
