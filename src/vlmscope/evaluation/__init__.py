@@ -6,31 +6,13 @@
   tables, original/masked pair stats, counting MAE; pure polars functions.
 - :mod:`~vlmscope.evaluation.runner`: ``evaluate(model, dataset, out, config)``
   writing ``predictions.jsonl``, ``metrics.json`` and ``per_group.csv``.
+
+Imports are lazy so that ``import vlmscope.evaluation`` stays cheap.
 """
 
-from vlmscope.evaluation.config import EvaluateConfig
-from vlmscope.evaluation.metrics import (
-    CountStats,
-    PairedStats,
-    accuracy,
-    count_stats,
-    flatten_metrics,
-    group_table,
-    macro_accuracy,
-    pair_rows,
-    paired_by_group,
-    paired_stats,
-)
-from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, parse_count, parse_yes_no
-from vlmscope.evaluation.runner import evaluate, option_nll
-from vlmscope.evaluation.scoring import (
-    generate_and_score,
-    pick_group_columns,
-    prepare_rows,
-    score_index,
-    score_text,
-    summarize,
-)
+from __future__ import annotations
+
+from vlmscope._lazy import lazy_exports
 
 __all__ = [
     "EvaluateConfig",
@@ -58,3 +40,16 @@ __all__ = [
     "pick_group_columns",
     "summarize",
 ]
+
+_WHERE, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "config": ("EvaluateConfig",),
+        "metrics": ("CountStats", "PairedStats", "accuracy", "count_stats", "flatten_metrics", "group_table",
+                    "macro_accuracy", "pair_rows", "paired_by_group", "paired_stats"),
+        "parsing": ("letter", "normalize_open", "parse_choice", "parse_count", "parse_yes_no"),
+        "runner": ("evaluate", "option_nll"),
+        "scoring": ("generate_and_score", "pick_group_columns", "prepare_rows", "score_index", "score_text",
+                    "summarize"),
+    },
+)

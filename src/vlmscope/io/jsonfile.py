@@ -27,20 +27,7 @@ def dump_json(
     default: Callable[[Any], Any] | None = None,
     indent: int = 2,
 ) -> str:
-    """``data`` as the text ``write_json`` puts in a file (``indent`` spaces, trailing newline)."""
-    return json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan, default=default) + "\n"
-
-
-def write_json(
-    path: str | os.PathLike[str],
-    data: Any,
-    *,
-    sort_keys: bool = True,
-    allow_nan: bool = True,
-    default: Callable[[Any], Any] | None = None,
-    indent: int = 2,
-) -> Path:
-    """Write ``data`` to ``path`` atomically as :func:`dump_json` text; return ``path``.
+    """``data`` as the text ``write_json`` puts in a file (``indent`` spaces, trailing newline).
 
     Args:
         sort_keys: False keeps the dict's order (for records whose order is
@@ -49,6 +36,11 @@ def write_json(
             ``dvc metrics`` must be plain numbers; map them to None first.
         default: called on objects json cannot encode (``str`` for paths).
     """
+    return json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan, default=default) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], data: Any, **options: Any) -> Path:
+    """Write ``data`` to ``path`` atomically as :func:`dump_json` text (same ``options``); return ``path``."""
     path = Path(path)
-    atomic_write_text(path, dump_json(data, sort_keys=sort_keys, allow_nan=allow_nan, default=default, indent=indent))
+    atomic_write_text(path, dump_json(data, **options))
     return path
