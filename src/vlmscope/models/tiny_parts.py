@@ -17,12 +17,15 @@ from vlmscope.errors import ConfigError
 from vlmscope.models.sidecar import write_sidecar
 
 __all__ = [
+    "decoder_dims",
+    "init_generative",
     "save_checkpoint",
     "seeded",
     "set_generation_ids",
     "tiny_clip_image_processor",
     "tiny_clip_vision_config",
     "tiny_siglip_vision_config",
+    "tiny_lm_config",
     "tiny_text_config",
 ]
 
@@ -48,11 +51,42 @@ def set_generation_ids(model: Any, tok: Any) -> None:
     gc.bos_token_id = tok.bos_token_id
 
 
+def init_generative(model_cls: Any, config: Any, tok: Any, seed: int) -> Any:
+    """``model_cls(config)`` initialised under ``seed``, generating with ``tok``'s eos / pad / bos ids.
+
+    Every generative tiny builder ends its model this way; one place keeps
+    the seeding (hence the weight bytes) and the generation ids alike.
+    """
+    with seeded(seed):
+        model = model_cls(config)
+    set_generation_ids(model, tok)
+    return model
+
+
 def save_checkpoint(model: Any, processor: Any, out: str | os.PathLike[str], family: str, **extra: Any) -> None:
     """Weights, config and processor into ``out``, plus the sidecar naming the adapter ``family``."""
     model.save_pretrained(out)
     processor.save_pretrained(out)
     write_sidecar(out, family, **extra)
+
+
+def decoder_dims(vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                 intermediate: int = 64) -> dict[str, Any]:  # fmt: skip
+    """The size keywords every tiny decoder config takes (transformers' names), 2048 positions.
+
+    Shared by :func:`tiny_text_config` and the families whose LM config needs
+    more than it offers (Gemma, M-RoPE Qwen, tied InternVL), so all tiny LMs
+    are sized the same way.
+    """
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=2048,
+    )
 
 
 def tiny_text_config(lm: str, vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4,
@@ -63,22 +97,21 @@ def tiny_text_config(lm: str, vocab_size: int, *, hidden: int = 32, layers: int 
     classes = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
     if lm not in classes:
         raise ConfigError(f"unknown tiny LM {lm!r}; valid: {', '.join(classes)}")
-    kwargs: dict[str, Any] = dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-        **special,
-    )
+    kwargs = decoder_dims(vocab_size, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
+                          intermediate=intermediate)  # fmt: skip
+    kwargs.update(tie_word_embeddings=False, **special)
     if lm in ("qwen2", "qwen3", "mistral"):
         kwargs["sliding_window"] = None
     if lm == "qwen3":
         kwargs["head_dim"] = hidden // heads
     return classes[lm](**kwargs)
+
+
+def tiny_lm_config(lm: str, tok: Any, **sizes: int) -> Any:
+    """:func:`tiny_text_config` (``sizes``: its hidden / layers / ...) sized to ``tok``'s vocabulary, with its
+    pad / bos / eos ids (bos None for a tokenizer without one)."""
+    return tiny_text_config(lm, len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                            eos_token_id=tok.eos_token_id, **sizes)  # fmt: skip
 
 
 def _tower_kwargs(image_size: int, patch_size: int, hidden: int, layers: int, heads: int,

@@ -41,7 +41,7 @@ from vlmscope.errors import ConfigError, ModelError
 from vlmscope.models.adapter import EncodedBatch, TensorNames, text_config
 from vlmscope.models.lm_adapter import ImageTextAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
+from vlmscope.models.tiny_parts import decoder_dims, init_generative, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -152,22 +152,16 @@ def _text_config(lm: str, vocab_size: int, tok: Any) -> Any:
     from transformers import Gemma2Config, GemmaConfig
 
     common: dict[str, Any] = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         head_dim=8,
-        max_position_embeddings=2048,
         initializer_range=_TEXT_INIT,
         pad_token_id=tok.pad_token_id,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
     if lm == "gemma":
-        return GemmaConfig(num_key_value_heads=1, **common)
+        return GemmaConfig(**decoder_dims(vocab_size, kv_heads=1), **common)
     return Gemma2Config(
-        num_key_value_heads=2, sliding_window=16, query_pre_attn_scalar=8,
+        **decoder_dims(vocab_size, kv_heads=2), sliding_window=16, query_pre_attn_scalar=8,
         final_logit_softcapping=30.0, attn_logit_softcapping=50.0, **common,
     )  # fmt: skip
 
@@ -208,9 +202,7 @@ def build_tiny_paligemma(out: Path, seed: int, *, lm: str = "gemma") -> None:
         projection_dim=32,
         hidden_size=32,
     )
-    with seeded(seed):
-        model = PaliGemmaForConditionalGeneration(config)
-    set_generation_ids(model, tok)
+    model = init_generative(PaliGemmaForConditionalGeneration, config, tok, seed)
     save_checkpoint(model, processor, out, "paligemma", lm=lm)
 
 

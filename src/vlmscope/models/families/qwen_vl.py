@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vlmscope.errors import ConfigError
 from vlmscope.models.lm_adapter import ImageTextAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
+from vlmscope.models.tiny_parts import decoder_dims, init_generative, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -192,13 +192,8 @@ def _text_config(vocab_size: int, tok: Any, spec: TinyQwenSpec) -> dict[str, Any
     head_dim = _HIDDEN // _HEADS
     rope: dict[str, Any] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}
     cfg: dict[str, Any] = dict(
-        vocab_size=vocab_size,
-        hidden_size=_HIDDEN,
-        intermediate_size=_FFN,
-        num_hidden_layers=_LAYERS,
-        num_attention_heads=_HEADS,
-        num_key_value_heads=_KV_HEADS,
-        max_position_embeddings=2048,
+        **decoder_dims(vocab_size, hidden=_HIDDEN, layers=_LAYERS, heads=_HEADS, kv_heads=_KV_HEADS,
+                       intermediate=_FFN),  # fmt: skip
         rope_parameters=rope,
         bos_token_id=None,
         eos_token_id=tok.eos_token_id,
@@ -263,9 +258,7 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=spec.tie_word_embeddings,
     )
-    with seeded(seed):
-        model = model_cls(config)
-    set_generation_ids(model, tok)  # bos None: the tokenizer has none
+    model = init_generative(model_cls, config, tok, seed)  # bos None: the tokenizer has none
 
     unit = spec.patch_size * _MERGE
     size = {"shortest_edge": (2 * unit) ** 2, "longest_edge": (3 * unit) ** 2}
