@@ -195,7 +195,7 @@ class ImageTextAdapter(ModelAdapter):
             m = inputs["attention_mask"].long()
             inputs["position_ids"] = (m.cumsum(-1) - 1).clamp(min=0) * m
         grids = [self.patch_grid(inputs, i, int(image_mask[i].sum())) for i in range(B)]
-        return EncodedBatch(
+        batch = EncodedBatch(
             inputs=inputs,
             attention_mask=inputs["attention_mask"],
             image_mask=image_mask,
@@ -204,6 +204,16 @@ class ImageTextAdapter(ModelAdapter):
             labels=labels,
             answer_mask=answer_mask,
         )
+        return self.finish_batch(batch)
+
+    def finish_batch(self, batch: EncodedBatch) -> EncodedBatch:
+        """What a family adds to the generic batch :meth:`encode` built (extras, token types, positions).
+
+        The hook keeps :meth:`encode`'s checks, padding and answer layout in one
+        place: families change the finished batch instead of re-wrapping
+        ``encode``. The generic batch is returned as it is.
+        """
+        return batch
 
     def answer_ids(self, answer: str, prompt: str | None = None) -> list[int]:
         """Token ids appended after ``prompt`` for one answer: separator + ``answer``, then eos."""

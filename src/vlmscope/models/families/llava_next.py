@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from vlmscope.models.adapter import EncodedBatch
 from vlmscope.models.lm_adapter import ImageTextAdapter
@@ -31,9 +31,6 @@ from vlmscope.models.tiny_parts import (
     tiny_lm_config,
     tiny_siglip_vision_config,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL.Image import Image
 
 __all__ = [
     "LlavaNextAdapter",
@@ -130,15 +127,9 @@ class LlavaNextAdapter(ImageTextAdapter):
         _, rows, cols = self._segments(inputs, index)[0]
         return rows, cols
 
-    def encode(
-        self,
-        images: Sequence[Image],
-        questions: Sequence[str],
-        *,
-        answers: Sequence[str] | None = None,
-    ) -> EncodedBatch:
-        batch = super().encode(images, questions, answers=answers)
-        batch.extras["image_segments"] = [self._segments(batch.inputs, i) for i in range(len(questions))]
+    def finish_batch(self, batch: EncodedBatch) -> EncodedBatch:
+        """Records each sample's base and high-res segments in ``extras["image_segments"]``."""
+        batch.extras["image_segments"] = [self._segments(batch.inputs, i) for i in range(len(batch.patch_grids))]
         return batch
 
 

@@ -104,15 +104,8 @@ class PaliGemmaAdapter(ImageTextAdapter):
         out.pop("labels", None)
         return out
 
-    def encode(
-        self,
-        images: Sequence[Image],
-        questions: Sequence[str],
-        *,
-        answers: Sequence[str] | None = None,
-    ) -> EncodedBatch:
+    def finish_batch(self, batch: EncodedBatch) -> EncodedBatch:
         """The generic batch, answers marked causal (``token_type_ids = 1``), 1-indexed ``position_ids``."""
-        batch = super().encode(images, questions, answers=answers)
         if batch.answer_mask is not None and "token_type_ids" in batch.inputs:
             token_types = batch.inputs["token_type_ids"].clone()
             token_types[batch.answer_mask] = 1
