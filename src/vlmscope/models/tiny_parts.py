@@ -9,16 +9,19 @@ need not import each other, or the driver, to build their tiny checkpoints.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vlmscope.errors import ConfigError
+from vlmscope.models.registry import TINY
 from vlmscope.models.sidecar import write_sidecar
 
 __all__ = [
     "decoder_dims",
     "init_generative",
+    "register_variants",
     "save_checkpoint",
     "seeded",
     "set_generation_ids",
@@ -61,6 +64,17 @@ def init_generative(model_cls: Any, config: Any, tok: Any, seed: int) -> Any:
         model = model_cls(config)
     set_generation_ids(model, tok)
     return model
+
+
+def register_variants(build: Callable[..., None], keyword: str, variants: dict[str, str]) -> None:
+    """Register ``build`` in ``TINY`` once per build name, called with ``keyword=variants[name]``.
+
+    For a family whose one builder makes several checkpoints (LLaVA's Llama /
+    Mistral LMs, PaliGemma 1 / 2, the three Qwen-VL versions), so each build
+    name is one table entry rather than one more wrapper function.
+    """
+    for name, value in variants.items():
+        TINY.register(name)(functools.partial(build, **{keyword: value}))
 
 
 def save_checkpoint(model: Any, processor: Any, out: str | os.PathLike[str], family: str, **extra: Any) -> None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.registry import ADAPTERS
 from vlmscope.models.tiny_parts import (
     init_generative,
+    register_variants,
     save_checkpoint,
     tiny_clip_image_processor,
     tiny_clip_vision_config,
@@ -92,12 +93,5 @@ def build_tiny_llava(out: Path, seed: int, *, lm: str = "llama") -> None:
     save_checkpoint(model, processor, out, "llava", lm=lm)
 
 
-@TINY.register("llava")
-def _tiny_llava(out: Path, seed: int) -> None:
-    build_tiny_llava(out, seed, lm="llama")
-
-
-@TINY.register("llava-mistral")
-def _tiny_llava_mistral(out: Path, seed: int) -> None:
-    """LLaVA-Med-like: the same LLaVA wrapper around a Mistral LM."""
-    build_tiny_llava(out, seed, lm="mistral")
+register_variants(build_tiny_llava, "lm", {"llava": "llama", "llava-mistral": "mistral"})
+"""``llava-mistral`` is LLaVA-Med-like: the same LLaVA wrapper around a Mistral LM."""

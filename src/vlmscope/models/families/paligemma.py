@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vlmscope.errors import ConfigError, ModelError
 from vlmscope.models.adapter import EncodedBatch, TensorNames, text_config
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import decoder_dims, init_generative, save_checkpoint
+from vlmscope.models.registry import ADAPTERS
+from vlmscope.models.tiny_parts import decoder_dims, init_generative, register_variants, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -199,12 +199,5 @@ def build_tiny_paligemma(out: Path, seed: int, *, lm: str = "gemma") -> None:
     save_checkpoint(model, processor, out, "paligemma", lm=lm)
 
 
-@TINY.register("paligemma")
-def _tiny_paligemma(out: Path, seed: int) -> None:
-    build_tiny_paligemma(out, seed, lm="gemma")
-
-
-@TINY.register("paligemma2")
-def _tiny_paligemma2(out: Path, seed: int) -> None:
-    """PaliGemma 2: the same wrapper around a Gemma 2 LM (adapter family ``paligemma``)."""
-    build_tiny_paligemma(out, seed, lm="gemma2")
+register_variants(build_tiny_paligemma, "lm", {"paligemma": "gemma", "paligemma2": "gemma2"})
+"""``paligemma2``: the same wrapper around a Gemma 2 LM (adapter family ``paligemma``)."""

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ConfigError
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import decoder_dims, init_generative, save_checkpoint
+from vlmscope.models.registry import ADAPTERS
+from vlmscope.models.tiny_parts import decoder_dims, init_generative, register_variants, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -272,13 +272,4 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
     save_checkpoint(model, processor, out, family)
 
 
-def _register(family: str) -> None:
-    @TINY.register(family)
-    def _build(out: Path, seed: int) -> None:
-        build_tiny_qwen_vl(out, seed, family=family)
-
-    _build.__doc__ = f"Tiny {family}: 2-layer 32-wide LM, small ViT, 4-9 image tokens."
-
-
-for _family in TINY_QWEN:
-    _register(_family)
+register_variants(build_tiny_qwen_vl, "family", {family: family for family in TINY_QWEN})
