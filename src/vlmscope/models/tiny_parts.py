@@ -19,6 +19,7 @@ from vlmscope.models.registry import TINY
 from vlmscope.models.sidecar import write_sidecar
 
 __all__ = [
+    "TIED_LM_INIT",
     "decoder_dims",
     "init_generative",
     "register_variants",
@@ -31,6 +32,11 @@ __all__ = [
     "tiny_lm_config",
     "tiny_text_config",
 ]
+
+TIED_LM_INIT = 0.2
+"""LM init std of the tiny tied-embedding LMs (PaliGemma, InternVL, Qwen-VL): with transformers' default
+0.02 a 32-wide tied LM greedily repeats its last input token whatever the prompt, so batched-vs-single
+generation tests could not fail."""
 
 
 @contextlib.contextmanager

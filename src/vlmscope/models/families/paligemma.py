@@ -41,7 +41,7 @@ from vlmscope.errors import ConfigError, ModelError
 from vlmscope.models.adapter import EncodedBatch, TensorNames, text_config
 from vlmscope.models.lm_adapter import ImageTextAdapter
 from vlmscope.models.registry import ADAPTERS
-from vlmscope.models.tiny_parts import decoder_dims, init_generative, register_variants, save_checkpoint
+from vlmscope.models.tiny_parts import TIED_LM_INIT, decoder_dims, init_generative, register_variants, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -134,9 +134,6 @@ class PaliGemmaAdapter(ImageTextAdapter):
 
 _IMAGE, _PATCH = 24, 8
 """24 px, 8 px patches: 3 x 3 = 9 image tokens."""
-_TEXT_INIT = 0.2
-"""LM init std: with transformers' default 0.02 a 32-wide tied LM greedily repeats its last input
-token whatever the prompt, so batched-vs-single generation tests could not fail."""
 _LMS = ("gemma", "gemma2")
 
 
@@ -146,7 +143,7 @@ def _text_config(lm: str, vocab_size: int, tok: Any) -> Any:
 
     common: dict[str, Any] = dict(
         head_dim=8,
-        initializer_range=_TEXT_INIT,
+        initializer_range=TIED_LM_INIT,
         pad_token_id=tok.pad_token_id,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vlmscope.errors import ConfigError
 from vlmscope.models.lm_adapter import ImageTextAdapter
 from vlmscope.models.registry import ADAPTERS
-from vlmscope.models.tiny_parts import decoder_dims, init_generative, register_variants, save_checkpoint
+from vlmscope.models.tiny_parts import TIED_LM_INIT, decoder_dims, init_generative, register_variants, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -182,9 +182,6 @@ TINY_QWEN: dict[str, TinyQwenSpec] = {
 
 _MERGE = 2
 _HIDDEN, _HEADS, _KV_HEADS, _LAYERS, _FFN = 32, 4, 2, 2, 64
-_TEXT_INIT = 0.2
-"""LM init std: with transformers' default 0.02 a 32-wide tied LM greedily repeats its last input
-token whatever the prompt, so batched-vs-single generation tests could not fail."""
 
 
 def _text_config(vocab_size: int, tok: Any, spec: TinyQwenSpec) -> dict[str, Any]:
@@ -199,7 +196,7 @@ def _text_config(vocab_size: int, tok: Any, spec: TinyQwenSpec) -> dict[str, Any
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=spec.tie_word_embeddings,
-        initializer_range=_TEXT_INIT,
+        initializer_range=TIED_LM_INIT,
     )
     if spec.family == "qwen3-vl":
         cfg["head_dim"] = head_dim
