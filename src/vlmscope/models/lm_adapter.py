@@ -15,6 +15,9 @@ and part B's Qwen-VL / InternVL / PaliGemma) subclasses
   (ChatML's ``assistant\\n``) and ``" "`` otherwise (``ASSISTANT:``, ``[/INST]``);
 - ``image_token_id``: from ``config.image_token_id`` / ``image_token_index``;
 - ``patch_grid``: the (rows, cols) layout of one sample's image tokens;
+- ``finish_batch``: what a family adds to the batch :meth:`encode` built
+  (LLaVA-NeXT's anyres segments, PaliGemma's token types and positions),
+  so no family re-wraps ``encode`` itself;
 - ``direct_vision_feed``: whether the LM reads ``projector(tower hidden state)``
   with nothing in between (LLaVA-style), so :meth:`vision_feed` can describe it;
 - ``positions_from_mask``: whether to pass ``position_ids = cumsum(mask) - 1``
