@@ -15,6 +15,9 @@ and part B's Qwen-VL / InternVL / PaliGemma) subclasses
   (ChatML's ``assistant\\n``) and ``" "`` otherwise (``ASSISTANT:``, ``[/INST]``);
 - ``image_token_id``: from ``config.image_token_id`` / ``image_token_index``;
 - ``patch_grid``: the (rows, cols) layout of one sample's image tokens;
+- ``finish_batch``: what a family adds to the batch :meth:`encode` built
+  (LLaVA-NeXT's anyres segments, PaliGemma's token types and positions),
+  so no family re-wraps ``encode`` itself;
 - ``direct_vision_feed``: whether the LM reads ``projector(tower hidden state)``
   with nothing in between (LLaVA-style), so :meth:`vision_feed` can describe it;
 - ``positions_from_mask``: whether to pass ``position_ids = cumsum(mask) - 1``
@@ -195,7 +198,7 @@ class ImageTextAdapter(ModelAdapter):
             m = inputs["attention_mask"].long()
             inputs["position_ids"] = (m.cumsum(-1) - 1).clamp(min=0) * m
         grids = [self.patch_grid(inputs, i, int(image_mask[i].sum())) for i in range(B)]
-        return EncodedBatch(
+        batch = EncodedBatch(
             inputs=inputs,
             attention_mask=inputs["attention_mask"],
             image_mask=image_mask,
@@ -204,6 +207,16 @@ class ImageTextAdapter(ModelAdapter):
             labels=labels,
             answer_mask=answer_mask,
         )
+        return self.finish_batch(batch)
+
+    def finish_batch(self, batch: EncodedBatch) -> EncodedBatch:
+        """What a family adds to the generic batch :meth:`encode` built (extras, token types, positions).
+
+        The hook keeps :meth:`encode`'s checks, padding and answer layout in one
+        place: families change the finished batch instead of re-wrapping
+        ``encode``. The generic batch is returned as it is.
+        """
+        return batch
 
     def answer_ids(self, answer: str, prompt: str | None = None) -> list[int]:
         """Token ids appended after ``prompt`` for one answer: separator + ``answer``, then eos."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,8 @@ def merge_tensors(
             f"{sorted(keys)[:2]}); the file was trained on another architecture"
         )
     mapped = dict(new)
-    with atomic_dir(out) as tmp:
-        shards = replace_tensors(base, tmp, mapped)
-        info = {"base": str(base), "tensors": str(src), "replaced": sorted(mapped), "shards": shards,
-                "vlmscope_version": __version__}  # fmt: skip
-        write_json(tmp / MERGE_INFO, info)
-    return info
+    source = {"base": str(base), "tensors": str(src), "replaced": sorted(mapped)}
+    return _write_merged(out, source, lambda tmp: {"shards": replace_tensors(base, tmp, mapped)})
 
 
 def merge_adapter(
@@ -98,8 +95,19 @@ def merge_adapter(
     except (ValueError, KeyError, RuntimeError) as e:
         raise ModelError(f"cannot apply adapter {a} to {base}: {e}") from e
     model.model = peft_model.merge_and_unload()
+    return _write_merged(out, {"base": str(base), "adapter": str(a)},
+                         lambda tmp: save_model_files(model, tmp, merged_adapter=str(a)))  # fmt: skip
+
+
+def _write_merged(out: str | os.PathLike[str], source: dict[str, Any],
+                  write: Callable[[Path], dict[str, Any] | None]) -> dict[str, Any]:  # fmt: skip
+    """Run ``write`` into a fresh ``out`` (replaced atomically) and record ``MERGE_INFO`` there; returns it.
+
+    Both ways of merging end alike: ``source`` (what was merged), whatever
+    ``write`` reports, then the vlmscope version, so a merged directory always
+    says where it came from and a failed merge leaves nothing behind.
+    """
     with atomic_dir(out) as tmp:
-        save_model_files(model, tmp, merged_adapter=str(a))
-        info = {"base": str(base), "adapter": str(a), "vlmscope_version": __version__}
+        info = {**source, **(write(tmp) or {}), "vlmscope_version": __version__}
         write_json(tmp / MERGE_INFO, info)
     return info

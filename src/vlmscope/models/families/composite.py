@@ -43,7 +43,7 @@ from vlmscope.models.adapter import text_config
 from vlmscope.models.families.llava import CHAT_WORDS, LLAVA_CHAT_TEMPLATE, LlavaAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
 from vlmscope.models.sidecar import write_sidecar
-from vlmscope.models.tiny_parts import seeded, set_generation_ids, tiny_clip_vision_config, tiny_text_config
+from vlmscope.models.tiny_parts import seeded, set_generation_ids, tiny_clip_vision_config, tiny_lm_config
 
 __all__ = [
     "CompositeAdapter",
@@ -363,10 +363,7 @@ def build_tiny_composite(
         raise ConfigError(f"unknown LM {lm!r}; valid: {', '.join(LMS)}")
     tok = build_tokenizer(["<image>"], chat_template=LLAVA_CHAT_TEMPLATE, extra_words=CHAT_WORDS)
     vcfg = tiny_tower_config(tower, **(tower_kwargs or {}))
-    lcfg = tiny_text_config(
-        lm, len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        **(lm_kwargs or {}),
-    )  # fmt: skip
+    lcfg = tiny_lm_config(lm, tok, **(lm_kwargs or {}))
     return build_composite(vcfg, lcfg, out=out, projector=projector, feature_layer=feature_layer, seed=seed, tokenizer=tok)
 
 

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from vlmscope.models.lm_adapter import ImageTextAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
+from vlmscope.models.tiny_parts import TIED_LM_INIT, decoder_dims, init_generative, save_checkpoint
 
 __all__ = [
     "INTERNVL_CHAT_TEMPLATE",
@@ -104,9 +104,6 @@ class InternVLAdapter(ImageTextAdapter):
 
 _TILE, _PATCH = 48, 8
 """48 px tiles, 8 px patches: 6 x 6 patches -> pixel shuffle -> 3 x 3 = 9 tokens per tile."""
-_TEXT_INIT = 0.2
-"""LM init std: with transformers' default 0.02 a 32-wide tied LM greedily repeats its last input
-token whatever the prompt, so batched-vs-single generation tests could not fail."""
 
 
 def _named_tokenizer(base: Any, chat_template: str) -> Any:
@@ -156,9 +153,8 @@ def build_tiny_internvl(out: Path, seed: int) -> None:
     tok = _named_tokenizer(base, INTERNVL_CHAT_TEMPLATE)
     per_tile = ((_TILE // _PATCH) // 2) ** 2
     text = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, sliding_window=None, tie_word_embeddings=True,
-        initializer_range=_TEXT_INIT, pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=tok.eos_token_id,
+        **decoder_dims(len(tok)), sliding_window=None, tie_word_embeddings=True, initializer_range=TIED_LM_INIT,
+        pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=tok.eos_token_id,
     )  # fmt: skip
     config = InternVLConfig(
         vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
@@ -171,9 +167,7 @@ def build_tiny_internvl(out: Path, seed: int) -> None:
         vision_feature_select_strategy="default",
         tie_word_embeddings=True,
     )
-    with seeded(seed):
-        model = InternVLForConditionalGeneration(config)
-    set_generation_ids(model, tok)  # bos None: the tokenizer has none
+    model = init_generative(InternVLForConditionalGeneration, config, tok, seed)  # bos None: the tokenizer has none
     size = {"height": _TILE, "width": _TILE}
     processor = InternVLProcessor(
         image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=True, min_patches=1, max_patches=1),

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import ClassVar
 
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.registry import ADAPTERS, TINY
+from vlmscope.models.registry import ADAPTERS
 from vlmscope.models.tiny_parts import (
+    init_generative,
+    register_variants,
     save_checkpoint,
-    seeded,
-    set_generation_ids,
     tiny_clip_image_processor,
     tiny_clip_vision_config,
-    tiny_text_config,
+    tiny_lm_config,
 )
 
 __all__ = [
@@ -75,17 +75,13 @@ def build_tiny_llava(out: Path, seed: int, *, lm: str = "llama") -> None:
     image_size, patch = 32, 8
     config = LlavaConfig(
         vision_config=tiny_clip_vision_config(image_size=image_size, patch_size=patch),
-        text_config=tiny_text_config(
-            lm, len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id
-        ),
+        text_config=tiny_lm_config(lm, tok),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         image_seq_length=(image_size // patch) ** 2,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
     )
-    with seeded(seed):
-        model = LlavaForConditionalGeneration(config)
-    set_generation_ids(model, tok)
+    model = init_generative(LlavaForConditionalGeneration, config, tok, seed)
     processor = LlavaProcessor(
         image_processor=tiny_clip_image_processor(image_size),
         tokenizer=tok,
@@ -97,12 +93,5 @@ def build_tiny_llava(out: Path, seed: int, *, lm: str = "llama") -> None:
     save_checkpoint(model, processor, out, "llava", lm=lm)
 
 
-@TINY.register("llava")
-def _tiny_llava(out: Path, seed: int) -> None:
-    build_tiny_llava(out, seed, lm="llama")
-
-
-@TINY.register("llava-mistral")
-def _tiny_llava_mistral(out: Path, seed: int) -> None:
-    """LLaVA-Med-like: the same LLaVA wrapper around a Mistral LM."""
-    build_tiny_llava(out, seed, lm="mistral")
+register_variants(build_tiny_llava, "lm", {"llava": "llama", "llava-mistral": "mistral"})
+"""``llava-mistral`` is LLaVA-Med-like: the same LLaVA wrapper around a Mistral LM."""

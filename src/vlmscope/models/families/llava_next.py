@@ -19,22 +19,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from vlmscope.models.adapter import EncodedBatch
 from vlmscope.models.lm_adapter import ImageTextAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
 from vlmscope.models.tiny_parts import (
+    init_generative,
     save_checkpoint,
-    seeded,
-    set_generation_ids,
     tiny_clip_vision_config,
+    tiny_lm_config,
     tiny_siglip_vision_config,
-    tiny_text_config,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL.Image import Image
 
 __all__ = [
     "LlavaNextAdapter",
@@ -131,15 +127,9 @@ class LlavaNextAdapter(ImageTextAdapter):
         _, rows, cols = self._segments(inputs, index)[0]
         return rows, cols
 
-    def encode(
-        self,
-        images: Sequence[Image],
-        questions: Sequence[str],
-        *,
-        answers: Sequence[str] | None = None,
-    ) -> EncodedBatch:
-        batch = super().encode(images, questions, answers=answers)
-        batch.extras["image_segments"] = [self._segments(batch.inputs, i) for i in range(len(questions))]
+    def finish_batch(self, batch: EncodedBatch) -> EncodedBatch:
+        """Records each sample's base and high-res segments in ``extras["image_segments"]``."""
+        batch.extras["image_segments"] = [self._segments(batch.inputs, i) for i in range(len(batch.patch_grids))]
         return batch
 
 
@@ -163,19 +153,14 @@ def build_tiny_llava_next(out: Path, seed: int) -> None:
     image_size, patch = 32, 8
     config = LlavaNextConfig(
         vision_config=tiny_clip_vision_config(image_size=image_size, patch_size=patch),
-        text_config=tiny_text_config(
-            "mistral", len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-        ),  # fmt: skip
+        text_config=tiny_lm_config("mistral", tok),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         image_grid_pinpoints=TINY_PINPOINTS,
         image_seq_length=(image_size // patch) ** 2,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
     )
-    with seeded(seed):
-        model = LlavaNextForConditionalGeneration(config)
-    set_generation_ids(model, tok)
+    model = init_generative(LlavaNextForConditionalGeneration, config, tok, seed)
     image_processor = LlavaNextImageProcessor(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
@@ -205,17 +190,13 @@ def build_tiny_llava_interleave(out: Path, seed: int) -> None:
     image_size, patch = 32, 8
     config = LlavaConfig(
         vision_config=tiny_siglip_vision_config(image_size=image_size, patch_size=patch),
-        text_config=tiny_text_config(
-            "qwen2", len(tok), pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=tok.eos_token_id
-        ),
+        text_config=tiny_lm_config("qwen2", tok),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         image_seq_length=(image_size // patch) ** 2,
         vision_feature_layer=-1,
         vision_feature_select_strategy="full",
     )
-    with seeded(seed):
-        model = LlavaForConditionalGeneration(config)
-    set_generation_ids(model, tok)
+    model = init_generative(LlavaForConditionalGeneration, config, tok, seed)
     processor = LlavaProcessor(
         image_processor=SiglipImageProcessor(size={"height": image_size, "width": image_size}),
         tokenizer=tok,

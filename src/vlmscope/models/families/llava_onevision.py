@@ -15,11 +15,10 @@ from typing import ClassVar
 from vlmscope.models.families.llava_next import CHATML_SPECIALS, CHATML_TEMPLATE, CHATML_WORDS, LlavaNextAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
 from vlmscope.models.tiny_parts import (
+    init_generative,
     save_checkpoint,
-    seeded,
-    set_generation_ids,
+    tiny_lm_config,
     tiny_siglip_vision_config,
-    tiny_text_config,
 )
 
 __all__ = ["LlavaOnevisionAdapter", "build_tiny_llava_onevision"]
@@ -61,9 +60,7 @@ def build_tiny_llava_onevision(out: Path, seed: int) -> None:
     image_size, patch = 32, 8
     config = LlavaOnevisionConfig(
         vision_config=tiny_siglip_vision_config(image_size=image_size, patch_size=patch),
-        text_config=tiny_text_config(
-            "qwen2", len(tok), pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=tok.eos_token_id
-        ),
+        text_config=tiny_lm_config("qwen2", tok),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         video_token_index=tok.convert_tokens_to_ids("<video>"),
         image_grid_pinpoints=TINY_PINPOINTS,
@@ -71,9 +68,7 @@ def build_tiny_llava_onevision(out: Path, seed: int) -> None:
         vision_feature_select_strategy="full",
         vision_aspect_ratio="anyres_max_9",
     )
-    with seeded(seed):
-        model = LlavaOnevisionForConditionalGeneration(config)
-    set_generation_ids(model, tok)
+    model = init_generative(LlavaOnevisionForConditionalGeneration, config, tok, seed)
     size = {"height": image_size, "width": image_size}
     processor = LlavaOnevisionProcessor(
         image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=TINY_PINPOINTS),

@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vlmscope.errors import ConfigError, ModelError
 from vlmscope.models.adapter import EncodedBatch, TensorNames, text_config
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
+from vlmscope.models.registry import ADAPTERS
+from vlmscope.models.tiny_parts import TIED_LM_INIT, decoder_dims, init_generative, register_variants, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -104,15 +104,8 @@ class PaliGemmaAdapter(ImageTextAdapter):
         out.pop("labels", None)
         return out
 
-    def encode(
-        self,
-        images: Sequence[Image],
-        questions: Sequence[str],
-        *,
-        answers: Sequence[str] | None = None,
-    ) -> EncodedBatch:
+    def finish_batch(self, batch: EncodedBatch) -> EncodedBatch:
         """The generic batch, answers marked causal (``token_type_ids = 1``), 1-indexed ``position_ids``."""
-        batch = super().encode(images, questions, answers=answers)
         if batch.answer_mask is not None and "token_type_ids" in batch.inputs:
             token_types = batch.inputs["token_type_ids"].clone()
             token_types[batch.answer_mask] = 1
@@ -141,9 +134,6 @@ class PaliGemmaAdapter(ImageTextAdapter):
 
 _IMAGE, _PATCH = 24, 8
 """24 px, 8 px patches: 3 x 3 = 9 image tokens."""
-_TEXT_INIT = 0.2
-"""LM init std: with transformers' default 0.02 a 32-wide tied LM greedily repeats its last input
-token whatever the prompt, so batched-vs-single generation tests could not fail."""
 _LMS = ("gemma", "gemma2")
 
 
@@ -152,22 +142,16 @@ def _text_config(lm: str, vocab_size: int, tok: Any) -> Any:
     from transformers import Gemma2Config, GemmaConfig
 
     common: dict[str, Any] = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         head_dim=8,
-        max_position_embeddings=2048,
-        initializer_range=_TEXT_INIT,
+        initializer_range=TIED_LM_INIT,
         pad_token_id=tok.pad_token_id,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
     if lm == "gemma":
-        return GemmaConfig(num_key_value_heads=1, **common)
+        return GemmaConfig(**decoder_dims(vocab_size, kv_heads=1), **common)
     return Gemma2Config(
-        num_key_value_heads=2, sliding_window=16, query_pre_attn_scalar=8,
+        **decoder_dims(vocab_size, kv_heads=2), sliding_window=16, query_pre_attn_scalar=8,
         final_logit_softcapping=30.0, attn_logit_softcapping=50.0, **common,
     )  # fmt: skip
 
@@ -208,18 +192,9 @@ def build_tiny_paligemma(out: Path, seed: int, *, lm: str = "gemma") -> None:
         projection_dim=32,
         hidden_size=32,
     )
-    with seeded(seed):
-        model = PaliGemmaForConditionalGeneration(config)
-    set_generation_ids(model, tok)
+    model = init_generative(PaliGemmaForConditionalGeneration, config, tok, seed)
     save_checkpoint(model, processor, out, "paligemma", lm=lm)
 
 
-@TINY.register("paligemma")
-def _tiny_paligemma(out: Path, seed: int) -> None:
-    build_tiny_paligemma(out, seed, lm="gemma")
-
-
-@TINY.register("paligemma2")
-def _tiny_paligemma2(out: Path, seed: int) -> None:
-    """PaliGemma 2: the same wrapper around a Gemma 2 LM (adapter family ``paligemma``)."""
-    build_tiny_paligemma(out, seed, lm="gemma2")
+register_variants(build_tiny_paligemma, "lm", {"paligemma": "gemma", "paligemma2": "gemma2"})
+"""``paligemma2``: the same wrapper around a Gemma 2 LM (adapter family ``paligemma``)."""

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmscope.errors import ConfigError
 from vlmscope.models.lm_adapter import ImageTextAdapter
-from vlmscope.models.registry import ADAPTERS, TINY
-from vlmscope.models.tiny_parts import save_checkpoint, seeded, set_generation_ids
+from vlmscope.models.registry import ADAPTERS
+from vlmscope.models.tiny_parts import TIED_LM_INIT, decoder_dims, init_generative, register_variants, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -182,9 +182,6 @@ TINY_QWEN: dict[str, TinyQwenSpec] = {
 
 _MERGE = 2
 _HIDDEN, _HEADS, _KV_HEADS, _LAYERS, _FFN = 32, 4, 2, 2, 64
-_TEXT_INIT = 0.2
-"""LM init std: with transformers' default 0.02 a 32-wide tied LM greedily repeats its last input
-token whatever the prompt, so batched-vs-single generation tests could not fail."""
 
 
 def _text_config(vocab_size: int, tok: Any, spec: TinyQwenSpec) -> dict[str, Any]:
@@ -192,19 +189,14 @@ def _text_config(vocab_size: int, tok: Any, spec: TinyQwenSpec) -> dict[str, Any
     head_dim = _HIDDEN // _HEADS
     rope: dict[str, Any] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}
     cfg: dict[str, Any] = dict(
-        vocab_size=vocab_size,
-        hidden_size=_HIDDEN,
-        intermediate_size=_FFN,
-        num_hidden_layers=_LAYERS,
-        num_attention_heads=_HEADS,
-        num_key_value_heads=_KV_HEADS,
-        max_position_embeddings=2048,
+        **decoder_dims(vocab_size, hidden=_HIDDEN, layers=_LAYERS, heads=_HEADS, kv_heads=_KV_HEADS,
+                       intermediate=_FFN),  # fmt: skip
         rope_parameters=rope,
         bos_token_id=None,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=spec.tie_word_embeddings,
-        initializer_range=_TEXT_INIT,
+        initializer_range=TIED_LM_INIT,
     )
     if spec.family == "qwen3-vl":
         cfg["head_dim"] = head_dim
@@ -263,9 +255,7 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=spec.tie_word_embeddings,
     )
-    with seeded(seed):
-        model = model_cls(config)
-    set_generation_ids(model, tok)  # bos None: the tokenizer has none
+    model = init_generative(model_cls, config, tok, seed)  # bos None: the tokenizer has none
 
     unit = spec.patch_size * _MERGE
     size = {"shortest_edge": (2 * unit) ** 2, "longest_edge": (3 * unit) ** 2}
@@ -279,13 +269,4 @@ def build_tiny_qwen_vl(out: Path, seed: int, *, family: str) -> None:
     save_checkpoint(model, processor, out, family)
 
 
-def _register(family: str) -> None:
-    @TINY.register(family)
-    def _build(out: Path, seed: int) -> None:
-        build_tiny_qwen_vl(out, seed, family=family)
-
-    _build.__doc__ = f"Tiny {family}: 2-layer 32-wide LM, small ViT, 4-9 image tokens."
-
-
-for _family in TINY_QWEN:
-    _register(_family)
+register_variants(build_tiny_qwen_vl, "family", {family: family for family in TINY_QWEN})
