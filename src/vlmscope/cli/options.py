@@ -22,6 +22,7 @@ Precedence: config defaults < ``--params`` < ``--set`` < explicit options.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,11 +42,14 @@ __all__ = [
     "ParamsFile",
     "Sets",
     "bind",
+    "bound_config",
     "build_config",
+    "config_options",
     "field_default",
     "field_help",
     "parse_sets",
     "read_params_file",
+    "with_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +73,32 @@ Sets = Annotated[
     ),
 ]
 """The ``--set key=value`` option every config verb takes."""
+
+
+def config_options(params: ParamsFile = None, set_: Sets = None) -> None:
+    """Template (for :func:`with_options`) of the two generic options every config verb takes."""
+
+
+def with_options(*parts: Callable[..., Any] | None) -> Callable[[F], F]:
+    """Give a command the options of template functions, in order; ``None`` stands for its own parameters.
+
+    typer reads a command's options off its signature, so verbs sharing a
+    block of options would each restate it; a template function declares
+    the block once and :func:`with_options` splices it into each verb's
+    ``__signature__``. The verb receives the template options through its
+    ``**kwargs``. All options become keyword-only (typer passes keywords).
+    """
+
+    def params_of(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+        found = inspect.signature(fn, eval_str=True).parameters.values()
+        return [p.replace(kind=p.KEYWORD_ONLY) for p in found if p.kind is not p.VAR_KEYWORD]
+
+    def deco(fn: F) -> F:
+        spliced = [p for part in parts for p in params_of(fn if part is None else part)]
+        fn.__signature__ = inspect.Signature(spliced)  # type: ignore[attr-defined]
+        return fn
+
+    return deco
 
 
 @dataclass(frozen=True)
@@ -284,3 +314,17 @@ def run_config(fn: Callable[..., Any], params: Path | None, sets: list[str] | No
     if unknown:
         raise TypeError(f"options not bound to {binding.config}: {sorted(unknown)}")
     return build_config(binding.config_class(), params=params, sets=sets, given=given, binding=binding)
+
+
+def bound_config(fn: Callable[..., Any], values: Mapping[str, Any], **converted: Any) -> Any:
+    """:func:`run_config` with every bound option (and ``params``/``set_``) read from ``values``.
+
+    ``values`` is the verb's arguments (its ``locals()``, merged with its
+    template ``**kwargs``); ``converted`` replaces the options the verb had to
+    convert first (comma lists, flags). Why: otherwise a verb lists each bound
+    option twice, in its signature and again in the :func:`run_config` call.
+    """
+    binding: ConfigBinding = fn.__vlmscope_config__  # type: ignore[attr-defined]
+    given = {name: values[name] for name in binding.fields if name in values}
+    given.update(converted)
+    return run_config(fn, values.get("params"), values.get("set_"), **given)
