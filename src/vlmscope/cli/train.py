@@ -30,32 +30,24 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-# -- shared options -------------------------------------------------------------
-# Defaults are None ("not given"): the trainer's config supplies the rest, and
+# -- options several commands share ------------------------------------------------
+# (an option only one block below uses is declared in that block.) Defaults are None ("not given"): the trainer's config supplies the rest, and
 # ``--help`` shows its defaults (ConfigCommand), so none is written here.
 
 _MODEL = typer.Option(..., "--model", help="Base checkpoint: local directory or hub id.")
-_DATASETS = typer.Option(..., "--dataset", help="Dataset directory (repeat for several).")
 _OUT = typer.Option(..., "--out", help="Output directory (replaced atomically when training finishes).")
 _MAX_STEPS = typer.Option(None, "--max-steps", min=1, help="Optimizer steps (overrides --epochs).")
 _EPOCHS = typer.Option(None, "--epochs", min=0.0, help="Passes over the training rows.")
 _LR = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (cosine schedule with warm-up).")
 _BATCH = typer.Option(None, "--batch-size", min=1, help="Rows per device per step.")
-_ACCUM = typer.Option(None, "--grad-accum", min=1, help="Micro-batches accumulated per step.")
 _WARMUP = typer.Option(None, "--warmup-ratio", min=0.0, help="Fraction of steps with linear warm-up.")
 _WD = typer.Option(None, "--weight-decay", min=0.0, help="AdamW weight decay (not on biases / norms).")
 _SEED = typer.Option(None, "--seed", min=0, help="Seed of data order, initialisation and dropout.")
 _CKPT = typer.Option(None, "--checkpoint-every", min=0, help="Write a resumable checkpoint every N steps.")
-_MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="Stop cleanly after this wall time.")
 _THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (tiny models: 1 is fastest).")
 _RESUME = typer.Option(None, "--resume/--no-resume", help="Continue from the last checkpoint if there is one.")
 _RUN_DIR = typer.Option(None, "--run-dir", help="Checkpoints and curves while training (unset: <out>/../.<name>.run).")
-_MP = typer.Option(None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16.")
-_SUBSAMPLE = typer.Option(None, "--subsample", help="Keep this proportion of the training rows.")
-_SUBSAMPLE_MODE = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive.")
-_SUBSAMPLE_COLUMN = typer.Option(None, "--class-column", help="Label column for subsampling.")
 _TRAIN_SPLIT = typer.Option(None, "--train-split", help="Comma-separated splits to train on.")
-_VALID_SPLIT = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step.")
 
 _LOOP = {
     name: f"loop.{name}"
@@ -89,7 +81,11 @@ def _report(out: Path, metrics: dict[str, Any]) -> None:
 # -- option blocks several trainers share (see with_options) ----------------------------
 
 
-def _inputs(model: str = _MODEL, dataset: list[Path] = _DATASETS, out: Path = _OUT) -> None:
+def _inputs(
+    model: str = _MODEL,
+    dataset: list[Path] = typer.Option(..., "--dataset", help="Dataset directory (repeat for several)."),
+    out: Path = _OUT,
+) -> None:
     """Base checkpoint, datasets and output of the trainers that read datasets."""
 
 
@@ -98,18 +94,18 @@ def _schedule(
     epochs: float | None = _EPOCHS,
     lr: float | None = _LR,
     batch_size: int | None = _BATCH,
-    grad_accum: int | None = _ACCUM,
+    grad_accum: int | None = typer.Option(None, "--grad-accum", min=1, help="Micro-batches accumulated per step."),
     warmup_ratio: float | None = _WARMUP,
 ) -> None:
     """Optimisation schedule of the LM trainers (projector, LoRA)."""
 
 
 def _rows(
-    subsample: float | None = _SUBSAMPLE,
-    subsample_mode: str | None = _SUBSAMPLE_MODE,
-    class_column: str | None = _SUBSAMPLE_COLUMN,
+    subsample: float | None = typer.Option(None, "--subsample", help="Keep this proportion of the training rows."),
+    subsample_mode: str | None = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive."),
+    class_column: str | None = typer.Option(None, "--class-column", help="Label column for subsampling."),
     train_split: str | None = _TRAIN_SPLIT,
-    valid_split: str | None = _VALID_SPLIT,
+    valid_split: str | None = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step."),
 ) -> None:
     """Which rows the LM trainers train and validate on."""
 
@@ -117,9 +113,9 @@ def _rows(
 def _run(
     seed: int | None = _SEED,
     checkpoint_every: int | None = _CKPT,
-    max_minutes: float | None = _MINUTES,
+    max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.0, help="Stop cleanly after this wall time."),
     threads: int | None = _THREADS,
-    mixed_precision: str | None = _MP,
+    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16."),
     resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
 ) -> None:
