@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from vlmscope.cli.options import ConfigCommand, ParamsFile, Sets, bind, run_config
+from vlmscope.cli.options import ConfigCommand, bind, bound_config
+from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["app"]
 
@@ -17,19 +19,31 @@ app = typer.Typer(
 )
 
 
-@app.command("logit", cls=ConfigCommand)
-@bind("vlmscope.lens.config:LogitLensConfig", "top_k", "target_column", "final_norm", "variable", "batch_size")
-def logit(
-    store: Path = typer.Argument(..., help="Activation store (vlmscope extract --out)."),
+def _inputs(
     model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
     out: Path = typer.Option(..., "--out", help="Output directory (replaced when finished)."),
-    top_k: int | None = typer.Option(None, "--top-k"),
-    target_column: str | None = typer.Option(None, "--target-column"),
-    final_norm: bool | None = typer.Option(None, "--final-norm/--no-final-norm"),
-    variable: str | None = typer.Option(None, "--variable"),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    params: ParamsFile = None,
-    set_: Sets = None,
+) -> None:
+    """The model whose head reads the store, and the output directory, of both lens verbs."""
+
+
+_LOGIT = field_options(top_k=int, target_column=str, final_norm=bool, variable=str, batch_size=int)
+"""``lens logit`` settings: options that are a ``LogitLensConfig`` field and nothing more."""
+_FFN = field_options(neurons=int, tokens=int, seed=int, label_column=str, batch_size=int)
+"""``lens ffn`` settings: options that are an ``FfnConfig`` field and nothing more."""
+
+
+def _read(fn: Any, analysis: Any, store: Path, options: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Run a lens ``analysis`` of ``store`` with the verb's config; its output directory and metrics."""
+    out = options["out"]
+    return out, analysis(store, options["model"], bound_config(fn, options), out, progress=sys.stderr.isatty())
+
+
+@app.command("logit", cls=ConfigCommand)
+@bind("vlmscope.lens.config:LogitLensConfig", *option_names(_LOGIT))
+@with_options(None, _inputs, _LOGIT, config_options)
+def logit(
+    store: Path = typer.Argument(..., help="Activation store (vlmscope extract --out)."),
+    **options: Any,
 ) -> None:
     """Logit lens of every stored layer: top-k tokens, target rank/probability, top-1 accuracy per layer.
 
@@ -37,11 +51,7 @@ def logit(
     """
     from vlmscope.lens.logit import logit_lens
 
-    config = run_config(
-        logit, params, set_,
-        top_k=top_k, target_column=target_column, final_norm=final_norm, variable=variable, batch_size=batch_size,
-    )  # fmt: skip
-    metrics = logit_lens(store, model, config, out, progress=sys.stderr.isatty())
+    out, metrics = _read(logit, logit_lens, store, options)
     typer.echo(
         f"{out}: best layer {metrics['best_layer']} (top-1 {metrics['best_layer_top1_accuracy']:.3f}), "
         f"final layer {metrics['final_layer']} (top-1 {metrics['final_layer_top1_accuracy']:.3f})"
@@ -49,18 +59,11 @@ def logit(
 
 
 @app.command("ffn", cls=ConfigCommand)
-@bind("vlmscope.lens.config:FfnConfig", "neurons", "tokens", "seed", "label_column", "batch_size")
+@bind("vlmscope.lens.config:FfnConfig", *option_names(_FFN))
+@with_options(None, _inputs, _FFN, config_options)
 def ffn(
     store: Path = typer.Argument(..., help="Activation store extracted with --mlp."),
-    model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
-    out: Path = typer.Option(..., "--out", help="Output directory (replaced when finished)."),
-    neurons: int | None = typer.Option(None, "--neurons"),
-    tokens: int | None = typer.Option(None, "--tokens"),
-    seed: int | None = typer.Option(None, "--seed"),
-    label_column: str | None = typer.Option(None, "--label-column"),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """FFN value vectors of the top neurons vs random neurons through the unembedding, per layer.
 
@@ -68,11 +71,7 @@ def ffn(
     """
     from vlmscope.lens.ffn import ffn_analysis
 
-    config = run_config(
-        ffn, params, set_,
-        neurons=neurons, tokens=tokens, seed=seed, label_column=label_column, batch_size=batch_size,
-    )  # fmt: skip
-    metrics = ffn_analysis(store, model, config, out, progress=sys.stderr.isatty())
+    out, metrics = _read(ffn, ffn_analysis, store, options)
     typer.echo(
         f"{out}: label among top-neuron tokens {metrics['gt_in_top']:.3f} vs random {metrics['gt_in_random']:.3f}; "
         f"first layer above baseline {metrics['first_layer_above_baseline']}"

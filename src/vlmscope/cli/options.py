@@ -22,7 +22,6 @@ Precedence: config defaults < ``--params`` < ``--set`` < explicit options.
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,12 +43,10 @@ __all__ = [
     "bind",
     "bound_config",
     "build_config",
-    "config_options",
     "field_default",
     "field_help",
     "parse_sets",
     "read_params_file",
-    "with_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,32 +70,6 @@ Sets = Annotated[
     ),
 ]
 """The ``--set key=value`` option every config verb takes."""
-
-
-def config_options(params: ParamsFile = None, set_: Sets = None) -> None:
-    """Template (for :func:`with_options`) of the two generic options every config verb takes."""
-
-
-def with_options(*parts: Callable[..., Any] | None) -> Callable[[F], F]:
-    """Give a command the options of template functions, in order; ``None`` stands for its own parameters.
-
-    typer reads a command's options off its signature, so verbs sharing a
-    block of options would each restate it; a template function declares
-    the block once and :func:`with_options` splices it into each verb's
-    ``__signature__``. The verb receives the template options through its
-    ``**kwargs``. All options become keyword-only (typer passes keywords).
-    """
-
-    def params_of(fn: Callable[..., Any]) -> list[inspect.Parameter]:
-        found = inspect.signature(fn, eval_str=True).parameters.values()
-        return [p.replace(kind=p.KEYWORD_ONLY) for p in found if p.kind is not p.VAR_KEYWORD]
-
-    def deco(fn: F) -> F:
-        spliced = [p for part in parts for p in params_of(fn if part is None else part)]
-        fn.__signature__ = inspect.Signature(spliced)  # type: ignore[attr-defined]
-        return fn
-
-    return deco
 
 
 @dataclass(frozen=True)

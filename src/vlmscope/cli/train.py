@@ -21,7 +21,8 @@ from typing import Any
 
 import typer
 
-from vlmscope.cli.options import ConfigCommand, bind, bound_config, config_options, with_options
+from vlmscope.cli.options import ConfigCommand, bind, bound_config
+from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["TOP_LEVEL", "app", "gradcam", "merge"]
 
