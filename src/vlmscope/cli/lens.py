@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -12,6 +13,8 @@ from vlmscope.cli.options import ConfigCommand, bind, bound_config
 from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["app"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 app = typer.Typer(
     help="Read a cached activation store through the model's output head (CPU, no model load).",
@@ -32,47 +35,50 @@ _FFN = field_options(neurons=int, tokens=int, seed=int, label_column=str, batch_
 """``lens ffn`` settings: options that are an ``FfnConfig`` field and nothing more."""
 
 
-def _read(fn: Any, analysis: Any, store: Path, options: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """Run a lens ``analysis`` of ``store`` with the verb's config; its output directory and metrics."""
+def _verb(name: str, config: str, fields: Callable[..., None]) -> Callable[[F], F]:
+    """Register ``lens NAME``: bound to ``config``, taking the shared inputs, its ``fields`` and --params/--set."""
+
+    def deco(fn: F) -> F:
+        fn = with_options(None, _inputs, fields, config_options)(fn)
+        fn = bind(f"vlmscope.lens.config:{config}", *option_names(fields))(fn)
+        app.command(name, cls=ConfigCommand)(fn)
+        return fn
+
+    return deco
+
+
+def _run(fn: Any, analysis: Any, store: Path, options: dict[str, Any], summary: str) -> None:
+    """Run a lens ``analysis`` of ``store`` with the verb's config; print ``summary`` filled from its metrics."""
     out = options["out"]
-    return out, analysis(store, options["model"], bound_config(fn, options), out, progress=sys.stderr.isatty())
+    metrics = analysis(store, options["model"], bound_config(fn, options), out, progress=sys.stderr.isatty())
+    typer.echo(summary.format_map({**metrics, "out": out}))
 
 
-@app.command("logit", cls=ConfigCommand)
-@bind("vlmscope.lens.config:LogitLensConfig", *option_names(_LOGIT))
-@with_options(None, _inputs, _LOGIT, config_options)
-def logit(
-    store: Path = typer.Argument(..., help="Activation store (vlmscope extract --out)."),
-    **options: Any,
-) -> None:
+@_verb("logit", "LogitLensConfig", _LOGIT)
+def logit(store: Path = typer.Argument(..., help="Activation store (vlmscope extract --out)."), **options: Any) -> None:
     """Logit lens of every stored layer: top-k tokens, target rank/probability, top-1 accuracy per layer.
 
     Writes topk.parquet, targets.parquet, summary.csv, metrics.json, rank_by_layer.png, config.json.
     """
     from vlmscope.lens.logit import logit_lens
 
-    out, metrics = _read(logit, logit_lens, store, options)
-    typer.echo(
-        f"{out}: best layer {metrics['best_layer']} (top-1 {metrics['best_layer_top1_accuracy']:.3f}), "
-        f"final layer {metrics['final_layer']} (top-1 {metrics['final_layer_top1_accuracy']:.3f})"
+    summary = (
+        "{out}: best layer {best_layer} (top-1 {best_layer_top1_accuracy:.3f}), "
+        "final layer {final_layer} (top-1 {final_layer_top1_accuracy:.3f})"
     )
+    _run(logit, logit_lens, store, options, summary)
 
 
-@app.command("ffn", cls=ConfigCommand)
-@bind("vlmscope.lens.config:FfnConfig", *option_names(_FFN))
-@with_options(None, _inputs, _FFN, config_options)
-def ffn(
-    store: Path = typer.Argument(..., help="Activation store extracted with --mlp."),
-    **options: Any,
-) -> None:
+@_verb("ffn", "FfnConfig", _FFN)
+def ffn(store: Path = typer.Argument(..., help="Activation store extracted with --mlp."), **options: Any) -> None:
     """FFN value vectors of the top neurons vs random neurons through the unembedding, per layer.
 
     Writes ffn.jsonl, summary.csv, metrics.json, ffn_by_layer.png, config.json.
     """
     from vlmscope.lens.ffn import ffn_analysis
 
-    out, metrics = _read(ffn, ffn_analysis, store, options)
-    typer.echo(
-        f"{out}: label among top-neuron tokens {metrics['gt_in_top']:.3f} vs random {metrics['gt_in_random']:.3f}; "
-        f"first layer above baseline {metrics['first_layer_above_baseline']}"
+    summary = (
+        "{out}: label among top-neuron tokens {gt_in_top:.3f} vs random {gt_in_random:.3f}; "
+        "first layer above baseline {first_layer_above_baseline}"
     )
+    _run(ffn, ffn_analysis, store, options, summary)

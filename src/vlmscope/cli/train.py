@@ -32,7 +32,8 @@ app = typer.Typer(
 )
 
 # -- options several commands share ------------------------------------------------
-# (an option only one block below uses is declared in that block.) Defaults are None ("not given"): the trainer's config supplies the rest, and
+# An option that only one option block below takes is declared in that block.
+# Defaults are None ("not given"): the trainer's config supplies the rest, and
 # ``--help`` shows its defaults (ConfigCommand), so none is written here.
 
 _MODEL = typer.Option(..., "--model", help="Base checkpoint: local directory or hub id.")
@@ -116,7 +117,9 @@ def _run(
     checkpoint_every: int | None = _CKPT,
     max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.0, help="Stop cleanly after this wall time."),
     threads: int | None = _THREADS,
-    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16."),
+    mixed_precision: str | None = typer.Option(
+        None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16."
+    ),
     resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
 ) -> None:
