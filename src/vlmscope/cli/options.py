@@ -17,6 +17,10 @@ field, nested ones included:
   value (``[a, b]``, ``null``, ``true``, ``1e-3``).
 
 Precedence: config defaults < ``--params`` < ``--set`` < explicit options.
+
+A verb passes its arguments to :func:`bound_config`, which picks out the
+bound ones, so no verb lists its options a second time; option blocks that
+several verbs take are declared once in :mod:`vlmscope.cli.signature`.
 """
 
 from __future__ import annotations
