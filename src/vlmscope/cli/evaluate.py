@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from vlmscope.cli.options import ParamsFile, Sets, bind, run_config
+from vlmscope.cli.options import bind, bound_config
+from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["evaluate"]
 
@@ -17,6 +18,7 @@ __all__ = ["evaluate"]
     "batch_size", "max_new_tokens", "mode", "split", "limit", "group_by", "class_column", "dtype", "device_map",
     "family", template="contrastive_template",
 )  # fmt: skip
+@with_options(None, config_options)
 def evaluate(
     model: Annotated[str, typer.Option("--model", help="Hub id or local checkpoint directory.")],
     dataset: Annotated[Path, typer.Option("--dataset", help="Dataset directory (manifest.parquet + images/).")],
@@ -34,18 +36,14 @@ def evaluate(
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32 | float16 | bfloat16 | auto.")] = None,
     device_map: Annotated[str | None, typer.Option("--device-map")] = None,
     family: Annotated[str | None, typer.Option("--family")] = None,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Score a model on a dataset split: predictions.jsonl, metrics.json, per_group.csv in --out."""
     from vlmscope.evaluation import evaluate as run
 
-    cfg = run_config(
-        evaluate, params, set_,
-        mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens, split=split, limit=limit,
-        group_by=list(group_by) if group_by else None, class_column=class_column, dtype=dtype,
-        device_map=device_map, family=family, template=template or None,
-    )  # fmt: skip
+    cfg = bound_config(
+        evaluate, locals() | options, group_by=list(group_by) if group_by else None, template=template or None
+    )
     metrics = run(model, dataset, out, cfg)
     head = ", ".join(
         f"{k} {metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"

@@ -7,12 +7,15 @@ printed and also saved as ``DATASET/import_report.json``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
-from vlmscope.cli.options import ConfigCommand, ParamsFile, Sets, bind, field_default, run_config
+from vlmscope.cli.options import ConfigCommand, bind, bound_config, field_default
+from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["app"]
 
@@ -32,13 +35,44 @@ Copy = Annotated[
 Template = Annotated[str | None, typer.Option("--prompt-template")]
 
 
+def _files(sources: Sources, images: Images, out: Out) -> None:
+    """Sources, image folder and output of the importers whose sources name image files."""
+
+
+def _placement(copy: Copy = None) -> None:
+    """How the importers whose sources name image files place them in the dataset."""
+
+
 def _mode(copy: bool | None) -> Literal["link", "copy"] | None:
     return None if copy is None else ("copy" if copy else "link")
 
 
-def _done(report: object, out: Path) -> None:
-    typer.echo(report.summary())  # type: ignore[attr-defined]
-    typer.echo(f"wrote {out}")
+def _run_import(
+    fn: Callable[..., Any],
+    importer: Callable[..., Any],
+    args: Mapping[str, Any],
+    *,
+    flips: Mapping[str, Any] | None = None,
+    **converted: Any,
+) -> None:
+    """The body every import verb shares: its config from ``args``, the import, the report printed.
+
+    ``args`` are the verb's arguments; ``--copy/--link`` and an empty
+    ``--prompt-template`` are converted here, ``converted`` covers the rest.
+    ``flips`` sets config fields that have no option of their own (``vrd``'s
+    ``--keep-*`` flags turn them off).
+    """
+    if "copy" in args:
+        converted.setdefault("copy", _mode(args["copy"]))
+    if "prompt_template" in args:
+        converted.setdefault("prompt_template", args["prompt_template"] or None)
+    cfg = bound_config(fn, args, **converted)
+    if flips:
+        cfg = cfg.model_copy(update=flips)
+    images = (args["images"],) if "images" in args else ()
+    report = importer(args["sources"], *images, args["out"], cfg)
+    typer.echo(report.summary())
+    typer.echo(f"wrote {args['out']}")
 
 
 @app.command("vrd", cls=ConfigCommand)
@@ -46,10 +80,8 @@ def _done(report: object, out: Path) -> None:
     "vlmscope.data.importers.vrd:VrdImportConfig",
     "balance", "max_per_class", "seed", "split", "prompt_template", relation="relations", copy="image_mode",
 )  # fmt: skip
+@with_options(_files, None, _placement, config_options)
 def vrd(
-    sources: Sources,
-    images: Images,
-    out: Out,
     relation: Annotated[list[str] | None, typer.Option("--relation", help="Relation to keep (repeat).")] = None,
     with_depth: Annotated[bool, typer.Option("--with-depth", help="Also keep 'in front of' and 'behind'.")] = False,
     keep_same_family: Annotated[
@@ -65,9 +97,7 @@ def vrd(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of --balance.")] = None,
     split: Split = None,
     prompt_template: Template = None,
-    copy: Copy = None,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """VRD scene graphs (sg_*_annotations.json) -> spatial relation rows + relationships.csv."""
     from vlmscope.data.importers.vrd import DEPTH_RELATIONS, VrdImportConfig, import_vrd
@@ -76,16 +106,10 @@ def vrd(
     if with_depth:
         base = relations or list(field_default(VrdImportConfig, "relations"))
         relations = base + [r for r in DEPTH_RELATIONS if r not in base]
-    cfg = run_config(
-        vrd, params, set_,
-        relation=relations, balance=balance, max_per_class=max_per_class, seed=seed, split=split,
-        prompt_template=prompt_template or None, copy=_mode(copy),
-    )  # fmt: skip
     flips = {"drop_same_family": False} if keep_same_family else {}
     if keep_duplicates:
         flips["deduplicate"] = False
-    cfg = cfg.model_copy(update=flips) if flips else cfg
-    _done(import_vrd(sources, images, out, cfg), out)
+    _run_import(vrd, import_vrd, locals() | options, flips=flips, relation=relations)
 
 
 @app.command("llava", cls=ConfigCommand)
@@ -93,10 +117,8 @@ def vrd(
     "vlmscope.data.importers.llava:LlavaImportConfig",
     "num_options", "seed", "split", "box_in_prompt", copy="image_mode",
 )  # fmt: skip
+@with_options(_files, None, _placement, config_options)
 def llava(
-    sources: Sources,
-    images: Images,
-    out: Out,
     num_options: Annotated[
         int | None, typer.Option("--num-options", help="Options per MCQA row (correct + distractors); 0 = open answers.")
     ] = None,
@@ -109,18 +131,12 @@ def llava(
     box_in_prompt: Annotated[
         bool | None, typer.Option("--box-in-prompt/--no-box-in-prompt", help="Move the answer's [box] into the prompt.")
     ] = None,
-    copy: Copy = None,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """LLaVA conversation JSON (VG train_seen.json, LLaVA-Med) -> MCQA rows with seen/unseen classes."""
     from vlmscope.data.importers.llava import import_llava
 
-    cfg = run_config(
-        llava, params, set_, num_options=num_options, seed=seed, split=split, box_in_prompt=box_in_prompt,
-        copy=_mode(copy),
-    )  # fmt: skip
-    _done(import_llava(sources, images, out, cfg, seen_classes=seen_classes), out)
+    _run_import(llava, partial(import_llava, seen_classes=seen_classes), locals() | options)
 
 
 @app.command("pixmo-count", cls=ConfigCommand)
@@ -128,45 +144,30 @@ def llava(
     "vlmscope.data.importers.pixmo_count:PixmoCountImportConfig",
     "split", "prompt_template", "verify_sha256", copy="image_mode",
 )  # fmt: skip
+@with_options(_files, None, _placement, config_options)
 def pixmo_count(
-    sources: Sources,
-    images: Images,
-    out: Out,
     split: Split = None,
     prompt_template: Template = None,
     verify_sha256: Annotated[
         bool | None,
         typer.Option("--verify-sha256/--no-verify-sha256", help="Drop images whose bytes do not match image_sha256."),
     ] = None,
-    copy: Copy = None,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Balanced Pixmo-Count (train/valid/test folders of samples.json) -> counting rows."""
     from vlmscope.data.importers.pixmo_count import import_pixmo_count
 
-    cfg = run_config(
-        pixmo_count, params, set_,
-        split=split, prompt_template=prompt_template or None, verify_sha256=verify_sha256, copy=_mode(copy),
-    )  # fmt: skip
-    _done(import_pixmo_count(sources, images, out, cfg), out)
+    _run_import(pixmo_count, import_pixmo_count, locals() | options)
 
 
 @app.command("countbench", cls=ConfigCommand)
 @bind("vlmscope.data.importers.countbench:CountBenchImportConfig", "split", "prompt_template")
-def countbench(
-    sources: Sources,
-    out: Out,
-    split: Split = None,
-    prompt_template: Template = None,
-    params: ParamsFile = None,
-    set_: Sets = None,
-) -> None:
+@with_options(None, config_options)
+def countbench(sources: Sources, out: Out, split: Split = None, prompt_template: Template = None, **options: Any) -> None:
     """CountBenchQA parquet (image bytes, text, question, number) -> counting rows, images written out."""
     from vlmscope.data.importers.countbench import import_countbench
 
-    cfg = run_config(countbench, params, set_, split=split, prompt_template=prompt_template or None)
-    _done(import_countbench(sources, out, cfg), out)
+    _run_import(countbench, import_countbench, locals() | options)
 
 
 @app.command("counting-qa", cls=ConfigCommand)
@@ -174,25 +175,17 @@ def countbench(
     "vlmscope.data.importers.counting_qa:CountingQaImportConfig",
     "split", "prompt_prefix", question_kind="question_kinds", copy="image_mode",
 )  # fmt: skip
+@with_options(_files, None, _placement, config_options)
 def counting_qa(
-    sources: Sources,
-    images: Images,
-    out: Out,
     split: Annotated[str | None, typer.Option("--split", help="Split of images not listed in a *_ids.json file.")] = None,
     question_kind: Annotated[
         list[str] | None, typer.Option("--question-kind", help="Question kind to keep (repeat); unset: all.")
     ] = None,
     prompt_prefix: Annotated[str | None, typer.Option("--prompt-prefix", help="Text put before every question.")] = None,
-    copy: Copy = None,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """The counting study's questions.json + answers.json folders -> counting rows."""
     from vlmscope.data.importers.counting_qa import import_counting_qa
 
-    cfg = run_config(
-        counting_qa, params, set_,
-        split=split, question_kind=list(question_kind) if question_kind else None, prompt_prefix=prompt_prefix,
-        copy=_mode(copy),
-    )  # fmt: skip
-    _done(import_counting_qa(sources, images, out, cfg), out)
+    kinds = list(question_kind) if question_kind else None
+    _run_import(counting_qa, import_counting_qa, locals() | options, question_kind=kinds)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 
-from vlmscope.cli.options import ConfigCommand, ParamsFile, Sets, bind, run_config
+from vlmscope.cli.options import ConfigCommand, bind, bound_config
+from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["app"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 app = typer.Typer(
     help="Read a cached activation store through the model's output head (CPU, no model load).",
@@ -17,63 +22,63 @@ app = typer.Typer(
 )
 
 
-@app.command("logit", cls=ConfigCommand)
-@bind("vlmscope.lens.config:LogitLensConfig", "top_k", "target_column", "final_norm", "variable", "batch_size")
-def logit(
-    store: Path = typer.Argument(..., help="Activation store (vlmscope extract --out)."),
+def _inputs(
     model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
     out: Path = typer.Option(..., "--out", help="Output directory (replaced when finished)."),
-    top_k: int | None = typer.Option(None, "--top-k"),
-    target_column: str | None = typer.Option(None, "--target-column"),
-    final_norm: bool | None = typer.Option(None, "--final-norm/--no-final-norm"),
-    variable: str | None = typer.Option(None, "--variable"),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    params: ParamsFile = None,
-    set_: Sets = None,
 ) -> None:
+    """The model whose head reads the store, and the output directory, of both lens verbs."""
+
+
+_LOGIT = field_options(top_k=int, target_column=str, final_norm=bool, variable=str, batch_size=int)
+"""``lens logit`` settings: options that are a ``LogitLensConfig`` field and nothing more."""
+_FFN = field_options(neurons=int, tokens=int, seed=int, label_column=str, batch_size=int)
+"""``lens ffn`` settings: options that are an ``FfnConfig`` field and nothing more."""
+
+
+def _verb(name: str, config: str, fields: Callable[..., None]) -> Callable[[F], F]:
+    """Register ``lens NAME``: bound to ``config``, taking the shared inputs, its ``fields`` and --params/--set."""
+
+    def deco(fn: F) -> F:
+        fn = with_options(None, _inputs, fields, config_options)(fn)
+        fn = bind(f"vlmscope.lens.config:{config}", *option_names(fields))(fn)
+        app.command(name, cls=ConfigCommand)(fn)
+        return fn
+
+    return deco
+
+
+def _run(fn: Any, analysis: Any, store: Path, options: dict[str, Any], summary: str) -> None:
+    """Run a lens ``analysis`` of ``store`` with the verb's config; print ``summary`` filled from its metrics."""
+    out = options["out"]
+    metrics = analysis(store, options["model"], bound_config(fn, options), out, progress=sys.stderr.isatty())
+    typer.echo(summary.format_map({**metrics, "out": out}))
+
+
+@_verb("logit", "LogitLensConfig", _LOGIT)
+def logit(store: Path = typer.Argument(..., help="Activation store (vlmscope extract --out)."), **options: Any) -> None:
     """Logit lens of every stored layer: top-k tokens, target rank/probability, top-1 accuracy per layer.
 
     Writes topk.parquet, targets.parquet, summary.csv, metrics.json, rank_by_layer.png, config.json.
     """
     from vlmscope.lens.logit import logit_lens
 
-    config = run_config(
-        logit, params, set_,
-        top_k=top_k, target_column=target_column, final_norm=final_norm, variable=variable, batch_size=batch_size,
-    )  # fmt: skip
-    metrics = logit_lens(store, model, config, out, progress=sys.stderr.isatty())
-    typer.echo(
-        f"{out}: best layer {metrics['best_layer']} (top-1 {metrics['best_layer_top1_accuracy']:.3f}), "
-        f"final layer {metrics['final_layer']} (top-1 {metrics['final_layer_top1_accuracy']:.3f})"
+    summary = (
+        "{out}: best layer {best_layer} (top-1 {best_layer_top1_accuracy:.3f}), "
+        "final layer {final_layer} (top-1 {final_layer_top1_accuracy:.3f})"
     )
+    _run(logit, logit_lens, store, options, summary)
 
 
-@app.command("ffn", cls=ConfigCommand)
-@bind("vlmscope.lens.config:FfnConfig", "neurons", "tokens", "seed", "label_column", "batch_size")
-def ffn(
-    store: Path = typer.Argument(..., help="Activation store extracted with --mlp."),
-    model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
-    out: Path = typer.Option(..., "--out", help="Output directory (replaced when finished)."),
-    neurons: int | None = typer.Option(None, "--neurons"),
-    tokens: int | None = typer.Option(None, "--tokens"),
-    seed: int | None = typer.Option(None, "--seed"),
-    label_column: str | None = typer.Option(None, "--label-column"),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    params: ParamsFile = None,
-    set_: Sets = None,
-) -> None:
+@_verb("ffn", "FfnConfig", _FFN)
+def ffn(store: Path = typer.Argument(..., help="Activation store extracted with --mlp."), **options: Any) -> None:
     """FFN value vectors of the top neurons vs random neurons through the unembedding, per layer.
 
     Writes ffn.jsonl, summary.csv, metrics.json, ffn_by_layer.png, config.json.
     """
     from vlmscope.lens.ffn import ffn_analysis
 
-    config = run_config(
-        ffn, params, set_,
-        neurons=neurons, tokens=tokens, seed=seed, label_column=label_column, batch_size=batch_size,
-    )  # fmt: skip
-    metrics = ffn_analysis(store, model, config, out, progress=sys.stderr.isatty())
-    typer.echo(
-        f"{out}: label among top-neuron tokens {metrics['gt_in_top']:.3f} vs random {metrics['gt_in_random']:.3f}; "
-        f"first layer above baseline {metrics['first_layer_above_baseline']}"
+    summary = (
+        "{out}: label among top-neuron tokens {gt_in_top:.3f} vs random {gt_in_random:.3f}; "
+        "first layer above baseline {first_layer_above_baseline}"
     )
+    _run(ffn, ffn_analysis, store, options, summary)

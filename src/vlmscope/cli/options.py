@@ -17,6 +17,10 @@ field, nested ones included:
   value (``[a, b]``, ``null``, ``true``, ``1e-3``).
 
 Precedence: config defaults < ``--params`` < ``--set`` < explicit options.
+
+A verb passes its arguments to :func:`bound_config`, which picks out the
+bound ones, so no verb lists its options a second time; option blocks that
+several verbs take are declared once in :mod:`vlmscope.cli.signature`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "ParamsFile",
     "Sets",
     "bind",
+    "bound_config",
     "build_config",
     "field_default",
     "field_help",
@@ -284,3 +289,17 @@ def run_config(fn: Callable[..., Any], params: Path | None, sets: list[str] | No
     if unknown:
         raise TypeError(f"options not bound to {binding.config}: {sorted(unknown)}")
     return build_config(binding.config_class(), params=params, sets=sets, given=given, binding=binding)
+
+
+def bound_config(fn: Callable[..., Any], values: Mapping[str, Any], **converted: Any) -> Any:
+    """:func:`run_config` with every bound option (and ``params``/``set_``) read from ``values``.
+
+    ``values`` is the verb's arguments (its ``locals()``, merged with its
+    template ``**kwargs``); ``converted`` replaces the options the verb had to
+    convert first (comma lists, flags). Why: otherwise a verb lists each bound
+    option twice, in its signature and again in the :func:`run_config` call.
+    """
+    binding: ConfigBinding = fn.__vlmscope_config__  # type: ignore[attr-defined]
+    given = {name: values[name] for name in binding.fields if name in values}
+    given.update(converted)
+    return run_config(fn, values.get("params"), values.get("set_"), **given)

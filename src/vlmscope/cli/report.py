@@ -3,45 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from vlmscope.cli.options import ParamsFile, Sets, bind, run_config
+from vlmscope.cli.options import bind, bound_config
+from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["report"]
 
-_FIELDS = (
-    "title", "attention_examples", "attention_layers", "attention_stat", "ffn_examples", "ffn_layers",
-    "max_table_rows", "dpi",
-)  # fmt: skip
+_FIELDS = field_options(
+    title=str, attention_examples=int, attention_layers=int, attention_stat=str, ffn_examples=int, ffn_layers=int,
+    max_table_rows=int, dpi=int,
+)
+"""The page settings: options that are a ``ReportConfig`` field and nothing more."""
 
 
-@bind("vlmscope.report.config:ReportConfig", *_FIELDS)
+@bind("vlmscope.report.config:ReportConfig", *option_names(_FIELDS))
+@with_options(None, _FIELDS, config_options)
 def report(
     artifacts: Path = typer.Option(..., "--artifacts", help="Artifacts root to report on (dvc.yaml: artifacts)."),
     out: Path = typer.Option(
         ..., "--out", help="Output directory (replaced as a whole): index.html, PNGs, report.json."
     ),
-    title: str | None = typer.Option(None, "--title"),
-    attention_examples: int | None = typer.Option(None, "--attention-examples"),
-    attention_layers: int | None = typer.Option(None, "--attention-layers"),
-    attention_stat: str | None = typer.Option(None, "--attention-stat"),
-    ffn_examples: int | None = typer.Option(None, "--ffn-examples"),
-    ffn_layers: int | None = typer.Option(None, "--ffn-layers"),
-    max_table_rows: int | None = typer.Option(None, "--max-table-rows"),
-    dpi: int | None = typer.Option(None, "--dpi"),
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Write one self-contained HTML report (plus its PNGs and report.json) of what exists under --artifacts."""
     from vlmscope.report.build import build_report
     from vlmscope.report.where import report_location
 
-    cfg = run_config(
-        report, params, set_,
-        title=title, attention_examples=attention_examples, attention_layers=attention_layers,
-        attention_stat=attention_stat, ffn_examples=ffn_examples, ffn_layers=ffn_layers,
-        max_table_rows=max_table_rows, dpi=dpi,
-    )  # fmt: skip
+    cfg = bound_config(report, options)
     build_report(artifacts, out, cfg)
     typer.echo(report_location(out))

@@ -21,7 +21,8 @@ from typing import Any
 
 import typer
 
-from vlmscope.cli.options import ConfigCommand, ParamsFile, Sets, bind, run_config
+from vlmscope.cli.options import ConfigCommand, bind, bound_config
+from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["TOP_LEVEL", "app", "gradcam", "merge"]
 
@@ -30,32 +31,25 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-# -- shared options -------------------------------------------------------------
+# -- options several commands share ------------------------------------------------
+# An option that only one option block below takes is declared in that block.
 # Defaults are None ("not given"): the trainer's config supplies the rest, and
 # ``--help`` shows its defaults (ConfigCommand), so none is written here.
 
 _MODEL = typer.Option(..., "--model", help="Base checkpoint: local directory or hub id.")
-_DATASETS = typer.Option(..., "--dataset", help="Dataset directory (repeat for several).")
 _OUT = typer.Option(..., "--out", help="Output directory (replaced atomically when training finishes).")
 _MAX_STEPS = typer.Option(None, "--max-steps", min=1, help="Optimizer steps (overrides --epochs).")
 _EPOCHS = typer.Option(None, "--epochs", min=0.0, help="Passes over the training rows.")
 _LR = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (cosine schedule with warm-up).")
 _BATCH = typer.Option(None, "--batch-size", min=1, help="Rows per device per step.")
-_ACCUM = typer.Option(None, "--grad-accum", min=1, help="Micro-batches accumulated per step.")
 _WARMUP = typer.Option(None, "--warmup-ratio", min=0.0, help="Fraction of steps with linear warm-up.")
 _WD = typer.Option(None, "--weight-decay", min=0.0, help="AdamW weight decay (not on biases / norms).")
 _SEED = typer.Option(None, "--seed", min=0, help="Seed of data order, initialisation and dropout.")
 _CKPT = typer.Option(None, "--checkpoint-every", min=0, help="Write a resumable checkpoint every N steps.")
-_MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="Stop cleanly after this wall time.")
 _THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (tiny models: 1 is fastest).")
 _RESUME = typer.Option(None, "--resume/--no-resume", help="Continue from the last checkpoint if there is one.")
 _RUN_DIR = typer.Option(None, "--run-dir", help="Checkpoints and curves while training (unset: <out>/../.<name>.run).")
-_MP = typer.Option(None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16.")
-_SUBSAMPLE = typer.Option(None, "--subsample", help="Keep this proportion of the training rows.")
-_SUBSAMPLE_MODE = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive.")
-_SUBSAMPLE_COLUMN = typer.Option(None, "--class-column", help="Label column for subsampling.")
 _TRAIN_SPLIT = typer.Option(None, "--train-split", help="Comma-separated splits to train on.")
-_VALID_SPLIT = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step.")
 
 _LOOP = {
     name: f"loop.{name}"
@@ -86,48 +80,72 @@ def _report(out: Path, metrics: dict[str, Any]) -> None:
     typer.echo(f"wrote {out}")
 
 
+# -- option blocks several trainers share (see with_options) ----------------------------
+
+
+def _inputs(
+    model: str = _MODEL,
+    dataset: list[Path] = typer.Option(..., "--dataset", help="Dataset directory (repeat for several)."),
+    out: Path = _OUT,
+) -> None:
+    """Base checkpoint, datasets and output of the trainers that read datasets."""
+
+
+def _schedule(
+    max_steps: int | None = _MAX_STEPS,
+    epochs: float | None = _EPOCHS,
+    lr: float | None = _LR,
+    batch_size: int | None = _BATCH,
+    grad_accum: int | None = typer.Option(None, "--grad-accum", min=1, help="Micro-batches accumulated per step."),
+    warmup_ratio: float | None = _WARMUP,
+) -> None:
+    """Optimisation schedule of the LM trainers (projector, LoRA)."""
+
+
+def _rows(
+    subsample: float | None = typer.Option(None, "--subsample", help="Keep this proportion of the training rows."),
+    subsample_mode: str | None = typer.Option(None, "--subsample-mode", help="class-preserving or class-exclusive."),
+    class_column: str | None = typer.Option(None, "--class-column", help="Label column for subsampling."),
+    train_split: str | None = _TRAIN_SPLIT,
+    valid_split: str | None = typer.Option(None, "--valid-split", help="Splits whose answer loss picks the best step."),
+) -> None:
+    """Which rows the LM trainers train and validate on."""
+
+
+def _run(
+    seed: int | None = _SEED,
+    checkpoint_every: int | None = _CKPT,
+    max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.0, help="Stop cleanly after this wall time."),
+    threads: int | None = _THREADS,
+    mixed_precision: str | None = typer.Option(
+        None, "--mixed-precision", help="auto (bf16 on GPU, fp32 on CPU), no, bf16 or fp16."
+    ),
+    resume: bool | None = _RESUME,
+    run_dir: Path | None = _RUN_DIR,
+) -> None:
+    """Seed, checkpoints, time and device settings of a loop trainer's run."""
+
+
+def _lm_trainer(fn: Any, train: Any, values: dict[str, Any], **converted: Any) -> None:
+    """Config, training and report of a projector/LoRA run (their bodies are otherwise the same)."""
+    cfg = bound_config(
+        fn, values, train_split=_splits(values["train_split"]), valid_split=_splits(values["valid_split"]), **converted
+    )
+    out = values["out"]
+    _report(out, train(values["model"], values["dataset"], out, cfg, run_dir=values["run_dir"]))
+
+
 # -- train projector ----------------------------------------------------------------
 
 
 @app.command("projector", cls=ConfigCommand)
 @bind("vlmscope.training.trainers.projector:ProjectorTrainConfig", "train_split", "valid_split", **_LOOP, **_SUBSAMPLING)
-def projector(
-    model: str = _MODEL,
-    dataset: list[Path] = _DATASETS,
-    out: Path = _OUT,
-    max_steps: int | None = _MAX_STEPS,
-    epochs: float | None = _EPOCHS,
-    lr: float | None = _LR,
-    batch_size: int | None = _BATCH,
-    grad_accum: int | None = _ACCUM,
-    warmup_ratio: float | None = _WARMUP,
-    subsample: float | None = _SUBSAMPLE,
-    subsample_mode: str | None = _SUBSAMPLE_MODE,
-    class_column: str | None = _SUBSAMPLE_COLUMN,
-    train_split: str | None = _TRAIN_SPLIT,
-    valid_split: str | None = _VALID_SPLIT,
-    seed: int | None = _SEED,
-    checkpoint_every: int | None = _CKPT,
-    max_minutes: float | None = _MINUTES,
-    threads: int | None = _THREADS,
-    mixed_precision: str | None = _MP,
-    resume: bool | None = _RESUME,
-    run_dir: Path | None = _RUN_DIR,
-    params: ParamsFile = None,
-    set_: Sets = None,
-) -> None:
+@with_options(_inputs, _schedule, _rows, _run, config_options)
+def projector(**options: Any) -> None:
     """Train only the projector (vision tower and LM frozen) on the answer-span loss."""
     from vlmscope.training.trainers.projector import train_projector
 
-    cfg = run_config(
-        projector, params, set_,
-        max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-        warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
-        threads=threads, mixed_precision=mixed_precision, resume=resume, subsample=subsample,
-        subsample_mode=subsample_mode, class_column=class_column, train_split=_splits(train_split),
-        valid_split=_splits(valid_split),
-    )  # fmt: skip
-    _report(out, train_projector(model, dataset, out, cfg, run_dir=run_dir))
+    _lm_trainer(projector, train_projector, options)
 
 
 # -- train lora ---------------------------------------------------------------------
@@ -139,16 +157,8 @@ def projector(
     "r", "alpha", "dropout", "target_modules", "train_split", "valid_split",
     train_projector_="train_projector", **_LOOP, **_SUBSAMPLING,
 )  # fmt: skip
+@with_options(_inputs, _schedule, None, _rows, _run, config_options)
 def lora(
-    model: str = _MODEL,
-    dataset: list[Path] = _DATASETS,
-    out: Path = _OUT,
-    max_steps: int | None = _MAX_STEPS,
-    epochs: float | None = _EPOCHS,
-    lr: float | None = _LR,
-    batch_size: int | None = _BATCH,
-    grad_accum: int | None = _ACCUM,
-    warmup_ratio: float | None = _WARMUP,
     r: int | None = typer.Option(None, "--r", min=1, help="LoRA rank."),
     alpha: float | None = typer.Option(None, "--alpha", min=0.0, help="LoRA alpha."),
     dropout: float | None = typer.Option(None, "--dropout", min=0.0, help="LoRA dropout."),
@@ -156,34 +166,12 @@ def lora(
     train_projector_: bool | None = typer.Option(
         None, "--train-projector/--no-train-projector", help="Also train the projector fully."
     ),
-    subsample: float | None = _SUBSAMPLE,
-    subsample_mode: str | None = _SUBSAMPLE_MODE,
-    class_column: str | None = _SUBSAMPLE_COLUMN,
-    train_split: str | None = _TRAIN_SPLIT,
-    valid_split: str | None = _VALID_SPLIT,
-    seed: int | None = _SEED,
-    checkpoint_every: int | None = _CKPT,
-    max_minutes: float | None = _MINUTES,
-    threads: int | None = _THREADS,
-    mixed_precision: str | None = _MP,
-    resume: bool | None = _RESUME,
-    run_dir: Path | None = _RUN_DIR,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """LoRA fine-tuning of the LM; writes the merged checkpoint and the adapter (out/adapter)."""
     from vlmscope.training.trainers.lora import train_lora
 
-    cfg = run_config(
-        lora, params, set_,
-        max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-        warmup_ratio=warmup_ratio, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
-        threads=threads, mixed_precision=mixed_precision, resume=resume, subsample=subsample,
-        subsample_mode=subsample_mode, class_column=class_column, train_projector_=train_projector_, r=r,
-        alpha=alpha, dropout=dropout, target_modules=_splits(target_modules), train_split=_splits(train_split),
-        valid_split=_splits(valid_split),
-    )  # fmt: skip
-    _report(out, train_lora(model, dataset, out, cfg, run_dir=run_dir))
+    _lm_trainer(lora, train_lora, locals() | options, target_modules=_splits(target_modules))
 
 
 # -- train output-layer ----------------------------------------------------------------
@@ -195,6 +183,7 @@ def lora(
     "epochs", "max_steps", "lr", "weight_decay", "batch_size", "kl_lambda", "rows", "train_split", "valid_split",
     "test_split", "eval_split", "layer", "seed", "save_model",
 )  # fmt: skip
+@with_options(None, config_options)
 def output_layer(
     store: Path = typer.Option(..., "--store", help="Activation store with the last layer's last-token states."),
     model: str = _MODEL,
@@ -217,19 +206,14 @@ def output_layer(
     save_model: bool | None = typer.Option(
         None, "--save-model/--no-save-model", help="Also write out/model: the full checkpoint."
     ),
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Fine-tune the unembedding on cached last-layer states (no model forward pass)."""
     from vlmscope.training.trainers.output_layer import train_output_layer
 
-    cfg = run_config(
-        output_layer, params, set_,
-        epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-        kl_lambda=kl_lambda, rows=rows, train_split=_splits(train_split), valid_split=_splits(valid_split),
-        test_split=_splits(test_split), eval_split=_splits(eval_split), layer=layer, seed=seed,
-        save_model=save_model,
-    )  # fmt: skip
+    args = locals() | options
+    splits = {name: _splits(args[name]) for name in ("train_split", "valid_split", "test_split", "eval_split")}
+    cfg = bound_config(output_layer, args, **splits)
     _report(out, train_output_layer(store, model, out, cfg, eval_stores=eval_store, dataset=dataset))
 
 
@@ -241,10 +225,8 @@ def output_layer(
     "vlmscope.training.trainers.clip:ClipTrainConfig",
     "metric", "classes", "class_column", prompts="prompt", seed="loop.seed", **_LOOP,
 )  # fmt: skip
+@with_options(_inputs, None, _run, config_options)
 def clip(
-    model: str = _MODEL,
-    dataset: list[Path] = _DATASETS,
-    out: Path = _OUT,
     metric: str | None = typer.Option(None, "--metric", help="accuracy, or mae for ordinal grades."),
     prompts: str | None = typer.Option(None, "--prompts", help='Prototype text with {} for the class ("a photo of {}").'),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names in order."),
@@ -255,27 +237,14 @@ def clip(
     batch_size: int | None = _BATCH,
     warmup_ratio: float | None = _WARMUP,
     eval_every: int | None = typer.Option(None, "--eval-every", min=0, help="Validate every N steps."),
-    seed: int | None = _SEED,
-    checkpoint_every: int | None = _CKPT,
-    max_minutes: float | None = _MINUTES,
-    threads: int | None = _THREADS,
-    mixed_precision: str | None = _MP,
-    resume: bool | None = _RESUME,
-    run_dir: Path | None = _RUN_DIR,
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Fine-tune CLIP/SigLIP's image tower as a classifier over fixed text prototypes."""
     from vlmscope.training.trainers.clip import train_clip
 
-    cfg = run_config(
-        clip, params, set_,
-        max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, warmup_ratio=warmup_ratio, seed=seed,
-        checkpoint_every=checkpoint_every, eval_every=eval_every, max_minutes=max_minutes, threads=threads,
-        mixed_precision=mixed_precision, resume=resume, metric=metric, prompts=prompts, classes=_splits(classes),
-        class_column=class_column,
-    )  # fmt: skip
-    _report(out, train_clip(model, dataset, out, cfg, run_dir=run_dir))
+    cfg = bound_config(clip, locals() | options, classes=_splits(classes))
+    out = options["out"]
+    _report(out, train_clip(options["model"], options["dataset"], out, cfg, run_dir=options["run_dir"]))
 
 
 # -- train default ----------------------------------------------------------------------
@@ -286,10 +255,8 @@ def clip(
     "vlmscope.training.trainers.default_model:DefaultTrainConfig",
     "valid_rows", minutes="loop.max_minutes", seed="loop.seed", pretrain_steps="vision_pretrain.steps", **_LOOP,
 )  # fmt: skip
+@with_options(_inputs, None, config_options)
 def default(
-    model: str = _MODEL,
-    dataset: list[Path] = _DATASETS,
-    out: Path = _OUT,
     max_steps: int | None = _MAX_STEPS,
     minutes: float | None = typer.Option(None, "--minutes", min=0.0, help="Stop cleanly after this wall time."),
     lr: float | None = _LR,
@@ -306,8 +273,7 @@ def default(
     resume: bool | None = _RESUME,
     run_dir: Path | None = _RUN_DIR,
     logs: Path | None = typer.Option(None, "--logs", help="Also copy metrics and curves here (for DVC)."),
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Train every weight of the tiny composite on the synthetic train splits; report test accuracy.
 
@@ -317,13 +283,12 @@ def default(
     from vlmscope.training.trainers.default_model import train_default
 
     skip_pretrain = pretrain_steps == 0
-    cfg = run_config(
-        default, params, [*(set_ or []), *(["vision_pretrain=null"] if skip_pretrain else [])],
-        max_steps=max_steps, minutes=minutes, lr=lr, batch_size=batch_size, seed=seed,
-        checkpoint_every=checkpoint_every, eval_every=eval_every, threads=threads, resume=resume,
-        valid_rows=valid_rows, pretrain_steps=None if skip_pretrain else pretrain_steps,
-    )  # fmt: skip
-    _report(out, train_default(model, dataset, out, cfg, logs=logs, run_dir=run_dir))
+    sets = [*(options["set_"] or []), *(["vision_pretrain=null"] if skip_pretrain else [])]
+    cfg = bound_config(
+        default, locals() | options | {"set_": sets}, pretrain_steps=None if skip_pretrain else pretrain_steps
+    )
+    out = options["out"]
+    _report(out, train_default(options["model"], options["dataset"], out, cfg, logs=logs, run_dir=run_dir))
 
 
 # -- top-level: merge, gradcam -------------------------------------------------------------
@@ -352,6 +317,7 @@ def merge(
 
 
 @bind("vlmscope.attribution.gradcam:GradcamConfig", "samples", "split", "max_samples", "target", "prompt", "alpha", "size")
+@with_options(None, config_options)
 def gradcam(
     model: str = _MODEL,
     dataset: Path = typer.Option(..., "--dataset", help="Dataset directory."),
@@ -363,17 +329,12 @@ def gradcam(
     prompt: str | None = typer.Option(None, "--prompt", help="CLIP prototype text when prototypes.json is absent."),
     alpha: float | None = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Heat-map opacity."),
     size: int | None = typer.Option(None, "--size", min=16, help="PNG width/height."),
-    params: ParamsFile = None,
-    set_: Sets = None,
+    **options: Any,
 ) -> None:
     """Write Grad-CAM overlays (last vision layer) as PNGs plus gradcam.csv."""
     from vlmscope.attribution.gradcam import gradcam as run
 
-    cfg = run_config(
-        gradcam, params, set_,
-        samples=_splits(samples), split=_splits(split), max_samples=max_samples, target=target, prompt=prompt,
-        alpha=alpha, size=size,
-    )  # fmt: skip
+    cfg = bound_config(gradcam, locals() | options, samples=_splits(samples), split=_splits(split))
     df = run(model, dataset, out, cfg)
     typer.echo(f"wrote {len(df)} overlay(s) to {out}")
 
