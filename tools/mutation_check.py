@@ -33,8 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE_TESTS = ("tests/probing/test_metrics.py", "tests/probing/test_backends.py", "tests/probing/test_solver.py",
-               "tests/probing/test_splits_controls.py",
-               "tests/probing/test_run.py")  # fmt: skip
+               "tests/probing/test_splits_controls.py", "tests/probing/test_run.py")  # fmt: skip
 LENS_TESTS = ("tests/lens/test_logit.py", "tests/lens/test_ffn.py", "tests/lens/test_weights.py")
 PARSING_TESTS = ("tests/evaluation/test_parsing.py", "tests/evaluation/test_runner.py")
 CAPTURE_TESTS = ("tests/activations/test_extract_values.py",
