@@ -148,7 +148,8 @@ def copy_tree(dst: Path) -> None:
         shutil.copy2(src, dst / rel)
 
 
-_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - |$)", re.M)
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.M)
+"""A failing test's id in pytest's short summary (parametrized ids may hold spaces)."""
 
 
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, list[str], float]:

@@ -44,7 +44,7 @@ def test_apply_refuses_a_missing_or_repeated_line(mc) -> None:
 
 
 def test_failures_are_grouped_by_file(mc) -> None:
-    out = "x\nFAILED tests/a.py::t1 - boom\nFAILED tests/a.py::t2\nERROR tests/b.py::t3 - err\n"
+    out = "x\nFAILED tests/a.py::t1 - boom\nFAILED tests/a.py::t2[yes and no-None]\nERROR tests/b.py::t3 - err\n"
     failed = sorted(set(mc._FAILED.findall(out)))
-    assert failed == ["tests/a.py::t1", "tests/a.py::t2", "tests/b.py::t3"]
+    assert failed == ["tests/a.py::t1", "tests/a.py::t2[yes and no-None]", "tests/b.py::t3"]
     assert mc._caught_by(failed) == "tests/a.py (2), tests/b.py (1)"
