@@ -12,7 +12,9 @@ a fault no test catches is marked MISSED and makes the exit status 1.
     python tools/mutation_check.py --only lens-rank --only parse-count-digits
     python tools/mutation_check.py --list
 
-The source tree itself is never modified. Slow by design (one pytest process per mutant, minutes in
+Equivalent mutants (same behaviour, nothing to catch) do not belong here: ``x[ar, -1]`` for
+``x[ar, last_index]`` is one under left padding, ``argmax`` for ``amax`` over ``where(mask, arange, -1)``
+another. The source tree itself is never modified. Slow by design (one pytest process per mutant, minutes in
 all): run it when changing tests of these areas, not in ``make test``. tests/tools/test_mutation_check.py
 keeps the table below in step with the code (every ``old`` line still exists exactly once).
 """
@@ -107,8 +109,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "the token before the last prompt token", CAPTURE_TESTS),
     Mutant("capture-image-last", "capture", "src/vlmscope/activations/capture.py",
            'state["image_last"] = torch.where(image_mask, ar, -1).amax(1)',
-           'state["image_last"] = torch.where(image_mask, ar, -1).argmax(1)',
-           "image_last is the index of the first image token", CAPTURE_TESTS),
+           'state["image_last"] = torch.where(image_mask, ar, T).amin(1)',
+           "image_last is the first image token", CAPTURE_TESTS),
     Mutant("capture-attention-max", "capture", "src/vlmscope/activations/capture.py",
            "mx = img.amax(1)", "mx = img.mean(1)",
            "max over heads stored as the mean", CAPTURE_TESTS),
@@ -118,10 +120,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("capture-text-mean-padding", "capture", "src/vlmscope/activations/capture.py",
            "text = batch.text_mask.to(device).float()", "text = batch.attention_mask.to(device).float()",
            "text mean over every real token, image tokens included", CAPTURE_TESTS),
-    Mutant("capture-mlp-position", "capture", "src/vlmscope/activations/capture.py",
-           'buf[:, j] = x[ar, st["last_index"].to(x.device)].to(device=buf.device, dtype=buf.dtype)',
-           'buf[:, j] = x[ar, -1].to(device=buf.device, dtype=buf.dtype)',
-           "FFN activation at the final position, padding ignored", CAPTURE_TESTS),
+    Mutant("capture-mlp-block", "capture", "src/vlmscope/activations/capture.py",
+           "proj = self.adapter.mlp_down_proj(block)",
+           "proj = self.adapter.mlp_down_proj(min(block + 1, self.num_layers - 1))",
+           "FFN activation of layer k read from the next block", CAPTURE_TESTS),
 )
 
 
