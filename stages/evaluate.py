@@ -22,7 +22,7 @@ def main() -> None:
     model = pipeline_model(args.model, section(params, f"models.{args.model}"), args.model_dir)
     per_dataset = section(params, f"datasets.{args.dataset.name}.evaluate", default={})
     config = load_config(EvaluateConfig, params, "evaluate", dtype=model.dtype, device_map=model.device_map, **per_dataset)
-    evaluate(model.source, args.dataset, args.out, config, progress=False)
+    evaluate(model.source, args.dataset, args.out, config, revision=model.revision, progress=False)
 
 
 if __name__ == "__main__":

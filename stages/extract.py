@@ -21,7 +21,7 @@ def main() -> None:
     model = pipeline_model(args.model, section(params, f"models.{args.model}"), args.model_dir)
     config = load_config(ExtractConfig, params, "extract", model_dtype=model.dtype, device=model.device)
     # resume a matching unfinished store (persisted by DVC), replace a stale one
-    extract(config, model.source, args.dataset, args.out, overwrite=True)
+    extract(config, model.source, args.dataset, args.out, revision=model.revision, overwrite=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def test_user_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
     res = runner.invoke(app, ["models", "tiny", "nope", "--out", str(tmp_path / "m")])
     assert res.exit_code == 1 and "unknown tiny model family 'nope'; valid:" in res.output
     res = runner.invoke(app, ["models", "tiny", "clip", "--out", str(tmp_path / "m"), "--seed", "-1"])
-    assert res.exit_code != 0
+    # a usage error (exit 2, click's own message), not a crash: a traceback would exit 1 with an exception
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output
+    assert "Invalid value for '--seed'" in res.output and not (tmp_path / "m").exists()
     res = runner.invoke(app, ["models", "composite", "--vision", str(tmp_path / "none"), "--lm", "x",
                               "--out", str(tmp_path / "c")])  # fmt: skip
     assert res.exit_code == 1 and "no such checkpoint directory" in res.output

@@ -86,6 +86,8 @@ COUNT_TABLE = [
     ("twenty", 20),
     ("twenty-one", 21),
     ("twenty one", 21),
+    ("twenty ten", 20),  # a ten follows only a unit 1..9: "ten" starts another number
+    ("thirty zero", 30),
     ("nineteen", 19),
     ("one hundred", 100),  # not 1
     ("a hundred", 100),

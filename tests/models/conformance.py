@@ -275,6 +275,54 @@ class AdapterConformance:
         assert any(p is adapter.unembedding.weight for p in groups["language"])
         assert any(p is adapter.decoder_layers[0].mlp.down_proj.weight for p in groups["language"])
 
+    # -- extraction ----------------------------------------------------------------
+    def test_extract_stores_the_forward_pass(self, adapter: ImageTextAdapter, tmp_path: Path) -> None:
+        """``extract`` on this family's checkpoint: every stored value equals a batch-of-one forward pass.
+
+        The dataset is this suite's own images (three sizes, so anyres tiling and dynamic grids give
+        each sample a different number of image tokens) and questions (different lengths, so batches
+        are left-padded). Layers 0..L-1 are transformers' hidden states at the last prompt token and
+        the image/text means; layer L is the last block's output before the final norm, so
+        ``final_norm`` of it is transformers' last hidden state.
+        """
+        import polars as pl
+
+        from vlmscope import open_activations
+        from vlmscope.activations.extract import ExtractConfig, extract
+        from vlmscope.data.manifest import write_dataset
+
+        images = self.make_images()
+
+        def build(tmp: Path) -> pl.DataFrame:
+            for i, im in enumerate(images):
+                im.save(tmp / "images" / f"{i}.png")
+            return pl.DataFrame({"sample_id": [f"s{i}" for i in range(3)],
+                                 "image": [f"images/{i}.png" for i in range(3)], "prompt": list(self.questions),
+                                 "answer": ["red", "left", "3"], "split": ["test"] * 3})  # fmt: skip
+
+        dataset = tmp_path / "ds"
+        write_dataset(dataset, generator="conformance", params={}, seed=None, build=build)
+        cfg = ExtractConfig(batch_size=2, shard_samples=2, dtype="float32", device="cpu",
+                            positions=("last", "text_mean", "image_mean"))  # fmt: skip
+        store = open_activations(extract(cfg, adapter.source, dataset, tmp_path / "s.zarr", adapter=adapter))
+        L = adapter.num_layers
+        assert list(store.sample.values) == ["s0", "s1", "s2"] and list(store.layer.values) == list(range(L + 1))
+        assert store.attrs["complete"] is True and store.attrs["family"] == adapter.family
+        tol = dict(rtol=1e-4, atol=ATOL)
+        for i, (im, q) in enumerate(zip(images, self.questions)):
+            one = adapter.encode([im], [q])
+            hs = self._forward(adapter, one).hidden_states
+            last, img, text = int(one.last_index[0]), one.image_mask[0], one.text_mask[0]
+            assert bool(img.any()) and bool(text.any())
+            ref = {"hidden": torch.stack([h[0, last] for h in hs[:L]]),
+                   "hidden_image_mean": torch.stack([h[0][img].mean(0) for h in hs[:L]]),
+                   "hidden_text_mean": torch.stack([h[0][text].mean(0) for h in hs[:L]])}  # fmt: skip
+            for name, want in ref.items():
+                np.testing.assert_allclose(store[name].values[i, :L], want.numpy(), **tol, err_msg=name)
+            with torch.inference_mode():
+                normed = adapter.final_norm(torch.from_numpy(store.hidden.values[i, L]))
+            np.testing.assert_allclose(normed.numpy(), hs[L][0, last].numpy(), **tol, err_msg="final norm")
+
     def test_save_pretrained_round_trips(self, adapter: ImageTextAdapter, tmp_path: Path) -> None:
         adapter.save_pretrained(str(tmp_path / "copy"))
         again = load_model(tmp_path / "copy", family=self.family)

@@ -52,7 +52,21 @@ def test_every_tower_lm_pair_loads_and_runs(pairs: dict[tuple[str, str], Path], 
     with torch.inference_mode():
         out = adapter.model(**batch.inputs, labels=batch.labels)
     assert torch.isfinite(out.loss)
-    assert adapter.generate(adapter.encode([make_image(1)], ["What color?"]), max_new_tokens=2) is not None
+    # generation is the greedy argmax continuation of the forward pass, two steps, decoded
+    enc = adapter.encode([make_image(1)], ["What color?"])
+    texts = adapter.generate(enc, max_new_tokens=2)
+    inputs = dict(enc.inputs)
+    tokens = []
+    with torch.inference_mode():
+        for _ in range(2):
+            nxt = adapter.model(**inputs).logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
+            tokens.append(int(nxt))
+            inputs["input_ids"] = torch.cat([inputs["input_ids"], nxt], 1)
+            inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(nxt)], 1)
+            if "position_ids" in inputs:  # left-padding-aware positions: the next one follows the last
+                inputs["position_ids"] = torch.cat([inputs["position_ids"], inputs["position_ids"][:, -1:] + 1], 1)
+    assert isinstance(texts, list) and len(texts) == 1
+    assert texts[0] == adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
 
 def _features(adapter, image) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GPU_CLASS = ("extract@", "train_default", "evaluate@", "generate@", "generate_train@", "tiny_model")
 
-pytestmark = pytest.mark.e2e
+COMMAND_TIMEOUT = 1200
+"""Seconds one subprocess (``dvc repro`` of the whole smoke pipeline is the longest) may run before it is killed."""
+
+# the first test pays for the module's `dvc repro` (fixture setup counts against pytest-timeout), so the
+# module gets more than the suite-wide 600 s; a hung dvc/git still ends the run instead of stalling it
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * COMMAND_TIMEOUT)]
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -47,7 +53,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run(
     cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(env), text=True, capture_output=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(env), text=True, capture_output=True, timeout=COMMAND_TIMEOUT)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
@@ -98,6 +104,15 @@ def test_repro_runs_every_stage_and_writes_the_report(project: Path) -> None:
     assert sorted(ran) == sorted(listed)
     html = project / "artifacts" / "reports" / "index.html"
     assert html.is_file() and html.stat().st_size > 10_000
+    # one run of each analysis per (model, dataset): the smoke pipeline has one model and five datasets
+    summary = json.loads((html.parent / "report.json").read_text())
+    counts = {k: summary[k] for k in ("n_stores", "n_probes", "n_evals", "n_logit_lens", "n_ffn")}
+    assert counts == dict.fromkeys(counts, 5), counts
+    assert summary["n_problems"] == 0, "every input the pipeline wrote must be readable by the report"
+    # every figure is embedded in the page and also written beside it as a PNG
+    pngs = sorted(html.parent.glob("*.png"))
+    assert len(pngs) == summary["n_figures"] > 0
+    assert html.read_text().count('<img src="data:image/png;base64,') >= len(pngs)
     for name in ("spatial", "color", "relations", "counting", "shape"):
         store = project / "artifacts" / "activations" / "default" / f"{name}.zarr"
         assert store.is_dir()
@@ -189,9 +204,31 @@ def test_ssh_remote_round_trip(project: Path, tmp_path: Path) -> None:
         assert ran == [], f"a pulled clone must be up to date, but reran {ran}"
 
 
+def _find(node: object, match: Callable[[dict], bool]) -> dict | None:
+    """The first mapping (depth first) in parsed JSON for which ``match`` holds."""
+    if isinstance(node, dict):
+        if match(node):
+            return node
+        children: Iterable[object] = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find(child, match)
+        if found is not None:
+            return found
+    return None
+
+
 def test_exp_run_sets_a_param_and_shows_probe_metrics(project: Path) -> None:
     dvc("exp", "run", "-S", "probe.C=0.5", "-n", "c05", cwd=project)
     shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
-    text = json.dumps(shown)
-    assert "c05" in text
-    assert "artifacts/probes/default/spatial/metrics.json" in text
+    exp = _find(shown, lambda d: d.get("name") == "c05")
+    assert exp is not None, "experiment c05 is not listed"
+    probe = _find(exp, lambda d: isinstance(d.get("probe"), dict))
+    assert probe is not None and probe["probe"]["C"] == 0.5, "the experiment must record the param it set"
+    assert "artifacts/probes/default/spatial/metrics.json" in json.dumps(exp)
+    # the probe stages really ran with it: every fitted probe's saved config has the new C
+    configs = sorted((project / "artifacts" / "probes" / "default").glob("*/probes/config.json"))
+    assert len(configs) == 5 and all(json.loads(c.read_text())["config"]["C"] == 0.5 for c in configs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from vlmscope.probing.metrics import accuracy, balanced_accuracy, bootstrap_interval
@@ -14,6 +15,28 @@ def test_accuracy_and_balanced_accuracy_match_sklearn() -> None:
     pred = np.where(rng.random((3, 50)) < 0.6, truth, rng.integers(0, 4, (3, 50)))
     np.testing.assert_allclose(accuracy(pred, truth), [accuracy_score(truth, p) for p in pred])
     np.testing.assert_allclose(balanced_accuracy(pred, truth), [balanced_accuracy_score(truth, p) for p in pred])
+
+
+def test_balanced_accuracy_counts_classes_never_predicted() -> None:
+    """A class the probe never predicts still weighs 1/K (its recall is 0): averaged over the true classes."""
+    truth = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    pred = np.array([[0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(balanced_accuracy(pred, truth), [2 / 3, 1 / 3])
+    np.testing.assert_allclose(balanced_accuracy(pred, truth), [balanced_accuracy_score(truth, p) for p in pred])
+
+
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.95])
+def test_bootstrap_interval_has_the_asked_coverage(level: float) -> None:
+    """Width close to the normal approximation 2 z_{(1+level)/2} sqrt(p (1 - p) / M) at every level."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(3)
+    correct = rng.random((2, 400)) < np.array([[0.4], [0.7]])
+    lo, hi, _ = bootstrap_interval(correct, n=4000, level=level, seed=1)
+    acc = correct.mean(1)
+    z = norm.ppf(0.5 + level / 2)
+    np.testing.assert_allclose(hi - lo, 2 * z * np.sqrt(acc * (1 - acc) / 400), rtol=0.15)
+    np.testing.assert_allclose((lo + hi) / 2, acc, atol=0.01)
 
 
 def test_bootstrap_is_seeded_and_brackets_the_accuracy() -> None:

@@ -177,6 +177,7 @@ def extract(
     *,
     adapter: ModelAdapter | None = None,
     family: str | None = None,
+    revision: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
@@ -190,6 +191,7 @@ def extract(
             of the same extraction, returned at once when finished.
         adapter: an already-loaded adapter for ``model`` (skips loading).
         family: force the model family (default: detected).
+        revision: hub revision to load (a ``pin_model`` pin's); recorded as ``model_revision``.
         overwrite: replace a store made for another extraction instead of refusing.
         progress: show a rich progress bar (rank 0).
 
@@ -203,7 +205,7 @@ def extract(
     dist = init_distributed()
     try:
         torch.manual_seed(config.seed)
-        return _extract(config, str(model), dataset, out, adapter, family, overwrite, progress, dist)
+        return _extract(config, str(model), dataset, out, adapter, family, revision, overwrite, progress, dist)
     finally:
         dist.close()
 
@@ -215,6 +217,7 @@ def _extract(
     out: Path,
     adapter: ModelAdapter | None,
     family: str | None,
+    revision: str | None,
     overwrite: bool,
     progress: bool,
     dist: DistContext,
@@ -228,7 +231,7 @@ def _extract(
     table = SampleTable(dataset, df["sample_id"].to_list(), df["image"].to_list(), df["prompt"].to_list())
     device = resolve_device(config.device, dist.local_rank)
     if adapter is None:
-        adapter = load_adapter(config, model, family, device)
+        adapter = load_adapter(config, model, family, device, revision)
     check_adapter(adapter, config)
     layers = config.resolve_layers(adapter.num_layers)
     grid = probe_grid(adapter, table, config.on_error) if config.attention else None

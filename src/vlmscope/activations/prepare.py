@@ -82,7 +82,9 @@ def resolve_device(device: str, local_rank: int) -> str:
     return "cpu"
 
 
-def load_adapter(config: ExtractConfig, model: str, family: str | None, device: str) -> ModelAdapter:
+def load_adapter(
+    config: ExtractConfig, model: str, family: str | None, device: str, revision: str | None = None
+) -> ModelAdapter:
     from vlmscope.models import LoadOptions, load_model
 
     model_dtype = config.model_dtype
@@ -92,6 +94,7 @@ def load_adapter(config: ExtractConfig, model: str, family: str | None, device: 
         dtype=model_dtype,
         device_map=None if device == "cpu" else device,
         attn_implementation="eager" if config.attention else None,
+        revision=revision,
     )
     return load_model(model, family=family, options=options)  # type: ignore[return-value]
 

@@ -240,11 +240,13 @@ def evaluate(
     config: EvaluateConfig = EvaluateConfig(),
     *,
     adapter: ModelAdapter | ContrastiveAdapter | None = None,
+    revision: str | None = None,
     progress: bool = True,
 ) -> dict[str, float | int]:
     """Score ``model`` (hub id or local checkpoint) on ``dataset`` and write ``out``; returns the flat metrics.
 
-    ``adapter`` reuses an already loaded model (``model`` is then only recorded).
+    ``adapter`` reuses an already loaded model (``model`` is then only recorded); ``revision`` is the hub
+    revision to load (a ``pin_model`` pin's), recorded as ``model_revision``.
     """
     dataset = Path(dataset)
     frame = load_rows(dataset, config)
@@ -253,7 +255,9 @@ def evaluate(
         from vlmscope.models import LoadOptions, load_model
 
         adapter = load_model(
-            model, family=config.family, options=LoadOptions(dtype=config.dtype, device_map=config.device_map)
+            model,
+            family=config.family,
+            options=LoadOptions(dtype=config.dtype, device_map=config.device_map, revision=revision),
         )
     rows = list(frame.iter_rows(named=True))
     bar, tick = _progress_bar(len(rows), progress)
