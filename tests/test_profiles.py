@@ -79,8 +79,8 @@ def test_every_stage_accepts_the_profiled_params(profile: Path, tmp_path: Path) 
     load_config(LogitLensConfig, params, "lens")
     load_config(FfnConfig, params, "ffn")
     load_config(ReportConfig, params, "report")
-    from vlmscope.training.default_model import DefaultTrainConfig
-    from vlmscope.training.output_layer import OutputLayerTrainConfig
+    from vlmscope.training.trainers.default_model import DefaultTrainConfig
+    from vlmscope.training.trainers.output_layer import OutputLayerTrainConfig
 
     load_config(DefaultTrainConfig, params, "train_default", base=DefaultTrainConfig())
     load_config(OutputLayerTrainConfig, params, "output_layer", drop=("datasets",))

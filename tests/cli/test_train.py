@@ -45,7 +45,7 @@ def _saved_metrics_agree(printed: dict[str, Any], saved: dict[str, Any]) -> None
 
 
 def _changed(a_dir: Path, b_dir: Path) -> set[str]:
-    from vlmscope.training.weights import read_tensors, tensor_names
+    from vlmscope.models.weights import read_tensors, tensor_names
 
     names = tensor_names(a_dir)
     a, b = read_tensors(a_dir, names), read_tensors(b_dir, names)
@@ -113,7 +113,7 @@ def test_train_lora_then_merge_the_adapter(composite: Path, color_ds: Path, tmp_
     output = _ok("merge", "--base", composite, "--adapter", out / "adapter", "--out", merged)
     assert output.rstrip().endswith(f"wrote {merged}")
     # merging the saved adapter into the base gives the checkpoint `train lora` wrote itself
-    from vlmscope.training.weights import read_tensors, tensor_names
+    from vlmscope.models.weights import read_tensors, tensor_names
 
     names = tensor_names(out)
     a, b = read_tensors(out, names), read_tensors(merged, names)
@@ -168,7 +168,7 @@ def test_train_output_layer_then_merge_the_head(composite: Path, color_ds: Path,
     head = load_file(str(out / "head.safetensors"))
     changed = _changed(composite, merged)
     assert changed and changed <= set(head)
-    from vlmscope.training.weights import read_tensors
+    from vlmscope.models.weights import read_tensors
 
     got = read_tensors(merged, list(head))
     for n, t in head.items():

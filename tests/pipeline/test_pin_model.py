@@ -66,9 +66,9 @@ def test_the_pinned_revision_reaches_extract_and_evaluate(project: Path, tiny_da
         _stage(project, "pin_model.py", "--section", "hub_models.hub", "--out", "artifacts/models/hub")
     dataset = tiny_dataset("color", 4)
     store = project / "artifacts/activations/hub/color.zarr"
-    _stage(project, "extract.py", "--model", "hub", "--dataset", str(dataset), "--out", str(store))
+    _stage(project, "extract.py", "--model", "hub", "--model-dir", "artifacts/models/hub", "--dataset", str(dataset), "--out", str(store))
     attrs = open_activations(store).attrs
     assert attrs["model_revision"] == "v1.2" and attrs["family"] == "llava"
     evals = project / "artifacts/evals/hub/color"
-    _stage(project, "evaluate.py", "--model", "hub", "--dataset", str(dataset), "--out", str(evals))
+    _stage(project, "evaluate.py", "--model", "hub", "--model-dir", "artifacts/models/hub", "--dataset", str(dataset), "--out", str(evals))
     assert json.loads((evals / "config.json").read_text())["model_revision"] == "v1.2"

@@ -65,7 +65,7 @@ def _check_accuracy_and_majority(m: dict, out: Path, datasets: list[Path], cfg: 
     from PIL import Image
 
     from vlmscope.evaluation.scoring import score_text
-    from vlmscope.training.default_model import _holdout
+    from vlmscope.training.trainers.default_model import _holdout
 
     adapter = load_model(out)
     train_all = [r for ds in datasets for r in load_examples(ds, ["train"])]
