@@ -211,3 +211,22 @@ def test_summarize_end_to_end_on_a_frame() -> None:
     assert flat["count/mae"] == 0.0 and flat["count/n_unparsed"] == 1
     assert "paired/n_pairs" not in flat
     assert table.height == 4
+
+
+def test_macro_accuracy_is_the_same_bits_in_any_row_order() -> None:
+    """Per-class accuracies summed exactly: a permutation of the rows (or polars' group order) moves no bit."""
+    import math
+    import random
+
+    rng = random.Random(0)
+    labels = [f"c{rng.randrange(13)}" for _ in range(997)]
+    correct = [rng.random() < 0.37 for _ in labels]
+    by: dict[str, list[bool]] = {}
+    for lab, ok in zip(labels, correct, strict=True):
+        by.setdefault(lab, []).append(ok)
+    want = math.fsum(sum(v) / len(v) for v in by.values()) / len(by)
+    rows = list(zip(labels, correct, strict=True))
+    for _ in range(20):
+        rng.shuffle(rows)
+        df = pl.DataFrame({"label": [r[0] for r in rows], "correct": [r[1] for r in rows]})
+        assert macro_accuracy(df, label="label") == want

@@ -19,6 +19,7 @@ dataset and ``query_type``.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import warnings
@@ -255,6 +256,10 @@ def baselines(train: Sequence[Example], test: Sequence[Example]) -> list[tuple[f
     return out
 
 
+def _exact_mean(values: pl.Series) -> float:
+    return math.fsum(float(v) for v in values) / len(values)
+
+
 def evaluate_rows(
     adapter: ModelAdapter,
     train: Sequence[Example],
@@ -275,14 +280,17 @@ def evaluate_rows(
             "majority": [b[1] for b in base],
         }
     )
-    agg = [pl.len().alias("n"), pl.col("correct").mean().alias("accuracy"),
-           pl.col("chance").mean().alias("chance"), pl.col("majority").cast(pl.Float64).mean().alias("majority")]  # fmt: skip
+    # exactly rounded means (math.fsum): polars' partitioned group-by may add a group's floats in any
+    # order, which moved the last bit of "chance" between identical runs
+    agg = [pl.len().alias("n"), pl.col("correct").map_batches(_exact_mean, returns_scalar=True).alias("accuracy"),
+           pl.col("chance").map_batches(_exact_mean, returns_scalar=True).alias("chance"),
+           pl.col("majority").map_batches(_exact_mean, returns_scalar=True).alias("majority")]  # fmt: skip
     by_group = df.group_by("dataset", "query_type").agg(agg).sort("dataset", "query_type")
     by_ds = df.group_by("dataset").agg(agg).sort("dataset")
     metrics: dict[str, float] = {
-        "test/accuracy": float(df["correct"].mean()),  # type: ignore[arg-type]
-        "test/chance": float(df["chance"].mean()),  # type: ignore[arg-type]
-        "test/majority": float(df["majority"].cast(pl.Float64).mean()),  # type: ignore[arg-type]
+        "test/accuracy": _exact_mean(df["correct"]),
+        "test/chance": _exact_mean(df["chance"]),
+        "test/majority": _exact_mean(df["majority"]),
         "test/n": float(len(df)),
     }
     for row in by_ds.iter_rows(named=True):
