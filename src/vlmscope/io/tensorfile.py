@@ -83,6 +83,22 @@ def check_safetensors(path: str | os.PathLike[str], error: type[VlmscopeError] =
 
 
 def check_safetensors_dir(directory: str | os.PathLike[str], error: type[VlmscopeError] = ModelError) -> None:
-    """:func:`check_safetensors` on every ``*.safetensors`` file directly in ``directory``."""
-    for f in sorted(Path(directory).glob("*.safetensors")):
+    """Every weight file of a checkpoint directory is whole: the shards its index lists, and every ``*.safetensors``.
+
+    A shard the index (``*.safetensors.index.json``) lists but that is missing
+    is an error naming it; an unreadable index is left to the loader, which
+    names it already.
+    """
+    d = Path(directory)
+    files = set(d.glob("*.safetensors"))
+    for index in d.glob("*.safetensors.index.json"):
+        try:
+            listed = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        for name in sorted(str(x) for x in listed):
+            if not (d / name).is_file():
+                raise error(f"{d / name}: safetensors shard listed in {index.name} is missing")
+            files.add(d / name)
+    for f in sorted(files):
         check_safetensors(f, error)
