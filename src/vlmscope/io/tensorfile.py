@@ -19,7 +19,7 @@ import math
 import os
 from pathlib import Path
 
-from vlmscope.errors import ModelError, VlmscopeError
+from vlmscope.errors import ModelError, NotFound, VlmscopeError
 
 __all__ = ["check_safetensors", "check_safetensors_dir"]
 
@@ -86,7 +86,7 @@ def check_safetensors_dir(directory: str | os.PathLike[str], error: type[Vlmscop
     """Every weight file of a checkpoint directory is whole: the shards its index lists, and every ``*.safetensors``.
 
     A shard the index (``*.safetensors.index.json``) lists but that is missing
-    is an error naming it; an unreadable index is left to the loader, which
+    is a :class:`~vlmscope.errors.NotFound` naming it; an unreadable index is left to the loader, which
     names it already.
     """
     d = Path(directory)
@@ -98,7 +98,7 @@ def check_safetensors_dir(directory: str | os.PathLike[str], error: type[Vlmscop
             continue
         for name in sorted(str(x) for x in listed):
             if not (d / name).is_file():
-                raise error(f"{d / name}: safetensors shard listed in {index.name} is missing")
+                raise NotFound(f"{d / name}: safetensors shard listed in {index.name} is missing")
             files.add(d / name)
     for f in sorted(files):
         check_safetensors(f, error)
