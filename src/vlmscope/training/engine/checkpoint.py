@@ -35,7 +35,7 @@ from vlmscope.errors import TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
 from vlmscope.io.tensorfile import check_safetensors
-from vlmscope.training.engine.rng import LEGACY_RNG, capture_rng, load_rng, restore_rng, save_rng
+from vlmscope.training.engine.rng import capture_rng, load_rng, refuse_legacy_rng, restore_rng, save_rng
 
 __all__ = [
     "CheckpointInfo",
@@ -196,8 +196,7 @@ def load_checkpoint(info: CheckpointInfo) -> LoadedCheckpoint:
     """
     p = info.path
     meta = read_state(info)
-    if (p / LEGACY_RNG).exists():
-        load_rng(p)  # refuses rng.pkl with one line naming it; never unpickles
+    refuse_legacy_rng(p)  # an rng.pkl-only checkpoint: one line naming it, never unpickled
     verify_files(info, meta)
     check_safetensors(p / TRAINABLE, CorruptCheckpoint)
     try:

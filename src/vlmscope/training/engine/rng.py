@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from vlmscope.errors import TrainingError
 from vlmscope.io.jsonfile import write_json
 
-__all__ = ["LEGACY_RNG", "RNG_JSON", "RNG_TENSORS", "capture_rng", "load_rng", "restore_rng", "save_rng"]
+__all__ = ["LEGACY_RNG", "RNG_JSON", "RNG_TENSORS", "capture_rng", "load_rng", "refuse_legacy_rng", "restore_rng", "save_rng"]
 
 RNG_TENSORS = "rng.safetensors"
 RNG_JSON = "rng.json"
@@ -75,12 +75,15 @@ def save_rng(directory: str | os.PathLike[str], states: list[dict[str, Any]]) ->
     write_json(d / RNG_JSON, {"format": _FORMAT, "ranks": ranks})
 
 
-def _refuse_legacy(d: Path) -> TrainingError:
-    return TrainingError(
-        f"{d / LEGACY_RNG}: RNG state in pickle format (written by an older vlmscope) is never loaded, "
-        "since a pickle can run code; resume is impossible from this checkpoint: pass --no-resume "
-        f"(or delete {d.parent}) to start the run afresh"
-    )
+def refuse_legacy_rng(directory: str | os.PathLike[str]) -> None:
+    """Raise ``TrainingError`` naming ``rng.pkl`` when that is the only RNG state in ``directory`` (never reads it)."""
+    d = Path(directory)
+    if not (d / RNG_JSON).exists() and (d / LEGACY_RNG).exists():
+        raise TrainingError(
+            f"{d / LEGACY_RNG}: RNG state in pickle format (written by an older vlmscope) is never loaded, "
+            "since a pickle can run code; resume is impossible from this checkpoint: pass --no-resume "
+            f"(or delete {d.parent}) to start the run afresh"
+        )
 
 
 def _rank_state(r: int, entry: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -114,8 +117,7 @@ def load_rng(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
             or ``rng.json`` / ``rng.safetensors`` is missing or malformed.
     """
     d = Path(directory)
-    if not (d / RNG_JSON).is_file() and (d / LEGACY_RNG).exists():
-        raise _refuse_legacy(d)
+    refuse_legacy_rng(d)
     try:
         doc = json.loads((d / RNG_JSON).read_text())
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT or not isinstance(doc.get("ranks"), list):
