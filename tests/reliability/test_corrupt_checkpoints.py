@@ -260,3 +260,74 @@ def test_corrupt_best_is_one_line_naming_it(tmp_path: Path) -> None:
     with pytest.raises(CorruptCheckpoint) as e:
         load_best(tmp_path)
     assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+# -- the same through `vlmscope train projector` ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def color_ds(tiny_dataset: Callable[..., Path]) -> Path:
+    return tiny_dataset("color", 16)
+
+
+def _train_cli(composite: Path, color_ds: Path, out: Path) -> tuple[int, str]:
+    args = ["train", "projector", "--model", composite, "--dataset", color_ds, "--out", out, "--max-steps", "6",
+            "--batch-size", "4", "--checkpoint-every", "2", "--seed", "7", "--threads", "1"]  # fmt: skip
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    return res.exit_code, res.output
+
+
+def _killed_after_step_4(monkeypatch: pytest.MonkeyPatch, composite: Path, color_ds: Path, out: Path) -> list[Path]:
+    """Checkpoints 2 and 4 on disk, as after a kill at step 5 (the loop's ``_save`` raises once step 4 is written)."""
+    from vlmscope.training.engine import loop
+
+    real = loop._save
+
+    def save_then_die(run: object, step: int) -> None:
+        real(run, step)  # type: ignore[arg-type]
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "_save", save_then_die)
+        code, _ = _train_cli(composite, color_ds, out)
+    assert code != 0
+    found = [c.path for c in list_checkpoints(out.parent / f".{out.name}.run" / "checkpoints")]
+    assert [p.name for p in found] == ["step-00000002", "step-00000004"]
+    return found
+
+
+def test_cli_resume_skips_a_truncated_checkpoint_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, composite: Path, color_ds: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "proj"
+    _, latest = _killed_after_step_4(monkeypatch, composite, color_ds, out)
+    bad = latest / "trainable.safetensors"
+    bad.write_bytes(bad.read_bytes()[:-8])
+    with pytest.warns(UserWarning) as caught:  # the CLI shows them on stderr; pytest catches them first
+        code, output = _train_cli(composite, color_ds, out)
+    assert code == 0, output
+    said = " | ".join(str(w.message) for w in caught)
+    assert str(bad) in said and "skipping checkpoint step-00000004" in said and "resuming from" in said, said
+    assert json.loads((out / "train_state.json").read_text())["resumed_from"] == 2
+
+
+def test_cli_resume_from_a_crafted_rng_pkl_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, composite: Path, color_ds: Path, tmp_path: Path
+) -> None:
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str, str]]:
+            return open, (str(tmp_path / "pwned"), "w")
+
+    out = tmp_path / "proj"
+    for ckpt in _killed_after_step_4(monkeypatch, composite, color_ds, out):  # both: no fallback is possible
+        (ckpt / "rng.json").unlink()
+        (ckpt / "rng.safetensors").unlink()
+        (ckpt / "rng.pkl").write_bytes(pickle.dumps(Payload()))
+    code, output = _train_cli(composite, color_ds, out)
+    # transformers' own "Loading weights" bar may precede it; vlmscope says exactly one line
+    (line,) = [x for x in output.replace("\r", "\n").splitlines() if x.startswith("error:")]
+    assert code == 1 and "Traceback" not in output and "rng.pkl" in line and "--no-resume" in line, output
+    assert not (tmp_path / "pwned").exists()
