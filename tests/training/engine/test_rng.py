@@ -53,3 +53,21 @@ def test_malformed_rng_state_is_one_line_naming_the_file(tmp_path: Path, mutate:
         rng_mod.load_rng(tmp_path)
     msg = str(e.value)
     assert str(tmp_path / "rng.") in msg and "\n" not in msg
+
+
+def test_cuda_states_travel_as_tensors(tmp_path: Path) -> None:
+    """Per-device CUDA states (uint8 tensors, as ``torch.cuda.get_rng_state_all`` gives) survive per rank.
+
+    No GPU here: the states are stand-in byte tensors; what is checked is that each rank keeps its own
+    list, in device order, byte for byte.
+    """
+    states = []
+    for r in range(2):
+        st = rng_mod.capture_rng()
+        st["cuda"] = [torch.randint(0, 256, (16,), dtype=torch.uint8) for _ in range(r + 2)]
+        states.append(st)
+    rng_mod.save_rng(tmp_path, states)
+    loaded = rng_mod.load_rng(tmp_path)
+    for want, got in zip(states, loaded):
+        assert len(got["cuda"]) == len(want["cuda"])
+        assert all(torch.equal(a, b) for a, b in zip(got["cuda"], want["cuda"]))
