@@ -77,6 +77,9 @@ class SafetensorsReader:
     def _map(directory: Path) -> dict[str, Path]:
         from safetensors import safe_open
 
+        from vlmscope.io.tensorfile import check_safetensors_dir
+
+        check_safetensors_dir(directory)  # truncated/corrupt shards: one line naming the file
         index = directory / INDEX_FILE
         if index.is_file():
             try:

@@ -196,4 +196,8 @@ def load_model(
     _families()
     fam = family or detect_family(source, revision=options.revision)
     cls = ADAPTERS.get(fam)
+    if _is_local(source) and Path(source).is_dir():
+        from vlmscope.io.tensorfile import check_safetensors_dir
+
+        check_safetensors_dir(source)  # a truncated shard is one line naming it, not a safetensors traceback
     return cls.from_pretrained(str(source), options)

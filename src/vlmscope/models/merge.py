@@ -27,6 +27,7 @@ from vlmscope import __version__
 from vlmscope.errors import ModelError, NotFound, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.tensorfile import check_safetensors
 from vlmscope.models.weights import replace_tensors, weight_map
 
 __all__ = ["MERGE_INFO", "merge_adapter", "merge_tensors", "resolve_tensor_file"]
@@ -55,6 +56,7 @@ def merge_tensors(
     """Copy ``base`` to ``out`` with the tensors of ``tensors`` replaced by name; returns a summary."""
     base = Path(base)
     src = resolve_tensor_file(tensors)
+    check_safetensors(src)
     new = load_file(str(src))
     if not new:
         raise TrainingError(f"{src}: holds no tensors; nothing to merge")

@@ -20,6 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from vlmscope.errors import ModelError, NotFound
+from vlmscope.io.tensorfile import check_safetensors_dir
 
 __all__ = [
     "INDEX",
@@ -37,6 +38,7 @@ INDEX = "model.safetensors.index.json"
 def weight_map(checkpoint: str | os.PathLike[str]) -> dict[str, str]:
     """name -> shard file name, from the index or the single file's header."""
     d = Path(checkpoint)
+    check_safetensors_dir(d)  # truncated/corrupt shards: one line naming the file
     if (d / INDEX).is_file():
         try:
             return dict(json.loads((d / INDEX).read_text())["weight_map"])

@@ -7,30 +7,39 @@ most a hidden ``.step-*.tmp-*`` directory that :func:`last_checkpoint`
 ignores and :func:`clean_partial` removes. Only the *trainable* tensors are
 saved (by parameter name), which keeps projector-only checkpoints of a 7B
 model at a few megabytes.
+
+Nothing in a checkpoint is code: tensors are safetensors, the optimizer and
+scheduler states are read with ``torch.load(weights_only=True)`` and the RNG
+states are safetensors + JSON (:mod:`vlmscope.training.engine.rng`; an old
+``rng.pkl`` is refused unread). ``state.json``, written last, records each
+file's size and SHA-256, so a truncated or altered file is a
+:class:`CorruptCheckpoint` naming it, and the loop falls back to the
+previous checkpoint instead of training on garbage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import pickle
-import random
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from vlmscope.errors import TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.tensorfile import check_safetensors
+from vlmscope.training.engine.rng import capture_rng, load_rng, refuse_legacy_rng, restore_rng, save_rng
 
 __all__ = [
     "CheckpointInfo",
+    "CorruptCheckpoint",
     "LoadedCheckpoint",
     "capture_rng",
     "checkpoint_name",
@@ -40,17 +49,25 @@ __all__ = [
     "load_best",
     "load_checkpoint",
     "prune_checkpoints",
+    "read_state",
+    "record_files",
     "restore_rng",
     "save_best",
     "save_checkpoint",
+    "verify_files",
 ]
 
 STATE = "state.json"
 TRAINABLE = "trainable.safetensors"
 OPTIMIZER = "optimizer.pt"
 SCHEDULER = "scheduler.pt"
-RNG = "rng.pkl"
+FILES = "files"
+"""Key of ``state.json`` mapping each file's relative path to ``{"size", "sha256"}``."""
 _NAME = re.compile(r"^step-(\d{8})$")
+
+
+class CorruptCheckpoint(TrainingError):
+    """A checkpoint file is missing, truncated or altered since it was written (the file is named)."""
 
 
 @dataclass(frozen=True)
@@ -102,28 +119,51 @@ def clean_partial(root: str | os.PathLike[str]) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def capture_rng() -> dict[str, Any]:
-    """This process's Python, NumPy and torch (CPU and CUDA) generator states."""
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return {"size": path.stat().st_size, "sha256": hashlib.file_digest(fh, "sha256").hexdigest()}
+
+
+def record_files(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under ``directory`` except ``state.json`` (relative path -> record)."""
+    return {
+        p.relative_to(directory).as_posix(): _digest(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.relative_to(directory).as_posix() != STATE
+    }
+
+
+def read_state(info: CheckpointInfo) -> dict[str, Any]:
+    """``state.json`` of a checkpoint; unreadable is a :class:`CorruptCheckpoint`."""
+    path = info.path / STATE
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+            raise ValueError("not an object with an integer 'step'")
+    except (OSError, ValueError) as e:
+        raise CorruptCheckpoint(f"{path}: unreadable checkpoint state ({e})") from e
+    return meta
+
+
+def verify_files(info: CheckpointInfo, meta: dict[str, Any]) -> None:
+    """Every file ``state.json`` records is there with its size and SHA-256; the first that is not is named.
+
+    A checkpoint written before files were recorded is not checked here (its
+    safetensors headers still are, when it is loaded).
+    """
+    for rel, rec in (meta.get(FILES) or {}).items():
+        path = info.path / rel
+        if not path.is_file():
+            raise CorruptCheckpoint(f"{path}: missing from checkpoint {info.path.name}")
+        got = _digest(path)
+        if got["size"] != rec.get("size"):
+            raise CorruptCheckpoint(f"{path}: {got['size']} bytes, {rec.get('size')} when written (truncated?)")
+        if got["sha256"] != rec.get("sha256"):
+            raise CorruptCheckpoint(f"{path}: content changed since it was written (checksum mismatch)")
 
 
 def save_checkpoint(
@@ -136,31 +176,44 @@ def save_checkpoint(
     rng: list[dict[str, Any]],
     meta: dict[str, Any],
 ) -> CheckpointInfo:
-    """Write checkpoint ``step`` atomically; ``meta`` goes into ``state.json`` (written last)."""
+    """Write checkpoint ``step`` atomically; ``meta`` and the file records go into ``state.json`` (written last)."""
     final = Path(root) / checkpoint_name(step)
     with atomic_dir(final) as tmp:
         save_file(_contiguous(trainable), str(tmp / TRAINABLE))
         torch.save(optimizer, tmp / OPTIMIZER)
         torch.save(scheduler, tmp / SCHEDULER)
-        (tmp / RNG).write_bytes(pickle.dumps(rng))
-        write_json(tmp / STATE, {"step": step, **meta}, default=str)
+        save_rng(tmp, rng)
+        write_json(tmp / STATE, {"step": step, **meta, FILES: record_files(tmp)}, default=str)
     return CheckpointInfo(final, step)
 
 
 def load_checkpoint(info: CheckpointInfo) -> LoadedCheckpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`; errors name the file."""
+    """Read a checkpoint written by :func:`save_checkpoint`; errors name the file.
+
+    Raises:
+        CorruptCheckpoint: a file is missing, truncated, altered or unreadable.
+        TrainingError: the checkpoint holds a legacy pickled ``rng.pkl`` (refused unread).
+    """
     p = info.path
+    meta = read_state(info)
+    refuse_legacy_rng(p)  # an rng.pkl-only checkpoint: one line naming it, never unpickled
+    verify_files(info, meta)
+    check_safetensors(p / TRAINABLE, CorruptCheckpoint)
     try:
-        meta = json.loads((p / STATE).read_text())
         trainable = load_file(str(p / TRAINABLE))
-        optimizer = torch.load(p / OPTIMIZER, map_location="cpu", weights_only=True)
-        scheduler = torch.load(p / SCHEDULER, map_location="cpu", weights_only=True)
-        rng = pickle.loads((p / RNG).read_bytes())  # written by this module only
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
-        raise TrainingError(
-            f"{p}: unreadable checkpoint ({e}); delete it to resume from an older one or start afresh"
-        ) from e
-    return LoadedCheckpoint(int(meta["step"]), trainable, optimizer, scheduler, rng, meta)
+    except Exception as e:  # safetensors' own SafetensorError is no OSError
+        raise CorruptCheckpoint(f"{p / TRAINABLE}: unreadable ({e})") from e
+    states = []
+    for name in (OPTIMIZER, SCHEDULER):
+        try:
+            states.append(torch.load(p / name, map_location="cpu", weights_only=True))
+        except Exception as e:  # zip, unpickler and OS errors alike: the file is what is wrong
+            raise CorruptCheckpoint(f"{p / name}: unreadable ({type(e).__name__}: {e})".splitlines()[0]) from e
+    try:
+        rng = load_rng(p)
+    except TrainingError as e:
+        raise CorruptCheckpoint(str(e)) from e
+    return LoadedCheckpoint(int(meta["step"]), trainable, states[0], states[1], rng, meta)
 
 
 def prune_checkpoints(root: str | os.PathLike[str], keep: int) -> None:
@@ -177,7 +230,16 @@ def save_best(root: str | os.PathLike[str], trainable: dict[str, torch.Tensor], 
 
 
 def load_best(root: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The tensors :func:`save_best` kept; a corrupt file is a :class:`CorruptCheckpoint` naming it."""
     p = Path(root) / "best"
     if not (p / STATE).is_file():
         return None
-    return load_file(str(p / TRAINABLE)), json.loads((p / STATE).read_text())
+    try:
+        meta = json.loads((p / STATE).read_text())
+    except (OSError, ValueError) as e:
+        raise CorruptCheckpoint(f"{p / STATE}: unreadable ({e})") from e
+    check_safetensors(p / TRAINABLE, CorruptCheckpoint)
+    try:
+        return load_file(str(p / TRAINABLE)), meta
+    except Exception as e:  # safetensors' own SafetensorError is no OSError
+        raise CorruptCheckpoint(f"{p / TRAINABLE}: unreadable ({e})") from e

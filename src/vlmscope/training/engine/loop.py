@@ -26,10 +26,10 @@ resumed ends with the weights of the uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -230,35 +230,42 @@ def _setup(spec: LoopSpec, cfg: LoopConfig, run_dir: Path, accelerator: Any) -> 
 
 
 def _resume(run: _Run) -> tuple[ckpt.CheckpointInfo | None, Any]:
-    """Load the last checkpoint when it belongs to this run; ``(checkpoint or None, this rank's RNG state)``.
+    """Load the last usable checkpoint when it belongs to this run; ``(checkpoint or None, this rank's RNG state)``.
 
     A checkpoint made under another fingerprint or world size is refused, not
-    silently mixed in. Under DeepSpeed only the bookkeeping is read here; the
-    engine's state is loaded after :func:`_prepare` wraps the model.
+    silently mixed in. A corrupt one (a file truncated, altered or missing)
+    is skipped with a warning naming it, and the previous complete one is
+    used; if none is left the run stops with the first problem rather than
+    silently starting afresh. Under DeepSpeed only the bookkeeping and the
+    file checksums are read here; the engine's state is loaded after
+    :func:`_prepare` wraps the model.
     """
     if run.is_main:
         run.ckpt_root.mkdir(parents=True, exist_ok=True)
         ckpt.clean_partial(run.ckpt_root)
     run.acc.wait_for_everyone()
-    last = ckpt.last_checkpoint(run.ckpt_root) if run.cfg.resume else None
-    if last is None:
+    found = ckpt.list_checkpoints(run.ckpt_root) if run.cfg.resume else []
+    corrupt: list[ckpt.CorruptCheckpoint] = []
+    for last in reversed(found):
+        try:
+            meta, loaded = _load_usable(run, last)
+        except ckpt.CorruptCheckpoint as e:
+            corrupt.append(e)
+            if run.is_main:
+                warnings.warn(f"{e}; skipping checkpoint {last.path.name}, trying the one before it", stacklevel=2)
+            continue
+        if corrupt and run.is_main:
+            warnings.warn(f"resuming from {last.path} (the newer checkpoints are corrupt, see above)", stacklevel=2)
+        break
+    else:
+        if corrupt:
+            raise TrainingError(
+                f"{corrupt[0]}; no complete checkpoint left in {run.ckpt_root} to fall back to: "
+                "pass --no-resume to start afresh"
+            )
         return None, None
-    meta = json.loads((last.path / ckpt.STATE).read_text())
-    fingerprint = run.spec.fingerprint
-    if meta.get("fingerprint") != fingerprint:
-        raise TrainingError(
-            f"{last.path}: checkpoint was made with another config or input "
-            f"({meta.get('fingerprint', '?')[:12]} vs {fingerprint[:12]}); "
-            f"delete {run.run_dir} or pass --no-resume"
-        )
-    if meta.get("world_size", run.world) != run.world:
-        raise TrainingError(
-            f"{last.path}: checkpoint was made with {meta.get('world_size')} processes, "
-            f"this run has {run.world}; relaunch with the same number or pass --no-resume"
-        )
     rng_state = None
-    if not run.deepspeed:
-        loaded = ckpt.load_checkpoint(last)
+    if loaded is not None:
         load_trainable(run.model, loaded.trainable, str(last.path))
         run.optimizer.load_state_dict(loaded.optimizer)
         run.scheduler.load_state_dict(loaded.scheduler)
@@ -267,6 +274,27 @@ def _resume(run: _Run) -> tuple[ckpt.CheckpointInfo | None, Any]:
     run.prior_seconds = float(meta.get("seconds", 0.0))
     run.best = meta.get("best")
     return last, rng_state
+
+
+def _load_usable(run: _Run, last: ckpt.CheckpointInfo) -> tuple[dict[str, Any], ckpt.LoadedCheckpoint | None]:
+    """``(state.json, the loaded checkpoint or None under DeepSpeed)``; :class:`ckpt.CorruptCheckpoint` if damaged."""
+    meta = ckpt.read_state(last)
+    fingerprint = run.spec.fingerprint
+    if meta.get("fingerprint") != fingerprint:
+        raise TrainingError(
+            f"{last.path}: checkpoint was made with another config or input "
+            f"({str(meta.get('fingerprint', '?'))[:12]} vs {fingerprint[:12]}); "
+            f"delete {run.run_dir} or pass --no-resume"
+        )
+    if meta.get("world_size", run.world) != run.world:
+        raise TrainingError(
+            f"{last.path}: checkpoint was made with {meta.get('world_size')} processes, "
+            f"this run has {run.world}; relaunch with the same number or pass --no-resume"
+        )
+    if run.deepspeed:
+        ckpt.verify_files(last, meta)
+        return meta, None
+    return meta, ckpt.load_checkpoint(last)
 
 
 def _prepare(run: _Run, last: ckpt.CheckpointInfo | None, rng_state: Any) -> None:
@@ -378,7 +406,8 @@ def _save(run: _Run, step: int) -> None:
         acc.save_state(str(tmp / "accelerate"))
         acc.wait_for_everyone()
         if is_main:
-            write_json(tmp / ckpt.STATE, {"step": step, **meta}, sort_keys=False, default=str)
+            files = ckpt.record_files(tmp)
+            write_json(tmp / ckpt.STATE, {"step": step, **meta, ckpt.FILES: files}, sort_keys=False, default=str)
             os.replace(tmp, root / ckpt.checkpoint_name(step))
     else:
         rngs = gather_object([ckpt.capture_rng()]) if run.world > 1 else [ckpt.capture_rng()]
