@@ -14,6 +14,12 @@ contiguous chunk per shard, and a store is a handful of files. Each shard is
 written once, from an in-memory buffer of ``S`` samples (zarr's local store
 writes files atomically: temp file + rename).
 
+Each data file's size and CRC-32 are recorded in the group attribute
+``files`` before ``complete`` is set, and every chunk carries a CRC-32C:
+:func:`open_activations` refuses a missing, empty or truncated shard and
+reads raise on changed bytes, naming the store and the shard (see
+:mod:`vlmscope.activations.integrity`).
+
 Floating variables are stored in one storage dtype (``float32``, ``float16``
 or ``bfloat16``; see :mod:`vlmscope.activations.encoding` for the overflow
 policy). :func:`open_activations` decodes bfloat16 lazily to float32.
