@@ -148,3 +148,29 @@ def test_extracted_store_records_every_shard(tiny_checkpoint, tiny_dataset, tmp_
     os.truncate(out / "mlp" / "c" / "1" / "0" / "0", 10)
     with pytest.raises(ShardCorrupt, match=r"shard 1 of 'mlp' \(mlp/c/1/0/0\) is truncated"):
         open_activations(out)
+
+
+def test_extract_records_checksums_when_shards_are_written(tiny_checkpoint, tiny_dataset, tmp_path: Path) -> None:
+    """A shard damaged after it was written, before the run finishes, is caught: the record predates the damage."""
+    import shutil
+
+    import polars as pl
+
+    from vlmscope.activations.config import ExtractConfig
+    from vlmscope.activations.extract import extract
+    from vlmscope.errors import ImageError
+    from vlmscope.verify import verify_path
+
+    data = Path(shutil.copytree(tiny_dataset("spatial", 6), tmp_path / "ds"))
+    image = data / pl.read_parquet(data / "manifest.parquet")["image"][4]
+    good = image.read_bytes()
+    image.write_bytes(b"broken")
+    cfg = ExtractConfig(batch_size=1, shard_samples=3, dtype="float32", device="cpu")
+    out = tmp_path / "x.zarr"
+    with pytest.raises(ImageError):
+        extract(cfg, tiny_checkpoint("composite"), data, out)  # shard 0 written and recorded, then stops
+    _flip_byte(out / "hidden" / "c" / "0" / "0" / "0")
+    image.write_bytes(good)
+    extract(cfg, tiny_checkpoint("composite"), data, out)  # resumes shard 1 and completes
+    problems = verify_path(out).problems
+    assert any("shard 0 of 'hidden' (hidden/c/0/0/0) fails its checksum (crc32" in p for p in problems), problems
