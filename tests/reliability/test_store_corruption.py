@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from vlmscope.activations.integrity import FILES_ATTR, ShardCorrupt
+from vlmscope.activations.integrity import FILES_ATTR
 from vlmscope.activations.store import open_activations, open_store, write_activations
-from vlmscope.errors import StoreError
+from vlmscope.errors import ShardCorrupt, StoreError
 
 N, LAYERS, DIM, SHARD = 12, 3, 8, 4
 

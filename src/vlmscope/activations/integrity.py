@@ -36,11 +36,10 @@ from typing import Any
 import numpy as np
 from xarray.core import indexing
 
-from vlmscope.errors import StoreError
+from vlmscope.errors import ShardCorrupt, StoreError
 
 __all__ = [
     "FILES_ATTR",
-    "ShardCorrupt",
     "describe_file",
     "describe_shard",
     "describe_arrays",
@@ -55,10 +54,6 @@ FILES_ATTR = "files"
 
 _BLOCK = 8 << 20
 _SHARD_RE = re.compile(r"^(?P<var>[^/]+)/c/(?P<shard>\d+)(/|$)")
-
-
-class ShardCorrupt(StoreError):
-    """A file of a complete store is missing, of the wrong size, or fails its checksum."""
 
 
 def describe_file(path: Path) -> dict[str, Any]:
