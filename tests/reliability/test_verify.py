@@ -163,3 +163,9 @@ def test_not_a_known_artifact(tmp_path: Path) -> None:
         verify_path(tmp_path)
     with pytest.raises(NotFound, match="no such file"):
         verify_path(tmp_path / "absent")
+
+
+def test_half_written_config_json_is_named(checkpoint: Path) -> None:
+    (checkpoint / "config.json").write_text('{"model_type": "lla')
+    problems = verify_path(checkpoint).problems
+    assert len(problems) == 1 and problems[0].startswith(f"{checkpoint / 'config.json'}: not valid JSON")

@@ -1,4 +1,4 @@
-"""Verify a checkpoint: every safetensors header parses and matches the file, index files point at real tensors.
+"""Verify a checkpoint: safetensors headers match their files, indexes point at real tensors, JSON parses.
 
 A safetensors file is an 8-byte little-endian header length, a JSON header
 (``name -> {dtype, shape, data_offsets}``), then the data. The header is read
@@ -90,8 +90,19 @@ def _index_problems(index: Path, names_of: dict[Path, set[str]]) -> list[str]:
     return problems
 
 
+def _json_problems(files: list[Path]) -> list[str]:
+    """``config.json``, ``state.json`` and the like must parse (a half-written one breaks loading or resume)."""
+    problems = []
+    for f in files:
+        try:
+            json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(f"{f}: not valid JSON ({type(e).__name__}: {e})")
+    return problems
+
+
 def verify_checkpoint(path: Path) -> Verdict:
-    """Every problem of the safetensors files (and their indexes) at or under ``path``."""
+    """Every problem of the safetensors files (and their indexes and JSON files) at or under ``path``."""
     v = Verdict(path, "checkpoint")
     files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
     names_of: dict[Path, set[str]] = {}
@@ -102,6 +113,11 @@ def verify_checkpoint(path: Path) -> Verdict:
     indexes = [] if path.is_file() else sorted(path.rglob("*.safetensors.index.json"))
     for index in indexes:
         v.problems.extend(_index_problems(index, names_of))
+    others = [] if path.is_file() else sorted(set(path.rglob("*.json")) - set(indexes))
+    v.problems.extend(_json_problems(others))
     n = sum(len(s) for s in names_of.values())
-    v.summary = f"checkpoint {path}: {len(files)} safetensors files, {n} tensors, {len(indexes)} index files"
+    v.summary = (
+        f"checkpoint {path}: {len(files)} safetensors files, {n} tensors, {len(indexes)} index files, "
+        f"{len(others)} JSON files"
+    )
     return v
