@@ -305,7 +305,9 @@ def open_activations(
             all-NaN rows; listed in ``attrs["skipped"]``). By default they are dropped.
         decode_bfloat16_to_float32: bfloat16 stores come back as float32
             (lazily, on read); with False the raw uint16 bits are returned.
-        chunks: passed to ``xr.open_zarr`` (None: no dask, lazy indexing).
+        chunks: passed to ``xr.open_zarr`` (None: no dask, lazy indexing). With dask chunks a
+            chunk failing its checksum surfaces as zarr's ``ValueError`` at compute time rather
+            than as ``ShardCorrupt`` (the open-time size check still applies).
 
     Raises:
         NotFound: ``path`` does not exist or holds no store.
