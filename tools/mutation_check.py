@@ -1,4 +1,4 @@
-"""Plant one-line faults in the probe, lens, parsing and capture code and see which tests notice.
+"""Plant one-line faults in the probe, lens, parsing, capture and store-integrity code and see which tests notice.
 
 A test suite that passes is only worth something if it fails when the code is wrong. Each
 :class:`Mutant` below is a plausible one-line bug (an off-by-one position, a dropped
@@ -38,6 +38,7 @@ PROBE_TESTS = ("tests/probing/test_metrics.py", "tests/probing/test_backends.py"
                "tests/probing/test_splits_controls.py", "tests/probing/test_run.py")  # fmt: skip
 LENS_TESTS = ("tests/lens/test_logit.py", "tests/lens/test_ffn.py", "tests/lens/test_weights.py")
 PARSING_TESTS = ("tests/evaluation/test_parsing.py", "tests/evaluation/test_runner.py")
+STORE_TESTS = ("tests/reliability/test_store_corruption.py", "tests/reliability/test_verify.py")
 CAPTURE_TESTS = ("tests/activations/test_extract_values.py",
                  "tests/models/test_llava_next.py::TestLlavaNext::test_extract_stores_the_forward_pass")  # fmt: skip
 
@@ -124,6 +125,19 @@ MUTANTS: tuple[Mutant, ...] = (
            "proj = self.adapter.mlp_down_proj(block)",
            "proj = self.adapter.mlp_down_proj(min(block + 1, self.num_layers - 1))",
            "FFN activation of layer k read from the next block", CAPTURE_TESTS),
+    # -- store integrity --------------------------------------------------------------------------
+    Mutant("store-no-open-check", "store", "src/vlmscope/activations/store.py",
+           "check_files(path, attrs)", "pass",
+           "a complete store opens without checking its shard files (a deleted shard reads as NaN)", STORE_TESTS),
+    Mutant("store-size-only-longer", "store", "src/vlmscope/activations/integrity.py",
+           'if size != want["size"]:', 'if size > want["size"]:',
+           "truncated and empty shards pass the size check", STORE_TESTS),
+    Mutant("store-no-chunk-crc", "store", "src/vlmscope/activations/layout.py",
+           'shuffle="shuffle"), Crc32cCodec()]', 'shuffle="shuffle")]',
+           "chunks without a checksum: changed bytes decode to garbage", STORE_TESTS),
+    Mutant("store-record-at-finalize", "store", "src/vlmscope/activations/writer.py",
+           "files = describe_shard(self.store.path, cur.buffers, task.shard)", "files = {}",
+           "shard checksums taken at finalize from disk, after any damage", STORE_TESTS),
 )
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "StoreError",
     "StoreMismatch",
     "StoreLocked",
+    "ShardCorrupt",
     "ModelError",
     "ImporterError",
     "TrainingError",
@@ -53,6 +54,10 @@ class StoreMismatch(StoreError):
 
 class StoreLocked(StoreError):
     """Another process holds the store's write lock."""
+
+
+class ShardCorrupt(StoreError):
+    """A file of a complete activation store is missing, truncated, empty or fails its checksum (file named)."""
 
 
 class ModelError(VlmscopeError, ValueError):

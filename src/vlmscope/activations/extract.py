@@ -164,7 +164,7 @@ def _finalize(out: Path, writer: StoreWriter, config: ExtractConfig, table: Samp
         for s in skipped:
             w.writerow([s["sample_id"], s["reason"]])
         atomic_write_text(skipped_csv_path(out), buf.getvalue())
-    writer.finalize(final)
+    writer.finalize(final, {k: rec.files for k, rec in records.items() if rec.files})
     clear_progress(out)
     return final
 

@@ -127,10 +127,11 @@ def chunk_shapes(spec: VariableSpec, shard: int) -> tuple[tuple[int, ...], tuple
 
 
 def compressors() -> list[Any]:
-    from zarr.codecs import BloscCodec
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
-    # byte shuffle groups exponent bytes together: floats compress, fast enough to hide behind the GPU
-    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
+    # byte shuffle groups exponent bytes together: floats compress, fast enough to hide behind the GPU;
+    # a CRC-32C per chunk makes zarr refuse changed bytes on read instead of decoding garbage
+    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()]
 
 
 def json_safe(value: Any) -> Any:

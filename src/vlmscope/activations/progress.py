@@ -20,6 +20,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vlmscope.activations.store import PROGRESS_DIR
 from vlmscope.errors import StoreError
@@ -41,6 +42,8 @@ class ShardRecord:
     """``{"sample_id", "reason"}`` of samples skipped so far in this shard (``--on-error skip``)."""
     nonfinite: dict[str, int] = field(default_factory=dict)
     """Per variable NaN/inf counts over the shard's finished rows."""
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Size and CRC-32 of each file of the shard as just written (see :mod:`vlmscope.activations.integrity`)."""
 
     @property
     def complete(self) -> bool:

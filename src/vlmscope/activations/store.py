@@ -14,6 +14,12 @@ contiguous chunk per shard, and a store is a handful of files. Each shard is
 written once, from an in-memory buffer of ``S`` samples (zarr's local store
 writes files atomically: temp file + rename).
 
+Each data file's size and CRC-32 are recorded in the group attribute
+``files`` before ``complete`` is set, and every chunk carries a CRC-32C:
+:func:`open_activations` refuses a missing, empty or truncated shard and
+reads raise on changed bytes, naming the store and the shard (see
+:mod:`vlmscope.activations.integrity`).
+
 Floating variables are stored in one storage dtype (``float32``, ``float16``
 or ``bfloat16``; see :mod:`vlmscope.activations.encoding` for the overflow
 policy). :func:`open_activations` decodes bfloat16 lazily to float32.
@@ -46,6 +52,7 @@ from vlmscope.activations.encoding import (
     to_zarr_bits,
     zarr_dtype,
 )
+from vlmscope.activations.integrity import FILES_ATTR, GuardedArray, check_files, describe_arrays, describe_shard
 from vlmscope.activations.layout import (
     Coordinate,
     StoreLayout,
@@ -238,9 +245,20 @@ class StoreWriter:
     def update_attrs(self, attrs: Mapping[str, Any]) -> None:
         self._group.attrs.update(json_safe(dict(attrs)))
 
-    def finalize(self, attrs: Mapping[str, Any]) -> None:
-        """Write the final attributes, then ``complete=true`` in a separate, last write."""
-        self.update_attrs({k: v for k, v in attrs.items() if k != "complete"})
+    def finalize(self, attrs: Mapping[str, Any], files: Mapping[int, Mapping[str, Any]] | None = None) -> None:
+        """Write the final attributes and the file record, then ``complete=true`` in a separate, last write.
+
+        ``files``: per shard, what :func:`~vlmscope.activations.integrity.describe_shard` recorded right
+        after writing it; a shard without an entry is described now (from disk), and so are the
+        coordinate arrays.
+        """
+        files = dict(files or {})
+        record: dict[str, Any] = describe_arrays(self.path, [c.name for c in self.layout.coords])
+        names = [v.name for v in self.layout.variables]
+        for k in range(self.layout.n_shards):
+            shard = files.get(k)
+            record.update(describe_shard(self.path, names, k) if shard is None else shard)
+        self.update_attrs({**{k: v for k, v in attrs.items() if k != "complete"}, FILES_ATTR: dict(sorted(record.items()))})
         self._group.attrs.update({"complete": True})
 
 
@@ -287,11 +305,15 @@ def open_activations(
             all-NaN rows; listed in ``attrs["skipped"]``). By default they are dropped.
         decode_bfloat16_to_float32: bfloat16 stores come back as float32
             (lazily, on read); with False the raw uint16 bits are returned.
-        chunks: passed to ``xr.open_zarr`` (None: no dask, lazy indexing).
+        chunks: passed to ``xr.open_zarr`` (None: no dask, lazy indexing). With dask chunks a
+            chunk failing its checksum surfaces as zarr's ``ValueError`` at compute time rather
+            than as ``ShardCorrupt`` (the open-time size check still applies).
 
     Raises:
         NotFound: ``path`` does not exist or holds no store.
         StoreError: not a vlmscope store, or incomplete without ``allow_incomplete``.
+        ShardCorrupt: (a StoreError) a complete store's shard file is missing, truncated or
+            empty (checked on open), or fails its checksum (checked on read); names the file.
     """
     path = Path(path)
     if not path.exists():
@@ -309,6 +331,8 @@ def open_activations(
             "running. Rerun the same `vlmscope extract` command to resume it, or pass "
             "allow_incomplete=True to read what is there (unwritten rows are NaN)"
         )
+    if attrs.get("complete", False):
+        check_files(path, attrs)
     with warnings.catch_warnings():
         # an incomplete store carries the lock file and progress records beside the arrays
         warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
@@ -316,6 +340,8 @@ def open_activations(
             ds = xr.open_zarr(path, consolidated=False, chunks=chunks, zarr_format=3)
         except Exception as e:  # zarr/xarray raise many kinds on a damaged store
             raise StoreError(f"{path}: cannot open the store ({type(e).__name__}: {e})") from e
+    if chunks is None:
+        ds = _guard(ds, path)
     ds = _decode(ds, decode_bfloat16_to_float32)
     skipped = attrs.get("skipped") or []
     if skipped and not include_skipped:
@@ -335,6 +361,14 @@ def open_store(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
     if isinstance(source, xr.Dataset):
         return require_complete(source)
     return open_activations(Path(source))
+
+
+def _guard(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """Data variables whose reads raise ShardCorrupt naming the store and shard (see ``integrity``)."""
+    for name in list(ds.data_vars):
+        var = ds[name].variable
+        ds[name] = xr.Variable(var.dims, GuardedArray(var._data, path, str(name)), var.attrs, encoding=var.encoding)
+    return ds
 
 
 def _decode(ds: xr.Dataset, bf16_to_f32: bool) -> xr.Dataset:
@@ -440,6 +474,7 @@ def write_activations(
             valid = np.array([str(s) not in ids for s in layout.coord("sample").values.tolist()])
         nonfinite = {v.name: 0 for v in layout.variables if v.is_float}
         by_design = _nan_by_design(ds)
+        files = {}
         for k in range(layout.n_shards):
             lo, hi = layout.shard_bounds(k)
             block = {}
@@ -452,5 +487,6 @@ def write_activations(
                     nonfinite[v.name] += count_nonfinite(counted, valid[lo:hi])
                 block[v.name] = values
             writer.write_rows(lo, block)
-        writer.finalize({"nonfinite": nonfinite})
+            files[k] = describe_shard(tmp, block, k)
+        writer.finalize({"nonfinite": nonfinite}, files)
     return path

@@ -4,8 +4,8 @@ The forward loop hands each batch's reductions to :meth:`ShardWriter.submit`
 (a bounded queue); a writer thread casts them to the storage dtype (refusing
 overflow, see :mod:`vlmscope.activations.encoding`), places them in an
 in-memory buffer of one shard and, when the shard is full, writes every
-variable's shard file once and then appends the shard's record to the
-progress log. Compression and disk writes thus overlap the next forward
+variable's shard file once and then appends the shard's record (with each
+file's size and CRC-32) to the progress log. Compression and disk writes thus overlap the next forward
 pass, and memory is one shard plus a few batches, whatever the dataset size.
 
 Stopping early (an error or Ctrl-C in the forward loop): :meth:`close` with
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from vlmscope.activations.encoding import count_nonfinite, to_storage
+from vlmscope.activations.integrity import describe_shard
 from vlmscope.activations.plan import ShardTask
 from vlmscope.activations.progress import ProgressLog, ShardRecord
 from vlmscope.activations.store import StoreWriter
@@ -196,7 +197,8 @@ class ShardWriter:
         if complete and self._hang_at is not None and self._written == self._hang_at:
             while True:  # test hook: wait here to be killed
                 time.sleep(3600)
-        record = ShardRecord(task.shard, task.size, cur.rows_done, list(cur.skipped), nonfinite)
+        files = describe_shard(self.store.path, cur.buffers, task.shard)  # just written: read from the page cache
+        record = ShardRecord(task.shard, task.size, cur.rows_done, list(cur.skipped), nonfinite, files)
         self.progress.record(record)
         self._records[task.shard] = record
         if complete:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vlmscope import __version__
-from vlmscope.cli import evaluate, extract, generate, importers, lens, models, probe, report, train
+from vlmscope.cli import evaluate, extract, generate, importers, lens, models, probe, report, train, verify
 from vlmscope.cli.errors import VlmscopeGroup
 from vlmscope.cli.options import ConfigCommand
 
@@ -50,6 +50,7 @@ app.command("extract", cls=ConfigCommand)(extract.extract)
 app.command("probe", cls=ConfigCommand)(probe.probe)
 app.command("evaluate", cls=ConfigCommand)(evaluate.evaluate)
 app.command("report", cls=ConfigCommand)(report.report)
+app.command("verify")(verify.verify)
 for _name, _fn in train.TOP_LEVEL.items():
     app.command(_name, cls=ConfigCommand)(_fn)
 
