@@ -279,3 +279,39 @@ def test_a_probe_on_enough_samples_does_not_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_small(np.arange(100) % 5, list("abcde"))
+
+
+# -- (g) dvc pull on a clone without dvc.lock ------------------------------------------------------
+
+
+def _pull_tool():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "pull.py"
+    spec = importlib.util.spec_from_file_location("vlmscope_tools_pull", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pull_without_a_dvc_lock_says_there_is_nothing_to_pull_yet(tmp_path: Path, capsys, monkeypatch) -> None:
+    pull = _pull_tool()
+    calls: list[list[str]] = []
+    monkeypatch.setattr(pull.subprocess, "call", lambda argv, cwd: calls.append(argv) or 0)
+    assert pull.main([], root=tmp_path) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: nothing to pull") and "commits dvc.lock" in err
+    assert calls == []
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    assert pull.main(["-j", "2"], root=tmp_path) == 0
+    assert calls and calls[0][-4:] == ["dvc", "pull", "-j", "2"]
+
+
+def test_readme_and_makefile_say_how_a_team_shares_results() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    section = readme.split("### How a team shares results", 1)[1].split("\n## ", 1)[0]
+    for step in ("make repro", "git add dvc.lock", "dvc push", "make pull"):
+        assert step in section, step
+    makefile = (root / "Makefile").read_text()
+    assert "tools/pull.py" in makefile and "git add dvc.lock" in makefile
