@@ -112,6 +112,21 @@ def test_extract_skips_a_bomb_under_on_error_skip_and_stops_naming_it_otherwise(
     assert "is too large" in skipped_csv_path(out).read_text()
 
 
+def test_importers_drop_a_bomb_as_an_unreadable_image_instead_of_crashing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from vlmscope.data.importers.common import image_readable
+    from vlmscope.data.importers.countbench import _decode
+
+    ok = tmp_path / "ok.png"
+    Image.new("RGB", (8, 8)).save(ok)
+    assert image_readable(ok) and _decode(ok.read_bytes()) == "png"
+    for w in (30000, 10000):  # above PIL's own ceiling (it raises) and between its limit and the ceiling (it warns)
+        bomb = bomb_png(tmp_path / f"bomb{w}.png", w, w)
+        assert not image_readable(bomb)
+        assert _decode(bomb.read_bytes()) is None
+
+
 # -- (b) --set with broken YAML --------------------------------------------------------------------
 
 
