@@ -78,10 +78,12 @@ def test_the_pixel_limit_is_a_parameter_checked_before_decoding(tmp_path: Path) 
 
 def test_the_limit_is_a_config_field_of_extract_and_evaluate_reachable_by_set() -> None:
     from vlmscope.activations.config import ExtractConfig
+    from vlmscope.activations.loader import SampleTable
     from vlmscope.cli.options import build_config
     from vlmscope.data.reader import MAX_IMAGE_PIXELS, PIL_PIXEL_CEILING
     from vlmscope.evaluation.config import EvaluateConfig
 
+    assert SampleTable.__dataclass_fields__["max_pixels"].default == MAX_IMAGE_PIXELS
     for cls in (ExtractConfig, EvaluateConfig):
         field = cls.model_fields["max_image_pixels"]
         assert field.default == MAX_IMAGE_PIXELS
