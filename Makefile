@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python tools/pip_install.py -q
 STAMP := $(VENV)/.vlmscope-installed
 DEV_STAMP := $(VENV)/.vlmscope-dev-installed
 
-.PHONY: install dev repro test clean-venv
+.PHONY: install dev repro pull test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,11 @@ repro: $(STAMP)
 	@if [ ! -d .dvc ]; then $(BIN)/dvc init -q; fi
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 	@$(BIN)/python -m vlmscope.report.where artifacts/reports
+	@echo "to share these results: git add dvc.lock && git commit -m results && dvc push (others: git pull && make pull)"
+
+# dvc pull, explaining that a clone without a committed dvc.lock has nothing to pull (tools/pull.py)
+pull: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/pull.py
 
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -21,6 +21,8 @@ __all__ = [
     "ModelError",
     "ImporterError",
     "TrainingError",
+    "VlmscopeWarning",
+    "SmallSampleWarning",
 ]
 
 
@@ -70,3 +72,11 @@ class ImporterError(VlmscopeError, ValueError):
 
 class TrainingError(VlmscopeError, ValueError):
     """A training run is misconfigured (nothing trainable, empty answer span, ...)."""
+
+
+class VlmscopeWarning(UserWarning):
+    """Base of the warnings vlmscope issues on purpose: the run goes on, but the user should know."""
+
+
+class SmallSampleWarning(VlmscopeWarning):
+    """Too few samples for the numbers computed from them to mean anything (counts named)."""

@@ -49,6 +49,8 @@ class ExtractConfig(BaseModel):
     """``auto``: CUDA when available (``cuda:<LOCAL_RANK>`` under torchrun), else CPU."""
     on_error: Literal["stop", "skip"] = "stop"
     """Unreadable image: ``stop`` (name it; keep finished work) or ``skip`` (record it, NaN row)."""
+    max_image_pixels: int = Field(89_478_485, ge=1, le=178_956_970)
+    """Images declaring more pixels are unreadable (a decompression bomb); PIL refuses over 178956970 anyway."""
     shard_samples: int = Field(1024, ge=1, le=1_000_000)
     """Samples per shard file; also the unit of resumption and of the writer's memory."""
     prefetch_batches: int = Field(2, ge=1, le=64)

@@ -228,7 +228,13 @@ def _extract(
     if len(df) == 0:
         raise DatasetError(f"{dataset}: the manifest has no rows; nothing to extract")
     coords = label_coordinates(df, where=str(dataset / "manifest.parquet"))
-    table = SampleTable(dataset, df["sample_id"].to_list(), df["image"].to_list(), df["prompt"].to_list())
+    table = SampleTable(
+        dataset,
+        df["sample_id"].to_list(),
+        df["image"].to_list(),
+        df["prompt"].to_list(),
+        max_pixels=config.max_image_pixels,
+    )
     device = resolve_device(config.device, dist.local_rank)
     if adapter is None:
         adapter = load_adapter(config, model, family, device, revision)

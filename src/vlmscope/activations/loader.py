@@ -42,12 +42,15 @@ class SampleTable:
     images: Sequence[str]
     """Paths relative to ``dataset_dir``."""
     prompts: Sequence[str]
+    max_pixels: int = 89_478_485
+    """Pixel limit per image (:class:`~vlmscope.activations.config.ExtractConfig` ``max_image_pixels``)."""
 
     def image(self, row: int) -> Image:
         """Row ``row``'s image as RGB (:func:`vlmscope.data.reader.load_image`: ImageError naming file, sample, row)."""
         from vlmscope.data.reader import image_path, load_image
 
-        return load_image(image_path(self.dataset_dir, self.images[row]), sample_id=self.sample_ids[row], row=row)
+        path = image_path(self.dataset_dir, self.images[row])
+        return load_image(path, sample_id=self.sample_ids[row], row=row, max_pixels=self.max_pixels)
 
 
 @dataclass

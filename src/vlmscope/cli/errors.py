@@ -1,7 +1,8 @@
-"""Turn user-fixable errors into one-line messages at the CLI edge only."""
+"""Turn user-fixable errors into one-line messages, and vlmscope's warnings into ``warning:`` lines, at the CLI edge only."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import click
@@ -9,7 +10,7 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from vlmscope.errors import VlmscopeError
+from vlmscope.errors import VlmscopeError, VlmscopeWarning
 
 __all__ = ["VlmscopeGroup", "format_validation_error"]
 
@@ -25,10 +26,34 @@ def format_validation_error(err: ValidationError) -> str:
     return "invalid parameter " + "; ".join(parts)
 
 
+def _show_own_warnings() -> None:
+    """Print every :class:`VlmscopeWarning` as one ``warning: ...`` line (each time, not once per place).
+
+    Why: Python's default format (``file:line: Category: text`` plus the
+    source line) reads as a crash to a CLI user; other warnings keep it.
+    Call inside ``warnings.catch_warnings()``, which restores both settings.
+    """
+    warnings.simplefilter("always", VlmscopeWarning)
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, VlmscopeWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 class VlmscopeGroup(TyperGroup):
     """Root click group that reports user errors in one line, exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        with warnings.catch_warnings():
+            _show_own_warnings()
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except VlmscopeError as e:

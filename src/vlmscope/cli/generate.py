@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import typer
-import yaml
 from pydantic import ValidationError
 
-from vlmscope.cli.options import ParamsFile, read_params_file
+from vlmscope.cli.options import ParamsFile, parse_set_value, read_params_file
+from vlmscope.cli.outdir import check_out
 from vlmscope.data.generators import GENERATORS, GeneratorConfig, generate, make_config
 from vlmscope.data.generators.base import GeneratorSpec
 from vlmscope.errors import ConfigError
@@ -60,14 +60,11 @@ def parse_sets(items: list[str], spec: GeneratorSpec) -> dict[str, Any]:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         if key in out:
             raise ConfigError(f"--set {key} given twice")
-        try:
-            value: Any = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
+        value: Any = parse_set_value(key, raw)
         if isinstance(value, str) and key in spec.config.model_fields and _is_tuple_field(spec, key):
             value = [v.strip() for v in value.split(",") if v.strip()]
             if key in ("sizes", "counts"):
-                value = [yaml.safe_load(v) for v in value]
+                value = [parse_set_value(key, v) for v in value]
         out[key] = value
     return out
 
@@ -138,7 +135,7 @@ def _make_command(spec: GeneratorSpec) -> Callable[..., None]:
     variants = ", ".join(spec.variants)
 
     def command(
-        out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to write (replaced atomically)."),
+        out: Path = typer.Option(..., "--out", "-o", callback=check_out, help="Dataset directory to write (replaced atomically)."),
         n: int | None = typer.Option(None, "--n", help=_option_help(spec, "n", "Number of samples.")),
         seed: int | None = typer.Option(None, "--seed", help=_option_help(spec, "seed", "Random seed.")),
         variant: str | None = typer.Option(

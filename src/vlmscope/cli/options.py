@@ -49,6 +49,7 @@ __all__ = [
     "build_config",
     "field_default",
     "field_help",
+    "parse_set_value",
     "parse_sets",
     "read_params_file",
 ]
@@ -222,11 +223,35 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
+_STRUCTURED = ("[", "{", '"', "'")
+
+
+def parse_set_value(key: str, raw: str) -> Any:
+    """The YAML value of ``--set key=raw``; broken YAML stays text unless it opens a list, mapping or quote.
+
+    Why: ``counts=[1,2`` (a list missing its bracket) kept as the text
+    ``"[1,2"`` surfaces later as a confusing type error far from the typo, while
+    free text that happens not to be YAML (``prompt=a: b: c``) is what the user meant.
+    """
+    if not raw.strip():
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        if raw.lstrip().startswith(_STRUCTURED):
+            problem = " ".join(str(getattr(e, "problem", None) or "invalid YAML").split())
+            raise ConfigError(
+                f"--set {key}: {raw!r} is not a valid YAML value ({problem}); close its bracket or quote"
+            ) from None
+        return raw
+
+
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """``["loop.lr=3e-4", "split=[test, valid]"]`` -> ``{"loop": {"lr": 0.0003}, "split": ["test", "valid"]}``.
 
     Keys may use dashes for underscores; values are YAML (a string that is not
-    valid YAML is kept as text). A key given twice is an error.
+    valid YAML is kept as text, unless it opens a list, mapping or quote: see
+    :func:`parse_set_value`). A key given twice is an error.
     """
     out: dict[str, Any] = {}
     seen: set[str] = set()
@@ -238,10 +263,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         if key in seen:
             raise ConfigError(f"--set {key} given twice")
         seen.add(key)
-        try:
-            value: Any = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
+        value: Any = parse_set_value(key, raw)
         if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
             value = float(value)  # YAML 1.1 reads 3e-4 as text
         out = merge(out, _nest(key, value))

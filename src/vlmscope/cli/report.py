@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from vlmscope.cli.options import bind, bound_config
+from vlmscope.cli.outdir import check_out
 from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["report"]
@@ -24,7 +25,7 @@ _FIELDS = field_options(
 def report(
     artifacts: Path = typer.Option(..., "--artifacts", help="Artifacts root to report on (dvc.yaml: artifacts)."),
     out: Path = typer.Option(
-        ..., "--out", help="Output directory (replaced as a whole): index.html, PNGs, report.json."
+        ..., "--out", callback=check_out, help="Output directory (replaced as a whole): index.html, PNGs, report.json."
     ),
     **options: Any,
 ) -> None:

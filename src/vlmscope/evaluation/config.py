@@ -45,6 +45,8 @@ class EvaluateConfig(BaseModel):
     """``None`` = CPU; ``cuda``, ``auto``, ... as transformers takes it."""
     family: str | None = None
     """Model family; ``None`` detects it from the checkpoint."""
+    max_image_pixels: int = Field(default=89_478_485, ge=1, le=178_956_970)
+    """Images declaring more pixels are unreadable (a decompression bomb); PIL refuses over 178956970 anyway."""
 
     @field_validator("contrastive_template")
     @classmethod

@@ -77,9 +77,9 @@ def load_rows(dataset: Path, config: EvaluateConfig) -> pl.DataFrame:
     return prepare_rows(df, str(dataset))
 
 
-def _images(dataset: Path, rows: Sequence[dict[str, Any]]) -> list[Image]:
-    """The batch's images, each file decoded once (rows may share an image)."""
-    cache = ImageCache()
+def _images(dataset: Path, rows: Sequence[dict[str, Any]], max_pixels: int) -> list[Image]:
+    """The batch's images, each file decoded once (rows may share an image), at most ``max_pixels`` each."""
+    cache = ImageCache(max_pixels=max_pixels)
     return [cache.get(image_path(dataset, r["image"]), sample_id=r["sample_id"]) for r in rows]
 
 
@@ -132,7 +132,7 @@ def _run_generate(
 
     def encode(idx: range) -> Any:
         chunk = [rows[i] for i in idx]
-        return adapter.encode(_images(dataset, chunk), [r["prompt"] for r in chunk])
+        return adapter.encode(_images(dataset, chunk, config.max_image_pixels), [r["prompt"] for r in chunk])
 
     scored = generate_and_score(
         adapter, rows, encode, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens, tick=tick
@@ -165,7 +165,7 @@ def _run_option_loss(
         sel = [rows[i] for i, _ in chunk]
         nll = option_nll(
             adapter,
-            _images(dataset, sel),
+            _images(dataset, sel, config.max_image_pixels),
             [r["prompt"] for r in sel],
             [r["choices"][k] for r, (_, k) in zip(sel, chunk, strict=True)],
         )
@@ -198,7 +198,7 @@ def _run_contrastive(
     out: list[tuple[str | None, list[float] | None, Scored]] = []
     for idx in _batches(len(rows), config.batch_size):
         chunk = [rows[i] for i in idx]
-        images = _images(dataset, chunk)
+        images = _images(dataset, chunk, config.max_image_pixels)
         by_k: dict[int, list[int]] = {}
         for j, r in enumerate(chunk):
             by_k.setdefault(len(r["choices"]), []).append(j)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "ModelAdapter",
     "TensorNames",
     "classifier_names",
+    "check_family",
     "detect_family",
     "family_info",
     "list_families",
@@ -121,6 +123,33 @@ def _is_local(source: str | os.PathLike[str]) -> bool:
     return Path(source).exists()
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+"""``name`` or ``owner/name``: what the hub accepts as a repo id (no ``..``, ``--`` edge cases needed here)."""
+
+
+def _check_source(source: str | os.PathLike[str]) -> None:
+    """Refuse a missing local path before the hub is asked about it.
+
+    Why: a mistyped ``./artifacts/modle`` otherwise reaches the hub client and
+    comes back as an "unreachable or no such repo" error about a hub id the
+    user never meant. A source is a path when it is a ``PathLike``, starts with
+    ``.``, ``/`` or ``~``, has a backslash or more than one ``/``, is not a
+    well-formed hub id, or its first component is an existing local directory.
+    """
+    if _is_local(source):
+        return
+    s = str(source)
+    looks_local = (
+        isinstance(source, os.PathLike)
+        or s.startswith((".", "/", "~"))
+        or "\\" in s
+        or not _HUB_ID.match(s)
+        or ("/" in s and Path(s.split("/", 1)[0]).is_dir())
+    )
+    if looks_local:
+        raise NotFound(f"no such directory: {s} (a local checkpoint directory was expected; hub ids are owner/name)")
+
+
 def _hub_json(source: str, filename: str, revision: str | None) -> dict[str, Any] | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
@@ -147,6 +176,7 @@ def read_config(
     """``(config.json, vlmscope.json or None)`` of a local directory or hub id."""
     from vlmscope.models.sidecar import SIDECAR, read_sidecar
 
+    _check_source(source)
     if _is_local(source):
         d = Path(source)
         cfg = d / "config.json"
@@ -186,6 +216,36 @@ def detect_family(source: str | os.PathLike[str], *, revision: str | None = None
     return (defaults or matches)[0]
 
 
+def check_family(source: str | os.PathLike[str], family: str, *, revision: str | None = None) -> None:
+    """Refuse a forced ``family`` that the checkpoint contradicts.
+
+    Contradicts: the ``vlmscope.json`` sidecar names another family, or
+    ``config.json``'s ``model_type`` belongs to other families and not to this
+    one. Forcing stays possible where detection has no answer (no sidecar and
+    a ``model_type`` no family claims) and where families share a
+    ``model_type`` (``composite`` over a llava config). Why: loading a Qwen
+    checkpoint through the LLaVA adapter fails deep inside transformers, or
+    worse, loads and reads the wrong layers.
+    """
+    _families()
+    cls = ADAPTERS.get(family)  # unknown family -> ConfigError listing the valid ones
+    config, sidecar = read_config(source, revision=revision)
+    if sidecar and sidecar.get("family") and str(sidecar["family"]) != family:
+        raise ModelError(
+            f"--family {family} contradicts {source}: its vlmscope.json says family {sidecar['family']!r}; "
+            "drop --family to use the detected one"
+        )
+    model_type = config.get("model_type")
+    if (sidecar and sidecar.get("family")) or not model_type or model_type in cls.model_types:
+        return
+    owners = [n for n in ADAPTERS.names() if model_type in ADAPTERS.get(n).model_types]
+    if owners:
+        raise ModelError(
+            f"--family {family} contradicts {source}: its config.json model_type {model_type!r} is "
+            f"family {' or '.join(owners)}; drop --family to use the detected one"
+        )
+
+
 def load_model(
     source: str | os.PathLike[str],
     *,
@@ -194,6 +254,9 @@ def load_model(
 ) -> ModelAdapter | ContrastiveAdapter:
     """Load a checkpoint (hub id or local directory) behind its family's adapter."""
     _families()
+    _check_source(source)
+    if family is not None and _is_local(source):
+        check_family(source, family)
     fam = family or detect_family(source, revision=options.revision)
     cls = ADAPTERS.get(fam)
     if _is_local(source) and Path(source).is_dir():

@@ -16,6 +16,8 @@ per-layer scores are aggregated:
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import xarray as xr
 
 from vlmscope import __version__
 from vlmscope.activations.store import open_store
-from vlmscope.errors import ConfigError, StoreError
+from vlmscope.errors import ConfigError, SmallSampleWarning, StoreError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.progress import track
 from vlmscope.probing.backends import fit_layers, n_problems, predict_classes
@@ -101,6 +103,29 @@ def _fits(ds: xr.Dataset, data: ProbeData, config: ProbeConfig) -> list[Fit]:
     return fits
 
 
+MIN_SAMPLES = 50
+"""Below this many samples a probe's accuracy is noise: the 95% interval of an accuracy near 0.5
+measured on n held-out predictions is about +-1/sqrt(n), +-0.14 at n=50 (and fewer are held out)."""
+
+MIN_PER_CLASS = 10
+"""Below this many samples of a class, a fold's training rows hold a few of it at best."""
+
+
+def warn_if_small(y: np.ndarray, classes: Sequence[Any]) -> None:
+    """:class:`SmallSampleWarning` when there are fewer than :data:`MIN_SAMPLES` samples or
+    :data:`MIN_PER_CLASS` of some class: the probe still runs (smoke tests use tiny stores),
+    but its numbers must not be read as results."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+    small = int(counts.argmin())
+    if len(y) < MIN_SAMPLES or counts[small] < MIN_PER_CLASS:
+        warnings.warn(
+            f"probing {len(y)} samples, {int(counts[small])} of class {classes[small]!r}: with fewer than "
+            f"{MIN_SAMPLES} samples or {MIN_PER_CLASS} per class the accuracies mean nothing",
+            SmallSampleWarning,
+            stacklevel=3,
+        )
+
+
 def compute_probes(
     source: xr.Dataset | str | os.PathLike[str],
     config: ProbeConfig,
@@ -115,6 +140,7 @@ def compute_probes(
     ds = open_store(source)
     data = probe_data(ds, label=config.label, variable=config.variable, layers=config.layers)
     fits = _fits(ds, data, config)
+    warn_if_small(data.y, data.classes)
     K = len(data.classes)
     P = n_problems(K)
     N = len(data.y)

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -39,6 +40,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
 from vlmscope.data.manifest import write_dataset
+from vlmscope.data.reader import MAX_IMAGE_PIXELS
 from vlmscope.errors import ImporterError, NotFound
 
 __all__ = [
@@ -189,13 +191,20 @@ def find_image(root: Path, rel: PurePosixPath, alternatives: tuple[str, ...] = (
     return None
 
 
-def image_readable(path: Path) -> bool:
-    """Whether PIL recognises the file's header (cheap: no pixel decode)."""
+def image_readable(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> bool:
+    """Whether PIL recognises the file's header and it declares at most ``max_pixels`` (cheap: no pixel decode).
+
+    A decompression bomb (a tiny file declaring 30000x30000 pixels) is an
+    unreadable image here, as it is to :func:`vlmscope.data.reader.load_image`
+    later, rather than a crash of the whole import.
+    """
     try:
-        with Image.open(path) as im:
-            im.size  # noqa: B018 - header parsed lazily
-        return True
-    except (UnidentifiedImageError, OSError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+        return w * h <= max_pixels
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         return False
 
 

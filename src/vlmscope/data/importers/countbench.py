@@ -18,6 +18,7 @@ evaluation set).
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
 from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, write_import
+from vlmscope.data.reader import MAX_IMAGE_PIXELS
 from vlmscope.errors import ImporterError, NotFound
 from vlmscope.templates import template_check
 
@@ -73,10 +75,15 @@ def _image_bytes(value: Any, where: str) -> bytes | None:
 def _decode(data: bytes) -> str | None:
     """The file extension of the decoded format, or ``None`` when PIL cannot decode it."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
+            if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:  # a decompression bomb: refuse before decoding
+                return None
             im.load()
             fmt = im.format
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
     return _EXT.get(fmt or "", (fmt or "img").lower())
 
