@@ -18,10 +18,11 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from vlmscope.errors import ModelError, NotFound, VlmscopeError
 
-__all__ = ["check_safetensors", "check_safetensors_dir"]
+__all__ = ["check_safetensors", "check_safetensors_dir", "safetensors_problems"]
 
 _MAX_HEADER = 100_000_000
 """The limit safetensors itself puts on the JSON header (bytes)."""
@@ -32,54 +33,67 @@ _ITEMSIZE = {
 }  # fmt: skip
 
 
-def _problem(path: Path) -> str | None:
-    """What is wrong with the file at ``path`` (``None`` when it is a whole safetensors file)."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                return f"{size} bytes, too short for a safetensors header (zero-length or truncated)"
-            n = int.from_bytes(head, "little")
-            if n > _MAX_HEADER or 8 + n > size:
-                return f"header claims {n} bytes but the file has {size} (truncated or not safetensors)"
-            raw = fh.read(n)
-    except OSError as e:
-        return f"unreadable ({e.strerror or e})"
+def _header(path: Path) -> tuple[dict[str, Any], int]:
+    """(header, data section length); ValueError with the reason when it does not parse."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{size} bytes, too short for a safetensors header (zero-length or truncated)")
+        n = int.from_bytes(head, "little")
+        if n > min(size - 8, _MAX_HEADER):
+            raise ValueError(f"header length {n} exceeds the file ({size} bytes; truncated or not safetensors)")
+        raw = fh.read(n)
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return f"header is not valid JSON ({e}); corrupt or not safetensors"
+        raise ValueError(f"header is not JSON ({e}); corrupt or not safetensors") from None
     if not isinstance(header, dict):
-        return "header is not a JSON object; corrupt or not safetensors"
-    data_len, end = size - 8 - n, 0
+        raise ValueError("header is not a JSON object; corrupt or not safetensors")
+    return header, size - 8 - n
+
+
+def safetensors_problems(path: str | os.PathLike[str]) -> tuple[list[str], set[str]]:
+    """(problems, tensor names) of one file: the header parses and its byte ranges tile the data exactly.
+
+    Problems do not repeat the path; callers prefix it. No tensor data is read.
+    """
+    try:
+        header, data = _header(Path(path))
+    except OSError as e:
+        return [f"unreadable ({e.strerror or e})"], set()
+    except ValueError as e:
+        return [f"not a readable safetensors file: {e}"], set()
+    problems: list[str] = []
+    names: set[str] = set()
+    end = 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        names.add(name)
         try:
-            dtype, shape, (start, stop) = info["dtype"], info["shape"], info["data_offsets"]
-            want = math.prod(int(s) for s in shape) * _ITEMSIZE.get(dtype, 0)
-            start, stop = int(start), int(stop)
-        except (KeyError, TypeError, ValueError):
-            return f"tensor {name!r} has a malformed header entry"
-        if dtype in _ITEMSIZE and stop - start != want:
-            return f"tensor {name!r}: {stop - start} bytes for {dtype} {list(shape)} (corrupt header)"
+            start, stop = (int(x) for x in info["data_offsets"])
+            numel, itemsize = math.prod(int(d) for d in info["shape"]), _ITEMSIZE.get(str(info["dtype"]))
+        except (KeyError, TypeError, ValueError) as err:
+            problems.append(f"tensor {name!r} has a malformed header entry ({type(err).__name__}: {err})")
+            continue
         if not 0 <= start <= stop:
-            return f"tensor {name!r}: bad byte range {start}..{stop} (corrupt header)"
-        if stop > data_len:
-            return f"tensor {name!r} ends at byte {stop} of the data but the file holds {data_len} (truncated)"
+            problems.append(f"tensor {name!r}: bad byte range {start}..{stop}")
+        elif itemsize is not None and stop - start != numel * itemsize:  # sub-byte dtypes (F4, F6_*) unchecked
+            problems.append(f"tensor {name!r} spans {stop - start} bytes, its dtype and shape need {numel * itemsize}")
         end = max(end, stop)
-    if end != data_len:
-        return f"data section is {data_len} bytes but the tensors cover {end} (truncated or trailing garbage)"
-    return None
+    if end > data:
+        problems.append(f"truncated: the header needs {end} data bytes, the file holds {data}")
+    elif end < data:
+        problems.append(f"{data - end} bytes after the last tensor (the file was appended to or damaged)")
+    return problems, names
 
 
 def check_safetensors(path: str | os.PathLike[str], error: type[VlmscopeError] = ModelError) -> None:
     """Raise ``error`` (one line naming ``path``) unless it is a structurally whole safetensors file."""
-    p = Path(path)
-    problem = _problem(p)
-    if problem is not None:
-        raise error(f"{p}: corrupt safetensors file: {problem}")
+    problems, _ = safetensors_problems(path)
+    if problems:
+        raise error(f"{path}: corrupt safetensors file: {problems[0]}")
 
 
 def check_safetensors_dir(directory: str | os.PathLike[str], error: type[VlmscopeError] = ModelError) -> None:

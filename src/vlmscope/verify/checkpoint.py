@@ -9,68 +9,17 @@ truncated file shows up as data offsets past its end.
 from __future__ import annotations
 
 import json
-import math
-import struct
 from pathlib import Path
-from typing import Any
 
+from vlmscope.io.tensorfile import safetensors_problems as file_problems
 from vlmscope.verify import Verdict
 
 __all__ = ["verify_checkpoint", "safetensors_problems"]
 
-_ITEMSIZE = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
-}
-_MAX_HEADER = 100 << 20
-
-
-def _header(path: Path) -> tuple[dict[str, Any], int]:
-    """(header, first data byte); ValueError with the reason when it does not parse."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{size} bytes, too short for a safetensors header")
-        (n,) = struct.unpack("<Q", head)
-        if n > min(size - 8, _MAX_HEADER):
-            raise ValueError(f"header length {n} exceeds the file ({size} bytes)")
-        raw = f.read(n)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"header is not JSON ({e})") from None
-    if not isinstance(header, dict):
-        raise ValueError("header is not a JSON object")
-    return header, 8 + n
-
-
 def safetensors_problems(path: Path) -> tuple[list[str], set[str]]:
-    """(problems, tensor names) of one safetensors file: header parses, offsets tile the data exactly."""
-    try:
-        header, start = _header(path)
-    except (OSError, ValueError) as e:
-        return [f"{path}: not a readable safetensors file: {e}"], set()
-    data = path.stat().st_size - start
-    problems, names, end = [], set(), 0
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        names.add(name)
-        try:
-            b, e = (int(x) for x in t["data_offsets"])
-            want = math.prod(int(d) for d in t["shape"]) * _ITEMSIZE[t["dtype"]]
-        except (KeyError, TypeError, ValueError) as err:
-            problems.append(f"{path}: tensor {name!r} has a malformed header entry ({type(err).__name__}: {err})")
-            continue
-        if e - b != want:
-            problems.append(f"{path}: tensor {name!r} spans {e - b} bytes, its dtype and shape need {want}")
-        end = max(end, e)
-    if end > data:
-        problems.append(f"{path}: truncated: the header needs {end} data bytes, the file holds {data}")
-    elif end < data:
-        problems.append(f"{path}: {data - end} bytes after the last tensor (the file was appended to or damaged)")
-    return problems, names
+    """(problems naming ``path``, tensor names) of one safetensors file (:mod:`vlmscope.io.tensorfile`)."""
+    problems, names = file_problems(path)
+    return [f"{path}: {p}" for p in problems], names
 
 
 def _index_problems(index: Path, names_of: dict[Path, set[str]]) -> list[str]:
