@@ -240,8 +240,10 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         seen.add(key)
         try:
             value: Any = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: a date-like value that is no date (2020-13-01)
             value = raw
+        except RecursionError:
+            raise ConfigError(f"--set {key}: value nested too deeply") from None
         if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
             value = float(value)  # YAML 1.1 reads 3e-4 as text
         out = merge(out, _nest(key, value))

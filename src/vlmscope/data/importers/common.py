@@ -46,6 +46,8 @@ __all__ = [
     "ImportConfigBase",
     "ImportReport",
     "ImageSink",
+    "MAX_COUNT",
+    "check_count",
     "REPORT",
     "field",
     "find_image",
@@ -121,18 +123,50 @@ class ImportReport:
         return "\n".join(lines)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def load_json(path: str | os.PathLike[str]) -> Any:
-    """Parse a JSON file; malformed JSON names the file, line and column."""
+    """Parse a JSON file; malformed JSON names the file, line and column.
+
+    Two things Python's parser accepts are refused too, because they crash
+    later far from the file: nesting deeper than the interpreter's recursion
+    limit, and ``\\udXXX`` escapes of lone UTF-16 surrogates (not text: no
+    UTF-8 writer, parquet included, can store them).
+    """
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"{path}: no such file")
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            text = fh.read()
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ImporterError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise ImporterError(f"{path}: not UTF-8 text (byte {e.start}): is this the right file?") from None
+    except RecursionError:
+        raise ImporterError(f"{path}: JSON nested too deeply to read") from None
+    if "\\u" in text:
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            m = _SURROGATE_ESCAPE.search(text)
+            at = f":{text.count(chr(10), 0, m.start()) + 1}" if m else ""
+            got = f" ({m.group(0)})" if m else ""
+            raise ImporterError(f"{path}{at}: a \\u escape encodes a lone UTF-16 surrogate{got}, not text") from None
+    return data
+
+
+MAX_COUNT = 2**63 - 1
+"""Largest count a manifest's ``Int64`` column holds; a larger one is an error, not an overflow."""
+
+
+def check_count(value: int, where: str, name: str) -> int:
+    """``value`` if ``0 <= value <= MAX_COUNT``; else an error naming ``where`` and the field."""
+    if not 0 <= value <= MAX_COUNT:
+        raise ImporterError(f"{where}: field {name!r} must be a count in 0..{MAX_COUNT}, got {value!r:.80}")
+    return value
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", float: "a number"}
@@ -184,8 +218,11 @@ def find_image(root: Path, rel: PurePosixPath, alternatives: tuple[str, ...] = (
     """The first existing file among ``root/rel`` and ``root/<alt>/rel``; ``None`` if none."""
     for prefix in ("", *alternatives):
         p = root / prefix / rel if prefix else root / rel
-        if p.is_file():
-            return p
+        try:
+            if p.is_file():
+                return p
+        except OSError:  # a name too long for the filesystem (ENAMETOOLONG) names no file
+            continue
     return None
 
 

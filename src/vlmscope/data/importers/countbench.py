@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, write_import
+from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, check_count, write_import
 from vlmscope.errors import ImporterError, NotFound
 from vlmscope.templates import template_check
 
@@ -86,11 +86,11 @@ def _number(value: Any, where: str) -> int:
         raise ImporterError(f"{where}: column 'number' must be a non-negative integer, got {value!r}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19:
+        value = int(value.strip())  # isdecimal, not isdigit: int() refuses '²'; 19 digits bound int64
     if not isinstance(value, int) or value < 0:
         raise ImporterError(f"{where}: column 'number' must be a non-negative integer, got {value!r}")
-    return value
+    return check_count(value, where, "number")
 
 
 def import_countbench(
