@@ -48,6 +48,7 @@ __all__ = [
     "ImageSink",
     "MAX_COUNT",
     "check_count",
+    "shown_names",
     "REPORT",
     "field",
     "find_image",
@@ -169,6 +170,11 @@ def check_count(value: int, where: str, name: str) -> int:
     return value
 
 
+def shown_names(names: Any) -> str:
+    """Comma-joined names, each ``repr``-quoted when it is not printable (a key ``"\\n"`` must not break the line)."""
+    return ", ".join(s if s.isprintable() else repr(s) for s in map(str, names))
+
+
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", float: "a number"}
 
 
@@ -181,7 +187,7 @@ def field(record: Any, name: str, types: type | tuple[type, ...], where: str) ->
     if not isinstance(record, Mapping):
         raise ImporterError(f"{where}: expected an object with field {name!r}, got {type(record).__name__}")
     if name not in record:
-        raise ImporterError(f"{where}: missing field {name!r} (fields: {', '.join(map(str, record))})")
+        raise ImporterError(f"{where}: missing field {name!r} (fields: {shown_names(record)})")
     value = record[name]
     tt = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, tt) or (isinstance(value, bool) and bool not in tt):

@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, check_count, write_import
+from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, check_count, shown_names, write_import
 from vlmscope.errors import ImporterError, NotFound
 from vlmscope.templates import template_check
 
@@ -109,7 +109,7 @@ def import_countbench(
             raise ImporterError(f"{f}: unreadable parquet: {e}") from None
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
-            raise ImporterError(f"{f}: missing column(s) {missing} (columns: {', '.join(table.column_names)})")
+            raise ImporterError(f"{f}: missing column(s) {missing} (columns: {shown_names(table.column_names)})")
         cols = {c: table.column(c).to_pylist() for c in (*REQUIRED, "text") if c in table.column_names}
         for i in range(table.num_rows):
             where = f"{f}: row {i}"
