@@ -26,7 +26,14 @@ import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, check_count, shown_names, write_import
+from vlmscope.data.importers.common import (
+    ImageSink,
+    ImportConfigBase,
+    ImportReport,
+    check_count,
+    shown_names,
+    write_import,
+)
 from vlmscope.errors import ImporterError, NotFound
 from vlmscope.templates import template_check
 
