@@ -321,7 +321,9 @@ class ImageSink:
     def _link_or_copy(self, src: Path, dest: Path) -> None:
         if self.mode == "link":
             try:
-                os.link(src, dest)
+                # the link's target, not the link: Linux link(2) would copy a symlink as a symlink, and a
+                # relative one dangles (or points elsewhere) once inside the dataset
+                os.link(os.path.realpath(src), dest)
                 return
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
