@@ -115,10 +115,13 @@ def test_dangling_and_looping_symlinks_are_missing_images(name: str, tmp_path: P
 
 @pytest.mark.parametrize("name", IMPORTER_NAMES)
 @pytest.mark.parametrize("mode", ["link", "copy"])
-def test_a_symlinked_image_is_imported_as_its_bytes_not_as_a_link(name: str, mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["absolute", "relative"])
+def test_a_symlinked_image_is_imported_as_its_bytes_not_as_a_link(
+    name: str, mode: str, target: str, tmp_path: Path
+) -> None:
     outside = _png(tmp_path / "elsewhere" / "real.png")
     (tmp_path / "images").mkdir()
-    os.symlink(outside, tmp_path / "images" / "cat.png")
+    os.symlink(outside if target == "absolute" else Path("../elsewhere/real.png"), tmp_path / "images" / "cat.png")
     _run(name, tmp_path, "cat.png", image_mode=mode)
     rows = read_rows(tmp_path / "out")
     placed = image_path(tmp_path / "out", rows["image"][0])
