@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-
 from tests.report.conftest import build_artifacts
+
 from vlmscope.report import INDEX, ReportConfig, build_report
 
 PAYLOAD = '<script>alert(1)</script><img src=x onerror="alert(2)"></table>&amp;'
