@@ -32,7 +32,7 @@ from vlmscope.data.importers import IMPORTERS, ImportReport
 from vlmscope.data.reader import read_rows
 from vlmscope.errors import VlmscopeError
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 TEXT = st.text(st.characters(codec=None, categories=None), max_size=12)
 EDGE = st.sampled_from(
     [2**63, 2**63 - 1, -1, 0, 10**400, float("nan"), float("inf"), "", " ", "../../etc/passwd", "/etc/passwd",
@@ -47,8 +47,11 @@ JUNK_LEAF = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     TEXT,
 )
-JUNK = st.recursive(
-    JUNK_LEAF, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(TEXT, kids, max_size=3), max_leaves=8
+JUNK = st.one_of(
+    EDGE,  # again on its own: a random leaf should often be an edge value
+    st.recursive(
+        JUNK_LEAF, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(TEXT, kids, max_size=3), max_leaves=8
+    ),
 )
 
 
@@ -120,12 +123,20 @@ def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        data = data[p]
+    return data
+
+
 def _mutate(data: Any, draw: Any) -> Any:
     """``data`` with one to four random edits: delete, replace by junk, wrap, or stuff unicode into a key."""
     data = copy.deepcopy(data)
     for _ in range(draw(st.integers(1, 4))):
         paths = _paths(data)
-        path = draw(st.sampled_from(paths))
+        leaves = [p for p in paths if p and not isinstance(_at(data, p), (dict, list))]
+        # mostly a leaf (a field's value: where type and range checks live), sometimes any node
+        path = draw(st.sampled_from(leaves if leaves and draw(st.integers(0, 3)) else paths))
         op = draw(st.sampled_from(["delete", "replace", "replace", "replace", "wrap", "rekey", "duplicate"]))
         if not path:  # the whole document: rarely, or every example fails at the top
             continue
