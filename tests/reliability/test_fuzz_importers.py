@@ -316,3 +316,45 @@ def test_countbench_number_strings_past_int64_are_refused(number: str, tmp_path:
     pq.write_table(pa.table({"image": [PNG], "question": ["How many?"], "number": [number]}), src)
     with pytest.raises(VlmscopeError, match=r"cb\.parquet: row 0: .*'number'"):
         IMPORTERS.get("countbench").run([src], tmp_path / "out")
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_manifest_parquet_reads_or_is_a_vlmscope_error(data: st.DataObject) -> None:
+    """The dataset reader every stage uses, on random columns of random kinds (and truncated files)."""
+    from vlmscope.data.manifest import read_manifest
+
+    root = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    try:
+        n = data.draw(st.integers(0, 4))
+        names = data.draw(
+            st.lists(st.sampled_from(["sample_id", "image", "prompt", "answer", "split", "choices", "count"]),
+                     unique=True)
+        )  # fmt: skip
+        cols = {}
+        complete = data.draw(st.booleans())  # all required columns as text: the row-level checks run
+        if complete:
+            names = ["sample_id", "image", "prompt", "answer", "split", *names]
+        for c in dict.fromkeys(names):
+            kind = "string" if complete and c in ("sample_id", "image", "prompt", "answer", "split") else None
+            kind = kind or data.draw(st.sampled_from(sorted(COLUMN_KINDS)))
+            cols[c] = data.draw(st.lists(COLUMN_KINDS[kind], min_size=n, max_size=n))
+        if "split" in cols and data.draw(st.booleans()):
+            cols["split"] = data.draw(st.lists(st.sampled_from(["train", "valid", "test"]), min_size=n, max_size=n))
+        try:
+            table = pa.table(cols) if cols else pa.table({"x": pa.array([], pa.int64())})
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return
+        path = root / "manifest.parquet"
+        pq.write_table(table, path)
+        if data.draw(st.integers(0, 4)) == 0:
+            raw = path.read_bytes()
+            path.write_bytes(raw[: data.draw(st.integers(0, len(raw)))])
+        try:
+            df = read_manifest(root)
+        except VlmscopeError as e:
+            assert "manifest.parquet" in str(e) and "\n" not in str(e), str(e)
+            return
+        assert df.height == n
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
