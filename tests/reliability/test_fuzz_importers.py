@@ -358,3 +358,26 @@ def test_random_manifest_parquet_reads_or_is_a_vlmscope_error(data: st.DataObjec
         assert df.height == n
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "rel", "path", "value"), HOSTILE, ids=[f"{h[0]}-{'.'.join(map(str, h[2]))}" for h in HOSTILE]
+)
+def test_hostile_values_through_the_cli_are_one_line(name, rel, path, value, tmp_path: Path) -> None:
+    """What the user sees: exit 0 with a summary, or exit 1 with one ``error:`` line and no traceback."""
+    from typer.testing import CliRunner
+
+    from vlmscope.cli.app import app
+
+    files = SOURCES[name](tmp_path)
+    files[rel] = _set(files[rel], path, value)
+    for r, content in files.items():
+        (tmp_path / r).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / r).write_text(json.dumps(content))
+    args = ["import", name, str(tmp_path / SOURCE_ARGS[name]), "--images", str(tmp_path / "images")]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert res.exit_code in (0, 1) and isinstance(res.exception, (SystemExit, type(None))), res.exception
+    if res.exit_code == 1:
+        lines = res.stderr.strip().splitlines()
+        assert lines[0].startswith("error: ") and str(tmp_path) in lines[0], res.stderr
+        assert "Traceback" not in res.output
