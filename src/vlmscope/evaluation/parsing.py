@@ -35,10 +35,11 @@ Rules of :func:`parse_choice` (``text`` against ``options``, K option texts):
 
 Rules of :func:`parse_count`: the first run of digits anywhere (``1,000``
 with thousands separators is one number; ``2.5`` gives 2; a sign is
-ignored; a number beyond 2**63 - 1 is no count and gives -1), else the first English number phrase made of whole number words
-(``zero`` .. ``nineteen``, the tens ``twenty`` .. ``ninety``, ``hundred``,
-``thousand``, joined by spaces, hyphens or ``and``: ``twenty-one`` = 21,
-``one hundred`` = 100, ``two thousand and five`` = 2005), else ``-1``.
+ignored; a number beyond 2**63 - 1 is no count and gives -1), else the
+first English number phrase made of whole number words (``zero`` ..
+``nineteen``, the tens ``twenty`` .. ``ninety``, ``hundred``, ``thousand``,
+joined by spaces, hyphens or ``and``: ``twenty-one`` = 21, ``one hundred`` =
+100, ``two thousand and five`` = 2005), else ``-1``.
 ``none`` / ``no`` are not numbers (they give -1, as in the original study).
 
 Rules of :func:`parse_yes_no`: the first word decides (``yes``/``yeah``/
