@@ -237,6 +237,10 @@ def parse_set_value(key: str, raw: str) -> Any:
         return raw
     try:
         return yaml.safe_load(raw)
+    except ValueError:  # a date-like value that is no date (2020-13-01): the user meant text
+        return raw
+    except RecursionError:
+        raise ConfigError(f"--set {key}: value nested too deeply") from None
     except yaml.YAMLError as e:
         if raw.lstrip().startswith(_STRUCTURED):
             problem = " ".join(str(getattr(e, "problem", None) or "invalid YAML").split())

@@ -35,10 +35,11 @@ Rules of :func:`parse_choice` (``text`` against ``options``, K option texts):
 
 Rules of :func:`parse_count`: the first run of digits anywhere (``1,000``
 with thousands separators is one number; ``2.5`` gives 2; a sign is
-ignored), else the first English number phrase made of whole number words
-(``zero`` .. ``nineteen``, the tens ``twenty`` .. ``ninety``, ``hundred``,
-``thousand``, joined by spaces, hyphens or ``and``: ``twenty-one`` = 21,
-``one hundred`` = 100, ``two thousand and five`` = 2005), else ``-1``.
+ignored; a number beyond 2**63 - 1 is no count and gives -1), else the
+first English number phrase made of whole number words (``zero`` ..
+``nineteen``, the tens ``twenty`` .. ``ninety``, ``hundred``, ``thousand``,
+joined by spaces, hyphens or ``and``: ``twenty-one`` = 21, ``one hundred`` =
+100, ``two thousand and five`` = 2005), else ``-1``.
 ``none`` / ``no`` are not numbers (they give -1, as in the original study).
 
 Rules of :func:`parse_yes_no`: the first word decides (``yes``/``yeah``/
@@ -56,6 +57,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from vlmscope.errors import ConfigError
+
 __all__ = ["parse_choice", "parse_count", "parse_yes_no", "normalize_open", "letter"]
 
 _EMPHASIS = re.compile(r"[*`]{1,3}")
@@ -72,7 +75,13 @@ _LEAD_LETTER = re.compile(r"^(?:[(\[]([a-z])[)\]][.):]?|([a-z])[.):])\s+(.+)$")
 
 
 def letter(index: int) -> str:
-    """``0 -> 'A'``: the label of option ``index`` in a lettered prompt."""
+    """``0 -> 'A'``: the label of option ``index`` in a lettered prompt (0..25; others raise ConfigError).
+
+    Why the check: past ``Z`` the letters run into ``[``, ``\\`` ... and a
+    prompt would silently show options no reader can pick.
+    """
+    if not 0 <= index < 26:
+        raise ConfigError(f"option index {index} has no letter (options are lettered A..Z, index 0..25)")
     return chr(ord("A") + index)
 
 
@@ -177,6 +186,7 @@ _UNITS = {
 _TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
 _SCALES = {"hundred": 100, "thousand": 1000}
 _NUMBER_WORDS = {**_UNITS, **_TENS, **_SCALES}
+_MAX_COUNT = 2**63 - 1  # the Int64 prediction columns' bound
 _DIGITS = re.compile(r"\d{1,3}(?:,\d{3})+(?!\d)|\d+")
 _WORD = re.compile(r"[a-z]+")
 
@@ -210,7 +220,9 @@ def parse_count(text: str) -> int:
     t = text.casefold()
     m = _DIGITS.search(t)
     if m:
-        return int(m.group(0).replace(",", ""))
+        digits = m.group(0).replace(",", "").lstrip("0") or "0"
+        # checked before int(): Python refuses to convert more than 4300 digits
+        return int(digits) if len(digits) <= 19 and int(digits) <= _MAX_COUNT else -1
     tokens = [(w.group(0), w.start(), w.end()) for w in _WORD.finditer(t)]
     for k, (w, _s, _e) in enumerate(tokens):
         if w not in _NUMBER_WORDS:

@@ -183,9 +183,11 @@ def read_config(
         if not cfg.is_file():
             raise NotFound(f"{d}: no config.json; expected a transformers checkpoint directory")
         try:
-            config = json.loads(cfg.read_text())
-        except json.JSONDecodeError as e:
+            config = json.loads(cfg.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ModelError(f"{cfg}: not valid JSON ({e})") from e
+        if not isinstance(config, dict):
+            raise ModelError(f"{cfg}: expected a JSON object, got {type(config).__name__}")
         return config, read_sidecar(d)
     s = str(source)
     config = _hub_json(s, "config.json", revision)

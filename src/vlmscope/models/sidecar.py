@@ -33,8 +33,8 @@ def read_sidecar(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not p.is_file():
         return None
     try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid JSON ({e}); delete it or rebuild the checkpoint") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a JSON object, got {type(data).__name__}")

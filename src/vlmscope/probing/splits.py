@@ -97,7 +97,10 @@ def read_split_file(path: Path, sample_ids: Sequence[str], *, column: str | None
     col = column or "split"
     rows: list[tuple[int, str, str]] = []  # (line, sample_id, split)
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}): is this the split file?") from None
     if suffix == ".json":
         try:
             data = json.loads(text)

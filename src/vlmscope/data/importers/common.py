@@ -48,6 +48,9 @@ __all__ = [
     "ImportConfigBase",
     "ImportReport",
     "ImageSink",
+    "MAX_COUNT",
+    "check_count",
+    "shown_names",
     "REPORT",
     "field",
     "find_image",
@@ -123,18 +126,55 @@ class ImportReport:
         return "\n".join(lines)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def load_json(path: str | os.PathLike[str]) -> Any:
-    """Parse a JSON file; malformed JSON names the file, line and column."""
+    """Parse a JSON file; malformed JSON names the file, line and column.
+
+    Two things Python's parser accepts are refused too, because they crash
+    later far from the file: nesting deeper than the interpreter's recursion
+    limit, and ``\\udXXX`` escapes of lone UTF-16 surrogates (not text: no
+    UTF-8 writer, parquet included, can store them).
+    """
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"{path}: no such file")
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            text = fh.read()
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ImporterError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise ImporterError(f"{path}: not UTF-8 text (byte {e.start}): is this the right file?") from None
+    except RecursionError:
+        raise ImporterError(f"{path}: JSON nested too deeply to read") from None
+    if "\\u" in text:
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            m = _SURROGATE_ESCAPE.search(text)
+            at = f":{text.count(chr(10), 0, m.start()) + 1}" if m else ""
+            got = f" ({m.group(0)})" if m else ""
+            raise ImporterError(f"{path}{at}: a \\u escape encodes a lone UTF-16 surrogate{got}, not text") from None
+    return data
+
+
+MAX_COUNT = 2**63 - 1
+"""Largest count a manifest's ``Int64`` column holds; a larger one is an error, not an overflow."""
+
+
+def check_count(value: int, where: str, name: str) -> int:
+    """``value`` if ``0 <= value <= MAX_COUNT``; else an error naming ``where`` and the field."""
+    if not 0 <= value <= MAX_COUNT:
+        raise ImporterError(f"{where}: field {name!r} must be a count in 0..{MAX_COUNT}, got {value!r:.80}")
+    return value
+
+
+def shown_names(names: Any) -> str:
+    """Comma-joined names, each ``repr``-quoted when it is not printable (a key ``"\\n"`` must not break the line)."""
+    return ", ".join(s if s.isprintable() else repr(s) for s in map(str, names))
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", float: "a number"}
@@ -149,7 +189,7 @@ def field(record: Any, name: str, types: type | tuple[type, ...], where: str) ->
     if not isinstance(record, Mapping):
         raise ImporterError(f"{where}: expected an object with field {name!r}, got {type(record).__name__}")
     if name not in record:
-        raise ImporterError(f"{where}: missing field {name!r} (fields: {', '.join(map(str, record))})")
+        raise ImporterError(f"{where}: missing field {name!r} (fields: {shown_names(record)})")
     value = record[name]
     tt = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, tt) or (isinstance(value, bool) and bool not in tt):
@@ -186,8 +226,11 @@ def find_image(root: Path, rel: PurePosixPath, alternatives: tuple[str, ...] = (
     """The first existing file among ``root/rel`` and ``root/<alt>/rel``; ``None`` if none."""
     for prefix in ("", *alternatives):
         p = root / prefix / rel if prefix else root / rel
-        if p.is_file():
-            return p
+        try:
+            if p.is_file():
+                return p
+        except OSError:  # a name too long for the filesystem (ENAMETOOLONG) names no file
+            continue
     return None
 
 
@@ -287,7 +330,9 @@ class ImageSink:
     def _link_or_copy(self, src: Path, dest: Path) -> None:
         if self.mode == "link":
             try:
-                os.link(src, dest)
+                # the link's target, not the link: Linux link(2) would copy a symlink as a symlink, and a
+                # relative one dangles (or points elsewhere) once inside the dataset
+                os.link(os.path.realpath(src), dest)
                 return
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):

@@ -27,7 +27,14 @@ import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from vlmscope.data.importers.common import ImageSink, ImportConfigBase, ImportReport, write_import
+from vlmscope.data.importers.common import (
+    ImageSink,
+    ImportConfigBase,
+    ImportReport,
+    check_count,
+    shown_names,
+    write_import,
+)
 from vlmscope.data.reader import MAX_IMAGE_PIXELS
 from vlmscope.errors import ImporterError, NotFound
 from vlmscope.templates import template_check
@@ -93,11 +100,11 @@ def _number(value: Any, where: str) -> int:
         raise ImporterError(f"{where}: column 'number' must be a non-negative integer, got {value!r}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19:
+        value = int(value.strip())  # isdecimal, not isdigit: int() refuses '²'; 19 digits bound int64
     if not isinstance(value, int) or value < 0:
         raise ImporterError(f"{where}: column 'number' must be a non-negative integer, got {value!r}")
-    return value
+    return check_count(value, where, "number")
 
 
 def import_countbench(
@@ -116,7 +123,7 @@ def import_countbench(
             raise ImporterError(f"{f}: unreadable parquet: {e}") from None
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
-            raise ImporterError(f"{f}: missing column(s) {missing} (columns: {', '.join(table.column_names)})")
+            raise ImporterError(f"{f}: missing column(s) {missing} (columns: {shown_names(table.column_names)})")
         cols = {c: table.column(c).to_pylist() for c in (*REQUIRED, "text") if c in table.column_names}
         for i in range(table.num_rows):
             where = f"{f}: row {i}"

@@ -29,6 +29,7 @@ from vlmscope.data.importers.common import (
     ImageSink,
     ImportConfigBase,
     ImportReport,
+    check_count,
     field,
     find_image,
     load_json,
@@ -99,7 +100,7 @@ def _answer(answers: Any, image_id: str, entity: str, kind: str, path: Path) -> 
         raise ImporterError(f"{where}: missing answer for the question in questions.json")
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ImporterError(f"{where}: answer must be a non-negative integer count, got {value!r:.80}")
-    return value
+    return check_count(value, where, "answer")
 
 
 def _folder(src: Path) -> Path:

@@ -114,7 +114,11 @@ def read_class_list(path: Path) -> set[str]:
     if not path.is_file():
         raise NotFound(f"{path}: no such seen-classes file")
     if path.suffix.lower() != ".json":
-        lines = (ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines())
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ImporterError(f"{path}: not UTF-8 text (byte {e.start}): is this the right file?") from None
+        lines = (ln.split("#", 1)[0].strip() for ln in text.splitlines())
         return {ln for ln in lines if ln}
     data = load_json(path)
     if not isinstance(data, list):

@@ -30,6 +30,7 @@ from vlmscope.data.importers.common import (
     ImageSink,
     ImportConfigBase,
     ImportReport,
+    check_count,
     field,
     find_image,
     infer_split,
@@ -90,7 +91,10 @@ def _points(value: Any, where: str) -> list[list[float]]:
             raise ImporterError(f"{where}: points[{k}] must be {{'x', 'y'}} or [x, y], got {p!r:.80}")
         if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in (x, y)):
             raise ImporterError(f"{where}: points[{k}] coordinates must be numbers, got {p!r:.80}")
-        out.append([float(x), float(y)])
+        try:
+            out.append([float(x), float(y)])
+        except OverflowError:  # an integer beyond float range
+            raise ImporterError(f"{where}: points[{k}] coordinates are out of range, got {p!r:.80}") from None
     return out
 
 
@@ -112,9 +116,7 @@ def _read(
     for i, rec in enumerate(data):
         where = f"{path}: record {i}"
         report.n_records += 1
-        count = field(rec, "count", int, where)
-        if count < 0:
-            raise ImporterError(f"{where}: field 'count' must be >= 0, got {count}")
+        count = check_count(field(rec, "count", int, where), where, "count")
         label = field(rec, "label", str, where).strip()
         rel = safe_relative(field(rec, "image_path", str, where), where)
         sha = rec.get("image_sha256")
