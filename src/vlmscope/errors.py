@@ -20,6 +20,8 @@ __all__ = [
     "ModelError",
     "ImporterError",
     "TrainingError",
+    "OutputRefused",
+    "DiskFull",
 ]
 
 
@@ -65,3 +67,11 @@ class ImporterError(VlmscopeError, ValueError):
 
 class TrainingError(VlmscopeError, ValueError):
     """A training run is misconfigured (nothing trainable, empty answer span, ...)."""
+
+
+class OutputRefused(VlmscopeError, ValueError):
+    """``--out`` names something this command must not replace (user data, an input, another kind)."""
+
+
+class DiskFull(VlmscopeError, OSError):
+    """The file system filled up while writing (path, free and needed space named; partial output removed)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -162,6 +162,7 @@ def write_dataset(
     seed: int | None,
     build: Callable[[Path], pl.DataFrame],
     extra: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> DatasetInfo:
     """Build a dataset atomically: ``build(tmpdir)`` writes images and returns the manifest.
 

@@ -261,7 +261,7 @@ def build_composite(
         chat_template=cfg.chat_template,
         image_token=cfg.image_token,
     )
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="model", inputs=[vision, lm]) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_sidecar(
