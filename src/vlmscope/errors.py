@@ -69,7 +69,7 @@ class TrainingError(VlmscopeError, ValueError):
     """A training run is misconfigured (nothing trainable, empty answer span, ...)."""
 
 
-class OutputRefused(VlmscopeError, ValueError):
+class OutputRefused(ConfigError):
     """``--out`` names something this command must not replace (user data, an input, another kind)."""
 
 

@@ -79,13 +79,16 @@ def check_out(
     inputs: Iterable[object] = (),
     *,
     may_nest: bool = False,
+    ignore: Iterable[str] = (),
 ) -> None:
     """Refuse (one line, :class:`OutputRefused`) an ``out`` this command must not replace.
 
     ``out`` may be absent, an empty directory, or an artifact of ``kind``; it
     must not be, contain or lie inside any of ``inputs`` (hub ids and other
     names that are not local paths, such as configs, are skipped). ``may_nest`` allows ``out``
-    inside an input (a report under the artifacts root it summarises).
+    inside an input (a report under the artifacts root it summarises);
+    entries named in ``ignore`` (an extraction's lock file) do not make
+    ``out`` non-empty.
     """
     out = Path(out)
     real = out.resolve()
@@ -102,7 +105,8 @@ def check_out(
     if out.is_symlink() or not out.is_dir():
         raise OutputRefused(f"--out {out} exists and is not a directory; vlmscope only replaces its own {kind} output")
     found = artifact_kind(out)
-    if found == kind or not any(out.iterdir()):
+    skip = set(ignore)
+    if found == kind or not any(p.name not in skip for p in out.iterdir()):
         return
     what = f"a vlmscope {found}" if found else "not a vlmscope artifact"
     raise OutputRefused(
