@@ -103,13 +103,15 @@ def check_out(
     if not (out.exists() or out.is_symlink()):
         return
     if out.is_symlink() or not out.is_dir():
-        raise OutputRefused(f"--out {out} exists and is not a directory; vlmscope only replaces its own {kind} output")
+        raise OutputRefused(
+            f"--out {out} exists and is not a directory; vlmscope only replaces its own output ({kind})"
+        )
     found = artifact_kind(out)
     skip = set(ignore)
     if found == kind or not any(p.name not in skip for p in out.iterdir()):
         return
     what = f"a vlmscope {found}" if found else "not a vlmscope artifact"
     raise OutputRefused(
-        f"--out {out} is {what}, not a {kind}; it would be deleted, so vlmscope refuses (--overwrite does "
-        "not change this): choose another --out or remove it yourself"
+        f"--out {out} is {what} (this command writes: {kind}); replacing it would delete it, so vlmscope "
+        "refuses (--overwrite does not change this): choose another --out or remove it yourself"
     )
