@@ -169,9 +169,10 @@ def write_dataset(
     The manifest is validated (columns, splits, every image present), written,
     fingerprinted and ``dataset.json`` is written last; only then is the
     directory renamed to ``out``. A crash at any point leaves ``out`` as it
-    was before.
+    was before. ``out`` must be new, empty or a dataset, and must not overlap
+    ``inputs`` (the files and folders an importer reads).
     """
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="dataset", inputs=inputs) as tmp:
         (tmp / "images").mkdir(exist_ok=True)
         df = build(tmp)
         _check_columns(df, f"{generator} manifest")

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlmscope.errors import ConfigError, ModelError, NotFound
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.outguard import check_out
 from vlmscope.models.adapter import text_config
 from vlmscope.models.families.llava import CHAT_WORDS, LLAVA_CHAT_TEMPLATE, LlavaAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
@@ -190,6 +191,7 @@ def build_composite(
     tiny builders pass their own); otherwise the LM's tokenizer is used, with
     ``<image>`` added as a special token (embeddings resized) if missing.
     """
+    check_out(out, "model", [vision, lm])  # before the parts load: refuse early
     cfg = CompositeConfig(
         vision=vision, lm=lm, projector=projector, feature_layer=feature_layer,
         drop_cls=drop_cls, dtype=dtype, seed=seed,
