@@ -73,13 +73,15 @@ def atomic_dir(
     kind: str | None = None,
     inputs: Iterable[object] = (),
     may_nest: bool = False,
+    resumes: bool = False,
 ) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``final`` on success.
 
     With ``kind`` (a user-facing ``--out``), ``final`` is first checked by
     :func:`vlmscope.io.outguard.check_out` against ``inputs`` and the result
     is marked as that kind. Without it (internal directories such as
-    checkpoints) no check is made.
+    checkpoints) no check is made. ``resumes`` words the disk-full message
+    for writes a rerun resumes from (training checkpoints).
 
     On an exception the temporary directory is removed and ``final`` is left
     as it was. An existing ``final`` is replaced only after the new one is
@@ -109,7 +111,7 @@ def atomic_dir(
         written = dir_size(tmp) if full else 0
         shutil.rmtree(tmp, ignore_errors=True)
         if full:
-            raise disk_full_error(final, None, written) from e
+            raise disk_full_error(final, None, written, resumes=resumes) from e
         raise
     old = None
     if final.exists() or final.is_symlink():

@@ -80,7 +80,11 @@ def disk_full_error(
         need_s = f"more than the {human_bytes(written)} written before it filled needed"
     return DiskFull(
         f"no space left on device writing {path}: {free_s} free there, {need_s}; "
-        + ("free space and rerun to resume" if resumes else "the partial output was removed, free space and rerun")
+        + (
+            "free space and rerun: it resumes from what was completed"
+            if resumes
+            else "the partial output was removed, free space and rerun"
+        )
     )
 
 
