@@ -191,11 +191,11 @@ def build_composite(
     tiny builders pass their own); otherwise the LM's tokenizer is used, with
     ``<image>`` added as a special token (embeddings resized) if missing.
     """
-    check_out(out, "model", [vision, lm])  # before the parts load: refuse early
     cfg = CompositeConfig(
         vision=vision, lm=lm, projector=projector, feature_layer=feature_layer,
         drop_cls=drop_cls, dtype=dtype, seed=seed,
     )  # fmt: skip
+    check_out(out, "model", [vision, lm])  # before the parts load: refuse early
     import torch
     from transformers import (
         AutoTokenizer,
