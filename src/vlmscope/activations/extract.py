@@ -284,9 +284,10 @@ def _extract(
     if dist.is_main:
         created = not out.exists()
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
-            status, records = prepare_store(out, layout, identity, overwrite=overwrite)
+            with disk_full_as_error(out, resumes=True):
+                out.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+                status, records = prepare_store(out, layout, identity, overwrite=overwrite)
             tasks = plan_shards(layout.n_samples, layout.shard_samples, records) if status == "run" else []
             run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"  # never reuses a file
             verdict = {"status": status, "records": records, "tasks": tasks, "run_id": run_id}
