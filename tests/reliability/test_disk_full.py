@@ -65,6 +65,7 @@ def test_disk_full_is_recognised_through_wrapping() -> None:
     except RuntimeError as outer:
         assert is_disk_full(outer)
     assert not is_disk_full(OSError(errno.EACCES, "denied"))
+    assert is_disk_full(RuntimeError("parquet: No space left on device (os error 28)"))  # errno dropped
     assert human_bytes(1536) == "1.5 KiB" and human_bytes(10) == "10 B"
 
 

@@ -20,11 +20,17 @@ from vlmscope.errors import DiskFull
 __all__ = ["dir_size", "disk_full_as_error", "disk_full_error", "free_bytes", "human_bytes", "is_disk_full"]
 
 
+_MESSAGES = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+"""How ENOSPC / EDQUOT read once a library has rewrapped the OSError without its errno."""
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) is the file system running out of space."""
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(m in str(exc) for m in _MESSAGES):  # libraries that drop errno (polars: "os error 28")
             return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
