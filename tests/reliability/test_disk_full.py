@@ -75,7 +75,7 @@ def test_the_message_names_free_and_needed_space(tmp_path: Path) -> None:
         with disk_full_as_error(tmp_path / "out", needed=3 * 1024**2):
             raise OSError(errno.ENOSPC, "No space left on device")
     msg = str(info.value)
-    assert f"writing {tmp_path / 'out'}: " in msg and "about 3.0 MiB needed" in msg
+    assert f"writing {tmp_path / 'out'}: " in msg and "needed about 3.0 MiB" in msg
     assert human_bytes(free).split()[1] in msg  # the unit of the free space actually reported
     with pytest.raises(PermissionError):  # anything else passes through untouched
         with disk_full_as_error(tmp_path):
@@ -202,7 +202,7 @@ def test_extract_cli_out_of_disk_is_one_line(
                               "--shard-samples", "6", "--dtype", "float32", "--device", "cpu"])  # fmt: skip
     assert res.exit_code == 1, res.output
     line = _one_line(res.output, out)
-    assert "about " in line  # the store's size is known up front
+    assert "needed about " in line  # the store's size is known up front
 
 
 # -- train: a checkpoint that does not fit is removed; the rerun resumes from the previous one ---------

@@ -81,9 +81,9 @@ def disk_full_error(
     free = free_bytes(path)
     free_s = "unknown" if free is None else human_bytes(free)
     if needed is not None and needed > 0:
-        need_s = f"about {human_bytes(needed)} needed"
+        need_s = f"needed about {human_bytes(needed)}"
     else:
-        need_s = f"more than the {human_bytes(written)} written before it filled needed"
+        need_s = f"needed more than the {human_bytes(written)} written before it filled"
     return DiskFull(
         f"no space left on device writing {path}: {free_s} free there, {need_s}; "
         + (
