@@ -112,6 +112,21 @@ def test_absent_empty_and_same_kind_are_replaceable(tmp_path: Path) -> None:
         check_out(tmp_path / "p", "evaluation")
 
 
+def test_artifacts_made_before_the_marker_are_recognised(tmp_path: Path) -> None:
+    old = tmp_path / "old-model"
+    old.mkdir()
+    (old / "config.json").write_text("{}")
+    (old / "vlmscope.json").write_text(json.dumps({"family": "llava", "vlmscope_version": "0.1"}))
+    assert artifact_kind(old) == "model"
+    (old / "vlmscope.json").write_text(json.dumps({"family": "llava"}))  # hand-written by a user: not ours
+    assert artifact_kind(old) is None
+    report = tmp_path / "old-report"
+    report.mkdir()
+    (report / "report.json").write_text("{}")
+    (report / "index.html").write_text("<html>")
+    assert artifact_kind(report) == "report"
+
+
 def test_user_data_files_and_links_are_refused(notes: Path, a_file: Path, tmp_path: Path) -> None:
     with pytest.raises(OutputRefused, match="is not a vlmscope artifact"):
         check_out(notes, "dataset")

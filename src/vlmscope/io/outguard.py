@@ -5,7 +5,8 @@ a folder of notes, a file, or the command's own input would destroy data the
 user owns. Every artifact directory therefore carries a marker of its kind
 (:data:`MARKER`, written by :func:`vlmscope.io.atomic.atomic_dir`; datasets
 and activation stores are recognised by their own ``dataset.json`` and Zarr
-group attributes, reports made before the marker by ``report.json``). :func:`check_out` is the one
+group attributes; reports and checkpoints made before the marker by
+``report.json`` and by the ``vlmscope.json`` sidecar vlmscope writes). :func:`check_out` is the one
 place that decides; ``--overwrite`` never overrides it. DVC removes a stage's
 outputs before running it, so pipeline stages always find ``--out`` absent.
 """
@@ -59,6 +60,9 @@ def artifact_kind(path: str | os.PathLike[str]) -> str | None:
         return "activations"
     if (path / "report.json").is_file() and (path / "index.html").is_file():
         return "report"
+    sidecar = _json(path / "vlmscope.json")  # a checkpoint vlmscope wrote before the marker existed
+    if sidecar is not None and "vlmscope_version" in sidecar and (path / "config.json").is_file():
+        return "model"
     return None
 
 
