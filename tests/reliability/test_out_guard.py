@@ -224,6 +224,14 @@ def test_import_refuses_notes_and_its_own_image_folder(notes: Path, tmp_path: Pa
         assert res.exit_code == 0, res.output
 
 
+def test_models_tiny_replaces_a_model_it_made(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    for seed in ("0", "1"):
+        res = runner.invoke(app, ["models", "tiny", "llava", "--out", str(out), "--seed", seed])
+        assert res.exit_code == 0, res.output
+    assert artifact_kind(out) == "model"
+
+
 def test_models_tiny_and_composite_refuse_notes(notes: Path, model_dir: Path) -> None:
     _refused(["models", "tiny", "llava", "--out", str(notes)], notes, match="is not a vlmscope artifact")
     _refused(["models", "tiny", "llava", "--out", str(model_dir)], model_dir, match="is not a vlmscope artifact")
