@@ -23,6 +23,8 @@ __all__ = [
     "TrainingError",
     "VlmscopeWarning",
     "SmallSampleWarning",
+    "OutputRefused",
+    "DiskFull",
 ]
 
 
@@ -80,3 +82,11 @@ class VlmscopeWarning(UserWarning):
 
 class SmallSampleWarning(VlmscopeWarning):
     """Too few samples for the numbers computed from them to mean anything (counts named)."""
+
+
+class OutputRefused(ConfigError):
+    """``--out`` names something this command must not replace (user data, an input, another kind)."""
+
+
+class DiskFull(VlmscopeError, OSError):
+    """The file system filled up while writing (path, free and needed space named; partial output removed)."""

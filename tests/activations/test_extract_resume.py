@@ -18,7 +18,7 @@ from vlmscope.activations.extract import ExtractConfig, extract
 from vlmscope.activations.lock import StoreLock
 from vlmscope.activations.progress import load_progress
 from vlmscope.activations.store import LOCK_NAME, PROGRESS_DIR, store_files
-from vlmscope.errors import StoreError, StoreLocked, StoreMismatch
+from vlmscope.errors import OutputRefused, StoreError, StoreLocked, StoreMismatch
 
 # 12 samples, shards of 3 (4 shards), batches of 2: shards hold a full and a short batch
 CONFIG = ExtractConfig(
@@ -137,8 +137,11 @@ def test_foreign_directory_is_not_wiped(tmp_path, tiny_model, spatial12):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("precious")
-    with pytest.raises(StoreError, match="exists and is not an activation store"):
+    with pytest.raises(OutputRefused, match="is not a vlmscope artifact"):
         extract(CONFIG, path, spatial12, out, adapter=adapter)
+    assert (out / "notes.txt").read_text() == "precious"
+    with pytest.raises(OutputRefused, match="does not change this"):
+        extract(CONFIG, path, spatial12, out, adapter=adapter, overwrite=True)
     assert (out / "notes.txt").read_text() == "precious"
 
 

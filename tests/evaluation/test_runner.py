@@ -16,6 +16,7 @@ from vlmscope.cli.app import app
 from vlmscope.data.manifest import read_manifest, resolve_image, write_dataset
 from vlmscope.errors import ConfigError, DatasetError
 from vlmscope.evaluation import EvaluateConfig, evaluate
+from vlmscope.io.outguard import MARKER
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -221,7 +222,7 @@ def test_cli_evaluate_loads_the_model_and_writes_outputs(
     )
     assert res.exit_code == 0, res.output
     assert "accuracy" in res.output and "n 3" in res.output
-    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "metrics.json", "summary.json", "per_group.csv", "config.json"}
+    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "metrics.json", "summary.json", "per_group.csv", "config.json", MARKER}
 
     res = runner.invoke(
         app,

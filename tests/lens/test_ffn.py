@@ -110,7 +110,7 @@ def test_label_found_among_tokens_of_a_crafted_neuron(ffn_run, tmp_path):
 def test_ffn_outputs(ffn_run):
     s, out = ffn_run
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "ffn.jsonl", "ffn_by_layer.png", "metrics.json", "summary.csv",
+        ".vlmscope-artifact", "config.json", "ffn.jsonl", "ffn_by_layer.png", "metrics.json", "summary.csv",
     ]  # fmt: skip
     summary = pl.read_csv(out / "summary.csv")
     assert summary["layer"].to_list() == list(range(1, s.adapter.num_layers + 1))  # layer 0 has no MLP

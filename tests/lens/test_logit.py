@@ -83,7 +83,7 @@ def test_every_layer_uses_the_models_own_norm_and_head(lens_runs, family):
 def test_summary_metrics_and_files(lens_runs):
     s, out = lens_runs("composite")
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "metrics.json", "rank_by_layer.png", "summary.csv", "targets.parquet", "topk.parquet",
+        ".vlmscope-artifact", "config.json", "metrics.json", "rank_by_layer.png", "summary.csv", "targets.parquet", "topk.parquet",
     ]
     n, L = len(s.manifest), s.adapter.num_layers + 1
     top = pl.read_parquet(out / "topk.parquet")

@@ -268,7 +268,7 @@ def test_refuses_to_replace_a_directory_that_is_not_a_report(fake_artifacts, tmp
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "keep.txt").write_text("x")
-    with pytest.raises(ConfigError, match="non-empty directory without a previous report"):
+    with pytest.raises(ConfigError, match="is not a vlmscope artifact"):
         build_report(fake_artifacts("datasets-only"), precious, ReportConfig())
     assert (precious / "keep.txt").read_text() == "x"
     with pytest.raises(ConfigError, match="would replace the artifacts root"):

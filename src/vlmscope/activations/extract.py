@@ -35,7 +35,7 @@ from vlmscope import __version__
 from vlmscope.activations.capture import ActivationCapture, CaptureSpec
 from vlmscope.activations.config import ExtractConfig
 from vlmscope.activations.distributed import DistContext, init_distributed
-from vlmscope.activations.layout import json_safe
+from vlmscope.activations.layout import StoreLayout, json_safe
 from vlmscope.activations.loader import Prefetcher, SampleTable, iter_batches
 from vlmscope.activations.lock import StoreLock
 from vlmscope.activations.plan import ShardTask, plan_shards, split_ranks
@@ -51,11 +51,13 @@ from vlmscope.activations.prepare import (
 )
 from vlmscope.activations.progress import ProgressLog, ShardRecord, clear_progress, load_progress
 from vlmscope.activations.provenance import dataset_fingerprint, label_coordinates, weights_hash
-from vlmscope.activations.store import LOCK_NAME, StoreWriter, read_store_attrs
+from vlmscope.activations.store import LOCK_NAME, PROGRESS_DIR, StoreWriter, read_store_attrs
 from vlmscope.activations.writer import ShardWriter
 from vlmscope.errors import DatasetError, StoreError
 from vlmscope.io.atomic import atomic_write_text
+from vlmscope.io.diskspace import disk_full_as_error
 from vlmscope.io.import_graph import code_hash
+from vlmscope.io.outguard import check_out
 from vlmscope.io.progress import track
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +75,17 @@ def skipped_csv_path(out: str | os.PathLike[str]) -> Path:
 
 
 # -- the run -----------------------------------------------------------------------
+
+
+def _bytes_left(layout: StoreLayout, tasks: list[ShardTask]) -> int:
+    """Uncompressed bytes of the rows ``tasks`` still have to write (an upper bound for the disk-full message)."""
+    from vlmscope.activations.encoding import storage_numpy_dtype
+
+    per_row = 0
+    for spec in layout.variables:
+        item = storage_numpy_dtype(layout.dtype).itemsize if spec.is_float else np.dtype(spec.dtype).itemsize
+        per_row += item * int(np.prod(spec.shape, dtype=np.int64))
+    return per_row * sum(t.size - t.resume_from for t in tasks)
 
 
 def _run_shards(
@@ -224,6 +237,8 @@ def _extract(
 ) -> Path:
     from vlmscope.data.reader import read_rows
 
+    # before the model loads: never write into user data, an input, or another artifact (--overwrite or not)
+    check_out(out, "activations", [dataset, model], ignore=(LOCK_NAME, PROGRESS_DIR))
     df = read_rows(dataset)
     if len(df) == 0:
         raise DatasetError(f"{dataset}: the manifest has no rows; nothing to extract")
@@ -275,9 +290,10 @@ def _extract(
     if dist.is_main:
         created = not out.exists()
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
-            status, records = prepare_store(out, layout, identity, overwrite=overwrite)
+            with disk_full_as_error(out, resumes=True):
+                out.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+                status, records = prepare_store(out, layout, identity, overwrite=overwrite)
             tasks = plan_shards(layout.n_samples, layout.shard_samples, records) if status == "run" else []
             run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"  # never reuses a file
             verdict = {"status": status, "records": records, "tasks": tasks, "run_id": run_id}
@@ -299,12 +315,14 @@ def _extract(
         writer = StoreWriter.reopen(out, layout)
         mine = split_ranks(verdict["tasks"], dist.world_size)[dist.rank]
         plog = ProgressLog(out, run_id=verdict["run_id"], rank=dist.rank)
-        _run_shards(
-            config, adapter, table, writer, mine, verdict["records"], plog, show_progress=progress and dist.is_main
-        )
+        with disk_full_as_error(out, needed=_bytes_left(layout, mine), resumes=True):
+            _run_shards(
+                config, adapter, table, writer, mine, verdict["records"], plog, show_progress=progress and dist.is_main
+            )
         dist.barrier()
         if dist.is_main:
-            _finalize(out, writer, config, table)
+            with disk_full_as_error(out, resumes=True):
+                _finalize(out, writer, config, table)
         dist.barrier()
         return out
     finally:

@@ -19,7 +19,7 @@ from vlmscope.activations.layout import Coordinate, StoreLayout, VariableSpec
 from vlmscope.activations.loader import SampleTable
 from vlmscope.activations.progress import ShardRecord, load_progress
 from vlmscope.activations.store import FORMAT, LOCK_NAME, PROGRESS_DIR, StoreWriter, read_store_attrs
-from vlmscope.errors import ConfigError, DatasetError, ModelError, StoreError, StoreMismatch
+from vlmscope.errors import ConfigError, DatasetError, ModelError, OutputRefused, StoreError, StoreMismatch
 
 if TYPE_CHECKING:  # pragma: no cover
     from vlmscope.models.adapter import ModelAdapter
@@ -208,9 +208,10 @@ def prepare_store(
         existing = None
     if existing is None or not existing.get("initialized", False):
         ours = existing is not None or not any(p.name not in (LOCK_NAME, PROGRESS_DIR) for p in out.iterdir())
-        if not ours and not overwrite:
-            raise StoreError(
-                f"{out}: exists and is not an activation store; choose another --out, delete it, or pass --overwrite"
+        if not ours:  # --overwrite never deletes what vlmscope did not write
+            raise OutputRefused(
+                f"--out {out} exists and is not an activation store; it would be deleted, so vlmscope refuses "
+                "(--overwrite does not change this): choose another --out or remove it yourself"
             )
         StoreWriter.create(out, layout, identity)
         return "run", {}

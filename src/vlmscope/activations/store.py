@@ -466,7 +466,7 @@ def write_activations(
     layout, data = _layout_from_dataset(ds, dtype, shard_samples)
     attrs = {k: v for k, v in ds.attrs.items() if k not in ("complete", "initialized")}
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind="activations") as tmp:
         writer = StoreWriter.create(tmp, layout, attrs)
         valid = np.ones(layout.n_samples, dtype=bool)
         if attrs.get("skipped"):

@@ -34,6 +34,7 @@ from torch import nn
 
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.outguard import check_out
 from vlmscope.training.data import Example, ImageCache
 
 __all__ = ["GradcamConfig", "cam_from", "gradcam", "overlay"]
@@ -179,6 +180,8 @@ def gradcam(
     from vlmscope.models import LoadOptions, load_model
     from vlmscope.models.adapter import ContrastiveAdapter
 
+    check_out(out, "gradcam", [model, dataset])  # before the model loads: refuse early
+
     adapter = load_model(str(model), options=LoadOptions(dtype="float32", attn_implementation="eager"))
     adapter.model.eval()
     for p in adapter.model.parameters():
@@ -190,7 +193,7 @@ def gradcam(
     else:
         cams = _vlm_cams(adapter, rows, cfg, images)
     table = []
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="gradcam", inputs=[model, dataset]) as tmp:
         for r, (cam, info) in zip(rows, cams):
             name = f"{r.sample_id}.png".replace("/", "_")
             overlay(images.get(r.image), cam, alpha=cfg.alpha, size=cfg.size).save(tmp / name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -162,15 +162,17 @@ def write_dataset(
     seed: int | None,
     build: Callable[[Path], pl.DataFrame],
     extra: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> DatasetInfo:
     """Build a dataset atomically: ``build(tmpdir)`` writes images and returns the manifest.
 
     The manifest is validated (columns, splits, every image present), written,
     fingerprinted and ``dataset.json`` is written last; only then is the
     directory renamed to ``out``. A crash at any point leaves ``out`` as it
-    was before.
+    was before. ``out`` must be new, empty or a dataset, and must not overlap
+    ``inputs`` (the files and folders an importer reads).
     """
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="dataset", inputs=inputs) as tmp:
         (tmp / "images").mkdir(exist_ok=True)
         df = build(tmp)
         _check_columns(df, f"{generator} manifest")

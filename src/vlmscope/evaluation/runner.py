@@ -51,6 +51,7 @@ from vlmscope.evaluation.scoring import (
 )
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.outguard import check_out
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
@@ -248,6 +249,7 @@ def evaluate(
     ``adapter`` reuses an already loaded model (``model`` is then only recorded); ``revision`` is the hub
     revision to load (a ``pin_model`` pin's), recorded as ``model_revision``.
     """
+    check_out(out, "evaluation", [model, dataset])  # before the model runs: refuse early
     dataset = Path(dataset)
     frame = load_rows(dataset, config)
     groups = pick_group_columns(frame, config)
@@ -306,7 +308,7 @@ def evaluate(
         "groups": groups,
         "n_rows": len(rows),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="evaluation", inputs=[model, dataset]) as tmp:
         with open(tmp / PREDICTIONS, "w", encoding="utf-8") as fh:
             for rec in records:
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")

@@ -2,18 +2,26 @@
 
 Directories are built under a sibling temporary name and renamed into place
 only when finished; files are written to a temporary name and ``os.replace``d.
+Temporary directories carry the writer's pid (``.<name>.tmp-<pid>-*``), so a
+later run removes the ones a killed process left behind. Running out of disk
+removes the temporary directory and raises one :class:`DiskFull` line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text"]
+from vlmscope.errors import DiskFull
+from vlmscope.io.diskspace import dir_size, disk_full_error, is_disk_full
+from vlmscope.io.outguard import check_out, write_marker
+
+__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text", "remove_stale"]
 
 
 def _umask() -> int:
@@ -23,9 +31,57 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale(final: str | os.PathLike[str]) -> None:
+    """Remove ``final``'s temporary siblings whose writer is dead (killed mid-write).
+
+    Names without a pid (written before pids were recorded) are stale too.
+    A live writer's directory is left alone.
+    """
+    final = Path(final)
+    if not final.parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(?:tmp-(?:(\d+)-)?|old-(\d+)$)")
+    for p in final.parent.iterdir():
+        m = pattern.match(p.name)
+        pid = None if m is None else (m.group(1) or m.group(2))
+        if m is None or (pid is not None and _alive(int(pid))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(
+    final: str | os.PathLike[str],
+    *,
+    kind: str | None = None,
+    inputs: Iterable[object] = (),
+    may_nest: bool = False,
+    resumes: bool = False,
+) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``final`` on success.
+
+    With ``kind`` (a user-facing ``--out``), ``final`` is first checked by
+    :func:`vlmscope.io.outguard.check_out` against ``inputs`` and the result
+    is marked as that kind. Without it (internal directories such as
+    checkpoints) no check is made. ``resumes`` words the disk-full message
+    for writes a rerun resumes from (training checkpoints).
 
     On an exception the temporary directory is removed and ``final`` is left
     as it was. An existing ``final`` is replaced only after the new one is
@@ -34,13 +90,28 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     permissions (``0o777 & ~umask``), not ``mkdtemp``'s private ``0o700``.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    inputs = list(inputs)
+    if kind is not None:
+        check_out(final, kind, inputs, may_nest=may_nest)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(final, None) from e
+        raise
     try:
         yield tmp
+        if kind is not None:
+            write_marker(tmp, kind)
         os.chmod(tmp, 0o777 & ~_umask())
-    except BaseException:
+    except BaseException as e:
+        full = is_disk_full(e) and not isinstance(e, DiskFull)
+        written = dir_size(tmp) if full else 0
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise disk_full_error(final, None, written, resumes=resumes) from e
         raise
     old = None
     if final.exists() or final.is_symlink():
@@ -78,9 +149,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(e) and not isinstance(e, DiskFull):
+            raise disk_full_error(path, len(data)) from e
         raise
 
 

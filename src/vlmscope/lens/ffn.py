@@ -44,6 +44,7 @@ import numpy as np
 from vlmscope.errors import ConfigError, StoreError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.outguard import check_out
 from vlmscope.io.progress import track
 from vlmscope.io.store import require_variable
 from vlmscope.lens.config import FfnConfig
@@ -323,7 +324,7 @@ def write_ffn(ffn: xr.Dataset, out: str | os.PathLike[str]) -> dict[str, float |
     summary = ffn_summary(ffn)
     metrics = ffn_metrics(ffn)
     record = dict(ffn.attrs)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="ffn-lens") as tmp:
         with (tmp / "ffn.jsonl").open("w", encoding="utf-8") as fh:
             for i, sid in enumerate(sample_ids):
                 rec = {
@@ -382,4 +383,5 @@ def ffn_analysis(
         StoreMismatch (hidden size / layers / FFN width vs the model),
         ModelError, DatasetError (empty label), ConfigError (``neurons`` > FFN width).
     """
+    check_out(out, "ffn-lens", [store, model_dir])  # before the lens runs: refuse early
     return write_ffn(compute_ffn(store, model_dir, config, model=model, progress=progress), out)

@@ -33,6 +33,7 @@ import numpy as np
 from vlmscope.errors import StoreError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.outguard import check_out
 from vlmscope.io.progress import track
 from vlmscope.io.store import require_variable
 from vlmscope.lens.config import LogitLensConfig
@@ -287,7 +288,7 @@ def write_logit_lens(lens: xr.Dataset, out: str | os.PathLike[str]) -> dict[str,
     summary = logit_lens_summary(lens)
     metrics = logit_lens_metrics(lens, summary)
     record = dict(lens.attrs)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="logit-lens") as tmp:
         topk.write_parquet(tmp / "topk.parquet")
         target_df.write_parquet(tmp / "targets.parquet")
         summary.write_csv(tmp / "summary.csv")
@@ -335,4 +336,5 @@ def logit_lens(
         StoreMismatch (hidden size / layer count of store vs model),
         ModelError, DatasetError (empty target answer).
     """
+    check_out(out, "logit-lens", [store, model_dir])  # before the lens runs: refuse early
     return write_logit_lens(compute_logit_lens(store, model_dir, config, model=model, progress=progress), out)

@@ -27,6 +27,7 @@ from vlmscope import __version__
 from vlmscope.errors import ModelError, NotFound, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.outguard import check_out
 from vlmscope.io.tensorfile import check_safetensors
 from vlmscope.models.weights import replace_tensors, weight_map
 
@@ -48,12 +49,17 @@ def resolve_tensor_file(path: str | os.PathLike[str]) -> Path:
     raise NotFound(f"{p}: no such file or directory")
 
 
+_INPUTS = ("base", "tensors", "adapter")
+"""Keys of a merge's ``source`` that name inputs ``out`` must not overlap."""
+
+
 def merge_tensors(
     base: str | os.PathLike[str],
     tensors: str | os.PathLike[str],
     out: str | os.PathLike[str],
 ) -> dict[str, Any]:
     """Copy ``base`` to ``out`` with the tensors of ``tensors`` replaced by name; returns a summary."""
+    check_out(out, "model", [base, tensors])
     base = Path(base)
     src = resolve_tensor_file(tensors)
     check_safetensors(src)
@@ -78,6 +84,7 @@ def merge_adapter(
     out: str | os.PathLike[str],
 ) -> dict[str, Any]:
     """Load ``base``, apply the peft adapter at ``adapter``, merge and save to ``out``."""
+    check_out(out, "model", [base, adapter])  # before the model loads: refuse early
     from peft import PeftModel
 
     from vlmscope.models.trained import load_generative, save_model_files
@@ -109,7 +116,7 @@ def _write_merged(out: str | os.PathLike[str], source: dict[str, Any],
     ``write`` reports, then the vlmscope version, so a merged directory always
     says where it came from and a failed merge leaves nothing behind.
     """
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="model", inputs=[source.get(k) for k in _INPUTS]) as tmp:
         info = {**source, **(write(tmp) or {}), "vlmscope_version": __version__}
         write_json(tmp / MERGE_INFO, info)
     return info

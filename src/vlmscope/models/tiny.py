@@ -49,7 +49,7 @@ def build_tiny(family: str, out: str | os.PathLike[str], *, seed: int = 0) -> Pa
         raise ConfigError(f"seed must be >= 0, got {seed}")
     builder = TINY.get(family)
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="model") as tmp:
         builder(tmp, seed)
         sidecar = read_sidecar(tmp) or {}
         adapter_family = sidecar.pop("family", family)  # a variant (llava-mistral) names its adapter's family

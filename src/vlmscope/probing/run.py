@@ -30,6 +30,7 @@ from vlmscope import __version__
 from vlmscope.activations.store import open_store
 from vlmscope.errors import ConfigError, SmallSampleWarning, StoreError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.outguard import check_out
 from vlmscope.io.progress import track
 from vlmscope.probing.backends import fit_layers, n_problems, predict_classes
 from vlmscope.probing.config import ProbeConfig
@@ -255,7 +256,7 @@ def write_probe_run(run: ProbeRun, out: str | os.PathLike[str]) -> Path:
     cfg = meta["config"]
     fits = f"{meta['n_fits']}-fold" if cfg["folds"] else "held-out"
     title = f"{cfg['label']} from {cfg['variable']} ({cfg['method']}, {fits})"
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="probe") as tmp:
         write_table(run.table, tmp)
         write_metrics(run.metrics, tmp)
         plot_per_layer(run.table, tmp, title=title, chance=run.chance, ci=cfg["ci"])
@@ -285,5 +286,6 @@ def run_probes(
         ConfigError: a single class, bad layers, a split that cannot be made.
         DatasetError / NotFound: bad split file.
     """
+    check_out(out, "probe", [source])  # before the probes fit: refuse early
     run = compute_probes(source, config, progress=progress)
     return ProbeResult(out=write_probe_run(run, out), table=run.table, metrics=run.metrics)

@@ -21,6 +21,7 @@ from pathlib import Path
 from vlmscope import __version__
 from vlmscope.errors import ConfigError, NotFound
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.outguard import check_out
 from vlmscope.report.config import ReportConfig
 from vlmscope.report.context import Context
 from vlmscope.report.html import TocEntry, esc, page
@@ -38,13 +39,7 @@ def _check_out(out: Path, artifacts: Path) -> None:
     """Refuse to replace a directory that is not a previous report (it would be deleted)."""
     if out.resolve() == artifacts.resolve() or artifacts.resolve().is_relative_to(out.resolve()):
         raise ConfigError(f"--out {out} would replace the artifacts root {artifacts}; use e.g. {artifacts}/reports")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not ((out / INDEX).is_file() or (out / SUMMARY).is_file()):
-        raise ConfigError(
-            f"--out {out} is a non-empty directory without a previous report ({INDEX}); the report replaces "
-            "its output directory as a whole, so give it an empty or new directory"
-        )
+    check_out(out, "report", [artifacts], may_nest=True)
 
 
 def build_report(artifacts: str | os.PathLike[str], out: str | os.PathLike[str], config: ReportConfig) -> Path:
@@ -100,7 +95,7 @@ def build_report(artifacts: str | os.PathLike[str], out: str | os.PathLike[str],
             "n_studies_run": sum(summary.get(f"{c.study.key}/run", 0) for c in studies),
         }
     )
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="report", inputs=[artifacts], may_nest=True) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it 0700; a report is meant to be read
         for name, png in ctx.images.items():
             (tmp / name).write_bytes(png)

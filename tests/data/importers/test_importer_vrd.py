@@ -165,10 +165,10 @@ def test_split_must_be_given_when_the_name_does_not_say(
     vrd_records: Callable[[], list[dict[str, Any]]],
 ) -> None:
     ann = write_json(tmp_path / "scenes.json", vrd_records()[2:])
-    png(tmp_path / "c.png")
+    png(tmp_path / "img" / "c.png")  # not the folder --out goes in: an output never lies inside an input
     with pytest.raises(ImporterError, match="pass --split"):
-        import_vrd([ann], tmp_path, tmp_path / "out")
-    import_vrd([ann], tmp_path, tmp_path / "out", VrdImportConfig(split="valid"))
+        import_vrd([ann], tmp_path / "img", tmp_path / "out")
+    import_vrd([ann], tmp_path / "img", tmp_path / "out", VrdImportConfig(split="valid"))
     assert read_manifest(tmp_path / "out")["split"].to_list() == ["valid"]
 
 

@@ -340,6 +340,10 @@ class ImageSink:
         shutil.copyfile(src, dest)
 
 
+_INPUT_PARAMS = ("images", "image_root", "image_dir", "seen_classes")
+"""``params`` that name an input folder the output must not replace or sit in."""
+
+
 def write_import(
     out: str | os.PathLike[str],
     config: BaseModel,
@@ -370,5 +374,6 @@ def write_import(
         seed=seed,
         build=build_and_report,
         extra={"import_report": report.to_dict()},
+        inputs=[*sources, *(v for k, v in params.items() if k in _INPUT_PARAMS)],
     )
     return report

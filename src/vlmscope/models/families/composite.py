@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlmscope.errors import ConfigError, ModelError, NotFound
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.outguard import check_out
 from vlmscope.models.adapter import text_config
 from vlmscope.models.families.llava import CHAT_WORDS, LLAVA_CHAT_TEMPLATE, LlavaAdapter
 from vlmscope.models.registry import ADAPTERS, TINY
@@ -194,6 +195,7 @@ def build_composite(
         vision=vision, lm=lm, projector=projector, feature_layer=feature_layer,
         drop_cls=drop_cls, dtype=dtype, seed=seed,
     )  # fmt: skip
+    check_out(out, "model", [vision, lm])  # before the parts load: refuse early
     import torch
     from transformers import (
         AutoTokenizer,
@@ -261,7 +263,7 @@ def build_composite(
         chat_template=cfg.chat_template,
         image_token=cfg.image_token,
     )
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="model", inputs=[vision, lm]) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         write_sidecar(

@@ -178,7 +178,7 @@ def save_checkpoint(
 ) -> CheckpointInfo:
     """Write checkpoint ``step`` atomically; ``meta`` and the file records go into ``state.json`` (written last)."""
     final = Path(root) / checkpoint_name(step)
-    with atomic_dir(final) as tmp:
+    with atomic_dir(final, resumes=True) as tmp:
         save_file(_contiguous(trainable), str(tmp / TRAINABLE))
         torch.save(optimizer, tmp / OPTIMIZER)
         torch.save(scheduler, tmp / SCHEDULER)

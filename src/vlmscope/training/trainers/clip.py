@@ -239,7 +239,7 @@ def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
     is_main = call.accelerator.is_main_process if call.accelerator is not None else PartialState().is_main_process
     if is_main:
         args = call.training_args(classes=classes, valid_from=valid_from, vlmscope_version=__version__)
-        with atomic_dir(call.out) as tmp:
+        with atomic_dir(call.out, kind="model", inputs=[call.model, *call.datasets]) as tmp:
             save_model_files(adapter, tmp, trained_from=str(call.model), trainer="clip")
             write_json(tmp / "prototypes.json", {"classes": classes, "prompt": cfg.prompt, "texts": prompts},
                        sort_keys=False)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlmscope.errors import ConfigError, TrainingError
 from vlmscope.io.atomic import atomic_dir
+from vlmscope.io.outguard import check_out
 from vlmscope.models.adapter import ModelAdapter
 from vlmscope.models.trained import load_generative
 from vlmscope.training.config import LoopConfig
@@ -311,6 +312,8 @@ def train_default(
     """
     if not call.datasets:
         raise TrainingError("no datasets given; pass --dataset at least once")
+    if logs is not None:
+        check_out(logs, "training-logs", [call.model, *call.datasets, call.out])
     adapter = load_generative(call.model)
     rows = load_rows(call.datasets, cfg.train_split)
     check_answers(adapter, rows)
@@ -347,7 +350,7 @@ def train_default(
 
     _, metrics = run_vlm_training(run, write_extra=evaluate, callbacks=call.callbacks, accelerator=call.accelerator)
     if logs is not None and (call.accelerator is None or call.accelerator.is_main_process):
-        with atomic_dir(logs) as tmp:
+        with atomic_dir(logs, kind="training-logs", inputs=[call.model, *call.datasets]) as tmp:
             for name in ("metrics.json", "eval_by_group.csv", "train_state.json", "training_args.json"):
                 if (call.out / name).is_file():
                     shutil.copy2(call.out / name, tmp / name)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from vlmscope.io.outguard import check_out
 from vlmscope.training.config import LoopConfig
 from vlmscope.training.engine.identity import default_run_dir, inputs_fingerprint
 from vlmscope.training.engine.loop import StepInfo
@@ -96,6 +97,7 @@ def trainer_entry(name: str, default: C) -> Callable[[TrainerBody], Callable[...
             loop.apply_threads()
             set_seed(loop.seed)  # before the model loads and rows are drawn
             out = Path(out)
+            check_out(out, "model", [model, *datasets])  # before the model loads: refuse early
             call = TrainerCall(
                 trainer=name, cfg=cfg, loop=loop, model=model, datasets=tuple(datasets), out=out,
                 run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),

@@ -29,6 +29,7 @@ from vlmscope import __version__
 from vlmscope.errors import StoreError, TrainingError
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
+from vlmscope.io.outguard import check_out
 from vlmscope.io.store import require_variable
 from vlmscope.models.weights import replace_tensors
 from vlmscope.training.trainers.head_math import fit_head, head_accuracy
@@ -177,6 +178,7 @@ def train_output_layer(
     dataset: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model``'s head on ``store``'s last-layer states; returns the metrics written."""
+    check_out(out, "output-layer", [store, model, *eval_stores, dataset])
     head = load_head(model)
     rows = _read_store(store, head, cfg.layer, dataset)
     z_tr, y_tr = _select(rows, cfg.train_split)
@@ -218,7 +220,7 @@ def train_output_layer(
     }
     from safetensors.torch import save_file
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="output-layer", inputs=[store, model, *eval_stores, dataset]) as tmp:
         new_head = fit.W.float().contiguous()  # merge casts to the checkpoint's dtype
         save_file({head.unembedding_name: new_head}, str(tmp / "head.safetensors"))
         write_json(tmp / "metrics.json", metrics)

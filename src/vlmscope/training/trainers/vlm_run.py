@@ -150,7 +150,7 @@ def write_checkpoint(
     ``write_extra(tmp, result)`` runs first (LoRA saves its adapter and then
     merges it into ``run.adapter.model`` there) and returns extra metrics.
     """
-    with atomic_dir(run.out) as tmp:
+    with atomic_dir(run.out, kind="model") as tmp:
         if write_extra is not None:
             metrics.update(write_extra(tmp, result))
         save_model_files(run.adapter, tmp, trained_from=str(run.adapter.source),
