@@ -93,7 +93,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "the FFN analysis picks the least active neurons", LENS_TESTS),
     # -- parsing ----------------------------------------------------------------------------------
     Mutant("parse-count-digits", "parsing", "src/vlmscope/evaluation/parsing.py",
-           'return int(m.group(0).replace(",", ""))', 'return int(m.group(0).replace(",", "")[:1])',
+           'digits = m.group(0).replace(",", "").lstrip("0") or "0"',
+           'digits = (m.group(0).replace(",", "").lstrip("0") or "0")[:1]',
            "only the first digit counts ('10' read as 1, the substring bug)", PARSING_TESTS),
     Mutant("parse-count-tens", "parsing", "src/vlmscope/evaluation/parsing.py",
            "return word in _UNITS and 0 < _UNITS[word] < 10", "return word in _UNITS",

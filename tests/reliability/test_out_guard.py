@@ -198,7 +198,7 @@ def test_generate_refuses_notes_file_and_cwd_and_replaces_a_dataset(
     assert json.loads((out / "dataset.json").read_text())["seed"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     monkeypatch.chdir(notes)
-    _refused([*gen, "."], notes, match="current or root directory")
+    _refused([*gen, "."], notes, match="current directory")  # the --out option's own check (cli/outdir.py)
 
 
 def test_import_refuses_notes_and_its_own_image_folder(notes: Path, tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def _make_command(spec: GeneratorSpec) -> Callable[..., None]:
     variants = ", ".join(spec.variants)
 
     def command(
-        out: Path = typer.Option(..., "--out", "-o", callback=check_out, help="Dataset directory to write (replaced atomically)."),
+        out: Path = typer.Option(..., "--out", "-o", callback=check_out, help="Dataset directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
         n: int | None = typer.Option(None, "--n", help=_option_help(spec, "n", "Number of samples.")),
         seed: int | None = typer.Option(None, "--seed", help=_option_help(spec, "seed", "Random seed.")),
         variant: str | None = typer.Option(

@@ -28,7 +28,7 @@ app = typer.Typer(
 
 Sources = Annotated[list[Path], typer.Argument(help="Source annotation file(s) or folder(s).", show_default=False)]
 Images = Annotated[Path, typer.Option("--images", help="Folder the source image paths are relative to.")]
-Out = Annotated[Path, typer.Option("--out", callback=check_out, help="Dataset directory to write (replaced atomically).")]
+Out = Annotated[Path, typer.Option("--out", callback=check_out, help="Dataset directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind).")]
 Split = Annotated[str | None, typer.Option("--split", help="train|valid|test for all rows.")]
 Copy = Annotated[
     bool | None, typer.Option("--copy/--link", help="Copy images instead of hard-linking them (links fall back to copies).")

@@ -25,7 +25,7 @@ app = typer.Typer(
 
 def _inputs(
     model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
-    out: Path = typer.Option(..., "--out", callback=check_out, help="Output directory (replaced when finished)."),
+    out: Path = typer.Option(..., "--out", callback=check_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
 ) -> None:
     """The model whose head reads the store, and the output directory, of both lens verbs."""
 

@@ -25,7 +25,7 @@ _FIELDS = field_options(
 def report(
     artifacts: Path = typer.Option(..., "--artifacts", help="Artifacts root to report on (dvc.yaml: artifacts)."),
     out: Path = typer.Option(
-        ..., "--out", callback=check_out, help="Output directory (replaced as a whole): index.html, PNGs, report.json."
+        ..., "--out", callback=check_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind): index.html, PNGs, report.json."
     ),
     **options: Any,
 ) -> None:
