@@ -69,6 +69,18 @@ def test_disk_full_is_recognised_through_wrapping() -> None:
     assert human_bytes(1536) == "1.5 KiB" and human_bytes(10) == "10 B"
 
 
+def test_a_bare_write_failure_counts_only_on_a_full_file_system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.save says only "file write failed" on ENOSPC: a full disk when the file system at the path is full."""
+    import vlmscope.io.diskspace as ds
+
+    bare = RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file data/0: file write failed")
+    assert not is_disk_full(bare)  # no path: no way to tell
+    assert not is_disk_full(bare, tmp_path)  # this file system has room: some other failure
+    monkeypatch.setattr(ds, "free_bytes", lambda _p: 4096)
+    assert is_disk_full(bare, tmp_path)
+    assert not is_disk_full(RuntimeError("something else"), tmp_path)
+
+
 def test_the_message_names_free_and_needed_space(tmp_path: Path) -> None:
     free = shutil.disk_usage(tmp_path).free
     with pytest.raises(DiskFull) as info:

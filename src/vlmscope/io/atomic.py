@@ -107,7 +107,7 @@ def atomic_dir(
             write_marker(tmp, kind)
         os.chmod(tmp, 0o777 & ~_umask())
     except BaseException as e:
-        full = is_disk_full(e) and not isinstance(e, DiskFull)
+        full = is_disk_full(e, tmp) and not isinstance(e, DiskFull)
         written = dir_size(tmp) if full else 0
         shutil.rmtree(tmp, ignore_errors=True)
         if full:

@@ -24,14 +24,26 @@ _MESSAGES = ("No space left on device", "os error 28", "Disk quota exceeded", "o
 """How ENOSPC / EDQUOT read once a library has rewrapped the OSError without its errno."""
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it was raised from) is the file system running out of space."""
+_NEARLY_FULL = 1 << 20
+"""Free bytes under which a write failure with no reason given is taken for a full disk."""
+
+
+def is_disk_full(exc: BaseException, where: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``exc`` (or what it was raised from) is the file system running out of space.
+
+    ``where``: the path being written. torch.save reports ENOSPC as a bare
+    ``RuntimeError: ... file write failed`` with no errno or reason, so such a
+    failure counts as a full disk when the file system at ``where`` is (nearly) full.
+    """
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         if any(m in str(exc) for m in _MESSAGES):  # libraries that drop errno (polars: "os error 28")
             return True
+        if where is not None and "write failed" in str(exc):
+            free = free_bytes(where)
+            return free is not None and free < _NEARLY_FULL
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
