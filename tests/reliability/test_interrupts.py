@@ -91,6 +91,7 @@ def test_sigint_mid_extract_releases_the_lock_and_resumes_bit_identical(
             child.wait()
     text = log.read_text()
     assert rc == 130 and "Traceback" not in text, (rc, text[-3000:])  # 128 + SIGINT, as shells expect
+    assert "interrupted: no half-written output was kept; rerun the same command" in text, text[-3000:]
     with StoreLock(out / LOCK_NAME):  # released (the unlocked file stays until the store completes)
         pass
     records = load_progress(out)

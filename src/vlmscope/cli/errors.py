@@ -62,3 +62,8 @@ class VlmscopeGroup(TyperGroup):
         except ValidationError as e:
             typer.echo(f"error: {format_validation_error(e)}", err=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            # the exit status stays the shell's (130); the user learns what was kept
+            typer.echo("interrupted: no half-written output was kept; rerun the same command "
+                       "(extract and train resume where they stopped)", err=True)  # fmt: skip
+            raise
