@@ -178,13 +178,13 @@ def test_out_naming_the_working_directory_or_above_is_one_line_and_touches_nothi
 
 
 def test_out_at_a_repository_root_is_refused_but_a_subdirectory_is_fine(tmp_path: Path, monkeypatch) -> None:
-    from vlmscope.cli.outdir import check_out
+    from vlmscope.cli.outdir import refuse_cwd_out
 
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="root of a git/DVC repository"):
-        check_out(Path("repo"))
-    assert check_out(Path("repo/out")) == Path("repo/out")
+        refuse_cwd_out(Path("repo"))
+    assert refuse_cwd_out(Path("repo/out")) == Path("repo/out")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlmscope.cli.options import bind, bound_config
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["evaluate"]
@@ -23,7 +23,7 @@ __all__ = ["evaluate"]
 def evaluate(
     model: Annotated[str, typer.Option("--model", help="Hub id or local checkpoint directory.")],
     dataset: Annotated[Path, typer.Option("--dataset", help="Dataset directory (manifest.parquet + images/).")],
-    out: Annotated[Path, typer.Option("--out", callback=check_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind).")],
+    out: Annotated[Path, typer.Option("--out", callback=refuse_cwd_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind).")],
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
     mode: Annotated[str | None, typer.Option("--mode", help="generate | option-loss | contrastive.")] = None,

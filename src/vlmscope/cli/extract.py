@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from vlmscope.cli.options import bind, bound_config
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["extract"]
@@ -29,7 +29,7 @@ _FIELDS = field_options(
 def extract(
     model: str = typer.Option(..., "--model", help="Hub id or local checkpoint directory."),
     dataset: Path = typer.Option(..., "--dataset", help="Dataset directory (manifest.parquet + images)."),
-    out: Path = typer.Option(..., "--out", callback=check_out, help="Store directory (created, or resumed if unfinished)."),
+    out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Store directory (created, or resumed if unfinished)."),
     family: str | None = typer.Option(None, "--family", help="Force the model family; unset: detected."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made for another extraction."),
     **options: Any,

@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 
 from vlmscope.cli.options import ParamsFile, parse_set_value, read_params_file
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.data.generators import GENERATORS, GeneratorConfig, generate, make_config
 from vlmscope.data.generators.base import GeneratorSpec
 from vlmscope.errors import ConfigError
@@ -135,7 +135,7 @@ def _make_command(spec: GeneratorSpec) -> Callable[..., None]:
     variants = ", ".join(spec.variants)
 
     def command(
-        out: Path = typer.Option(..., "--out", "-o", callback=check_out, help="Dataset directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
+        out: Path = typer.Option(..., "--out", "-o", callback=refuse_cwd_out, help="Dataset directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
         n: int | None = typer.Option(None, "--n", help=_option_help(spec, "n", "Number of samples.")),
         seed: int | None = typer.Option(None, "--seed", help=_option_help(spec, "seed", "Random seed.")),
         variant: str | None = typer.Option(

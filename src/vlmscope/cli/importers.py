@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from vlmscope.cli.options import ConfigCommand, bind, bound_config, field_default
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["app"]
@@ -28,7 +28,7 @@ app = typer.Typer(
 
 Sources = Annotated[list[Path], typer.Argument(help="Source annotation file(s) or folder(s).", show_default=False)]
 Images = Annotated[Path, typer.Option("--images", help="Folder the source image paths are relative to.")]
-Out = Annotated[Path, typer.Option("--out", callback=check_out, help="Dataset directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind).")]
+Out = Annotated[Path, typer.Option("--out", callback=refuse_cwd_out, help="Dataset directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind).")]
 Split = Annotated[str | None, typer.Option("--split", help="train|valid|test for all rows.")]
 Copy = Annotated[
     bool | None, typer.Option("--copy/--link", help="Copy images instead of hard-linking them (links fall back to copies).")

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import typer
 
 from vlmscope.cli.options import ConfigCommand, bind, bound_config
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["app"]
@@ -25,7 +25,7 @@ app = typer.Typer(
 
 def _inputs(
     model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
-    out: Path = typer.Option(..., "--out", callback=check_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
+    out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
 ) -> None:
     """The model whose head reads the store, and the output directory, of both lens verbs."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from vlmscope.cli.options import ConfigCommand, bind
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.models.families.composite import LMS, TOWERS
 
 __all__ = ["app"]
@@ -43,7 +43,7 @@ def list_() -> None:
 @app.command("tiny")
 def tiny(
     family: str = typer.Argument(..., help="Tiny build name (`vlmscope models list` shows them)."),
-    out: Path = typer.Option(..., "--out", callback=check_out, help="Checkpoint directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
+    out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Checkpoint directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Weight initialisation seed; same seed, same bytes."),
 ) -> None:
     """Write a tiny random checkpoint of FAMILY offline (config, safetensors, tokenizer, processor)."""
@@ -60,7 +60,7 @@ def composite(
         ..., "--vision", help=f"Vision tower: hub id or local dir ({', '.join(TOWERS)})."
     ),
     lm: str = typer.Option(..., "--lm", help=f"Decoder LM: hub id or local dir ({', '.join(LMS)}, ...)."),
-    out: Path = typer.Option(..., "--out", callback=check_out, help="Checkpoint directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
+    out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Checkpoint directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
     projector: str | None = typer.Option(None, "--projector", help="linear or mlp2x_gelu."),
     feature_layer: int | None = typer.Option(None, "--feature-layer", help="Tower hidden-state index fed to the projector."),
     keep_cls: bool = typer.Option(False, "--keep-cls", help="Keep the tower's CLS token (sets drop_cls false)."),

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from vlmscope.errors import ConfigError
 
-__all__ = ["check_out"]
+__all__ = ["refuse_cwd_out"]
 
 _REPO_MARKERS = (".git", ".dvc")
 
 
-def check_out(out: Path | None) -> Path | None:
+def refuse_cwd_out(out: Path | None) -> Path | None:
     """``--out`` unchanged, or :class:`ConfigError` when it is the cwd, one of its parents, home or a repo root.
 
     Used as the typer ``callback`` of every ``--out`` option, so the error

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlmscope.cli.options import bind, bound_config
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["probe"]
@@ -51,7 +51,7 @@ _FIELDS = field_options(
 @with_options(None, _FIELDS, config_options)
 def probe(
     store: Annotated[Path, typer.Argument(help="Activation store (from `vlmscope extract`).")],
-    out: Annotated[Path, typer.Option("--out", callback=check_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind).")],
+    out: Annotated[Path, typer.Option("--out", callback=refuse_cwd_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind).")],
     original: Annotated[
         bool | None,
         typer.Option("--original", help="Reproduce the spatial study: logreg C=1 lbfgs, no scaling, 80/20 seed 42."),

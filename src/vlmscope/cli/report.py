@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from vlmscope.cli.options import bind, bound_config
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, field_options, option_names, with_options
 
 __all__ = ["report"]
@@ -25,7 +25,7 @@ _FIELDS = field_options(
 def report(
     artifacts: Path = typer.Option(..., "--artifacts", help="Artifacts root to report on (dvc.yaml: artifacts)."),
     out: Path = typer.Option(
-        ..., "--out", callback=check_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind): index.html, PNGs, report.json."
+        ..., "--out", callback=refuse_cwd_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind): index.html, PNGs, report.json."
     ),
     **options: Any,
 ) -> None:

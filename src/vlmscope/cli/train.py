@@ -22,7 +22,7 @@ from typing import Any
 import typer
 
 from vlmscope.cli.options import ConfigCommand, bind, bound_config
-from vlmscope.cli.outdir import check_out
+from vlmscope.cli.outdir import refuse_cwd_out
 from vlmscope.cli.signature import config_options, with_options
 
 __all__ = ["TOP_LEVEL", "app", "gradcam", "merge"]
@@ -38,7 +38,7 @@ app = typer.Typer(
 # ``--help`` shows its defaults (ConfigCommand), so none is written here.
 
 _MODEL = typer.Option(..., "--model", help="Base checkpoint: local directory or hub id.")
-_OUT = typer.Option(..., "--out", callback=check_out, help="Output directory (written when training finishes; an existing one is replaced only if it is an earlier output of this kind).")
+_OUT = typer.Option(..., "--out", callback=refuse_cwd_out, help="Output directory (written when training finishes; an existing one is replaced only if it is an earlier output of this kind).")
 _MAX_STEPS = typer.Option(None, "--max-steps", min=1, help="Optimizer steps (overrides --epochs).")
 _EPOCHS = typer.Option(None, "--epochs", min=0.0, help="Passes over the training rows.")
 _LR = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (cosine schedule with warm-up).")
