@@ -1,7 +1,7 @@
 """The success paths of `vlmscope train default|lora|clip|output-layer`, `merge` and `gradcam` through the CLI.
 
-tests/training/test_cli.py checks the failures at the CLI edge; here every command runs to the end on
-tiny models and what it wrote is checked against what its options asked for: the options reach the
+test_cli.py beside it checks the failures at the CLI edge; here every command runs to the end on
+tiny models (fixtures and one thread from tests/training/conftest.py) and what it wrote is checked against what its options asked for: the options reach the
 trainer's config, the printed metrics are the saved ones, and the weights that should move (and only
 those) moved. A few optimizer steps each, one thread.
 """
@@ -9,7 +9,7 @@ those) moved. A few optimizer steps each, one thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,24 +50,6 @@ def _changed(a_dir: Path, b_dir: Path) -> set[str]:
     names = tensor_names(a_dir)
     a, b = read_tensors(a_dir, names), read_tensors(b_dir, names)
     return {n for n in names if not torch.equal(a[n], b[n])}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def composite(tiny_checkpoint: Callable[[str], Path]) -> Path:
-    return tiny_checkpoint("composite")
-
-
-@pytest.fixture(scope="module")
-def color_ds(tiny_dataset: Callable[..., Path]) -> Path:
-    return tiny_dataset("color", 16)
 
 
 def test_train_default_writes_a_trained_checkpoint_and_logs(composite: Path, color_ds: Path, tmp_path: Path) -> None:
