@@ -1,9 +1,9 @@
 """The success paths of `vlmscope train default|lora|clip|output-layer`, `merge` and `gradcam` through the CLI.
 
-test_cli.py beside it checks the failures at the CLI edge; here every command runs to the end on
-tiny models (fixtures and one thread from tests/training/conftest.py) and what it wrote is checked against what its options asked for: the options reach the
-trainer's config, the printed metrics are the saved ones, and the weights that should move (and only
-those) moved. A few optimizer steps each, one thread.
+test_cli.py beside it checks the failures at the CLI edge; here every command runs to the end on tiny
+models (fixtures and one thread from this folder's conftest.py) and what it wrote is checked against
+what its options asked for: the options reach the trainer's config, the printed metrics are the saved
+ones, and the weights that should move (and only those) moved. A few optimizer steps each.
 """
 
 from __future__ import annotations
