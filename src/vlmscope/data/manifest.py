@@ -12,7 +12,6 @@ multiple choice) are optional and become coordinates on activation stores.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from vlmscope import __version__
 from vlmscope.errors import DatasetError, NotFound
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.fingerprint import fingerprint_dir
-from vlmscope.io.jsonfile import dump_json
+from vlmscope.io.jsonfile import dump_json, read_json_object
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -121,12 +120,7 @@ def load_dataset_info(dataset_dir: str | os.PathLike[str]) -> DatasetInfo:
     path = Path(dataset_dir) / INFO
     if not path.is_file():
         raise NotFound(f"{path}: no dataset.json; is {dataset_dir} a vlmscope dataset directory?")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{path}: not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    data = read_json_object(path, DatasetError)
     known = set(DatasetInfo.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     missing = sorted(k for k in ("generator", "params", "seed", "fingerprint", "n_samples") if k not in data)

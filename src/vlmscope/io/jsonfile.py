@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vlmscope.errors import VlmscopeError
 from vlmscope.io.atomic import atomic_write_text
 
-__all__ = ["dump_json", "write_json"]
+__all__ = ["dump_json", "read_json_object", "write_json"]
 
 
 def dump_json(
@@ -44,3 +45,18 @@ def write_json(path: str | os.PathLike[str], data: Any, **options: Any) -> Path:
     path = Path(path)
     atomic_write_text(path, dump_json(data, **options))
     return path
+
+
+def read_json_object(path: str | os.PathLike[str], error: type[VlmscopeError], *, hint: str = "") -> dict[str, Any]:
+    """The JSON object in ``path``; broken JSON or another type is one ``error`` line naming the file.
+
+    ``hint`` is appended to the broken-JSON message (what the user can do about it).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e}){hint}") from e
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data

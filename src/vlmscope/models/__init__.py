@@ -174,6 +174,7 @@ def read_config(
     source: str | os.PathLike[str], *, revision: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``(config.json, vlmscope.json or None)`` of a local directory or hub id."""
+    from vlmscope.io.jsonfile import read_json_object
     from vlmscope.models.sidecar import SIDECAR, read_sidecar
 
     _check_source(source)
@@ -182,13 +183,7 @@ def read_config(
         cfg = d / "config.json"
         if not cfg.is_file():
             raise NotFound(f"{d}: no config.json; expected a transformers checkpoint directory")
-        try:
-            config = json.loads(cfg.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ModelError(f"{cfg}: not valid JSON ({e})") from e
-        if not isinstance(config, dict):
-            raise ModelError(f"{cfg}: expected a JSON object, got {type(config).__name__}")
-        return config, read_sidecar(d)
+        return read_json_object(cfg, ModelError), read_sidecar(d)
     s = str(source)
     config = _hub_json(s, "config.json", revision)
     if config is None:

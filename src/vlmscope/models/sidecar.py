@@ -7,14 +7,13 @@ loading can all use it without importing each other.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from vlmscope import __version__
 from vlmscope.errors import ConfigError
-from vlmscope.io.atomic import atomic_write_text
+from vlmscope.io.jsonfile import read_json_object, write_json
 
 __all__ = ["SIDECAR", "read_sidecar", "write_sidecar"]
 
@@ -24,7 +23,7 @@ SIDECAR = "vlmscope.json"
 def write_sidecar(out: str | os.PathLike[str], family: str, **extra: Any) -> None:
     """Write ``vlmscope.json``: ``{"family": ..., "vlmscope_version": ..., **extra}``."""
     payload = {"family": family, "vlmscope_version": __version__, **extra}
-    atomic_write_text(Path(out) / SIDECAR, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_json(Path(out) / SIDECAR, payload)
 
 
 def read_sidecar(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -32,10 +31,4 @@ def read_sidecar(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     p = Path(directory) / SIDECAR
     if not p.is_file():
         return None
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid JSON ({e}); delete it or rebuild the checkpoint") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(p, ConfigError, hint="; delete it or rebuild the checkpoint")
