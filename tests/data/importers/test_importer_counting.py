@@ -71,7 +71,7 @@ def test_pixmo_splits_from_folders(pixmo_source: tuple[Path, Path], tmp_path: Pa
     assert row["answer"] == "2" and row["count"] == 2 and row["answer_type"] == "count"
     assert row["prompt"] == "How many boats are there? Answer using as few words as possible."
     assert row["points"] == [[0.0, 3.0], [10.5, 3.0]]
-    assert row["image"] == "images/pixmo/t0.png"
+    assert row["image"] == "images/train/pixmo/t0.png"
     assert (tmp_path / "ds" / row["image"]).read_bytes() == (images / "pixmo" / "t0.png").read_bytes()
 
 
@@ -82,13 +82,13 @@ def test_pixmo_verify_sha256_drops_mismatches(pixmo_source: tuple[Path, Path], t
     assert report.dropped == {"missing_image": 1, "sha256_mismatch": 1}
     df = read_manifest(tmp_path / "ds")
     assert df["sample_id"].to_list() == ["pixmo-test-00000"]
-    assert (tmp_path / "ds" / "images/pixmo/s0.png").stat().st_nlink == 1  # copied, not linked
+    assert (tmp_path / "ds" / "images/test/pixmo/s0.png").stat().st_nlink == 1  # copied, not linked
 
 
 def test_pixmo_hard_links_by_default(pixmo_source: tuple[Path, Path], tmp_path: Path) -> None:
     root, images = pixmo_source
     import_pixmo_count([root / "train" / "samples.json"], images, tmp_path / "ds")
-    assert (tmp_path / "ds" / "images/pixmo/t0.png").stat().st_ino == (images / "pixmo/t0.png").stat().st_ino
+    assert (tmp_path / "ds" / "images/train/pixmo/t0.png").stat().st_ino == (images / "pixmo/t0.png").stat().st_ino
 
 
 def test_pixmo_record_errors(tmp_path: Path, write_json: Callable[[Path, Any], Path], png: Callable[..., Path]) -> None:
