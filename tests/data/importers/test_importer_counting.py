@@ -251,8 +251,9 @@ def test_counting_qa_rows_splits_and_drops(counting_source: tuple[Path, Path], t
     assert report.dropped == {"missing_image": 1}
 
     only = CountingQaImportConfig(question_kinds=["count_open"])
-    import_counting_qa([folder / "questions.json"], images, tmp_path / "ds2", only)
+    report = import_counting_qa([folder / "questions.json"], images, tmp_path / "ds2", only)
     assert read_manifest(tmp_path / "ds2")["sample_id"].to_list() == ["img_0-red_triangles-count_open"]
+    assert report.dropped == {"question_kind_not_kept": 5}  # filtered out, counted
 
 
 def test_counting_qa_errors(

@@ -20,7 +20,7 @@ forms give identical rows. The answer is found by the question's own path,
 then entity-first, kind-first or the entity alone.
 
 Every (image, entity, question kind) becomes one row (``question_kinds``
-keeps a subset). The entity key gives ``entity_type`` (``red_triangle``; a
+keeps a subset; the others are counted as ``question_kind_not_kept``). The entity key gives ``entity_type`` (``red_triangle``; a
 leading size word is kept, ``small_red_triangle``), ``color``, ``shape`` and
 ``size`` (null when absent). Images are ``<image_id>`` or
 ``<image_id>.png|.jpg|.jpeg`` under the images directory; rows whose image is
@@ -210,6 +210,7 @@ def import_counting_qa(
                     )
                 kind = "_".join(k for k in keys if k != entity)
                 if keep is not None and kind not in keep:
+                    report.drop("question_kind_not_kept", kind)
                     continue
                 todo.append((entity, kind, question, _answer(answers, image_id, keys, entity, apath)))
             if not todo:
