@@ -20,7 +20,8 @@ Because names repeat across splits, images are placed per split in the
 dataset (``images/<split>/<image_path>``), and two records that resolve to
 the same source file while carrying different ``image_sha256`` are an error
 naming both: that is one folder serving several splits' ``0.jpg``, which
-would silently give train, valid and test rows the same picture.
+would silently give train, valid and test rows the same picture (records
+without ``image_sha256`` cannot be told apart and are not checked).
 
 Rows: ``answer`` = str(count), ``answer_type`` = ``count``, columns
 ``count``, ``label``, ``image_sha256``, ``image_url`` and ``points`` (list of
