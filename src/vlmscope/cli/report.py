@@ -29,7 +29,7 @@ def report(
     ),
     comparison: Path | None = typer.Option(
         None, "--comparison", help="Also write the published figures next to this run's numbers as flat JSON "
-        "(dvc metrics show) to this file, outside --out (dvc.yaml: artifacts/published_comparison.json)."
+        "(dvc metrics show) to this file, outside --out (the pipeline: published_comparison.json beside reports/)."
     ),
     **options: Any,
 ) -> None:
