@@ -118,8 +118,9 @@ def _setting(steps: frozenset[str]) -> str | None:
     return None
 
 
-def _known(identity: ModelIdentity) -> bool:
-    return identity.model in MODEL_LABELS
+def _known(identity: ModelIdentity) -> str | None:
+    """The identity's hub id when some figure names that model, else None (nothing further is read)."""
+    return identity.model if identity.model in MODEL_LABELS else None
 
 
 def _evals(inv: Inventory, used: Used | None) -> Iterable[Measurement]:
@@ -129,18 +130,18 @@ def _evals(inv: Inventory, used: Used | None) -> Iterable[Measurement]:
             continue
         recorded = (read_record(r.path / "config.json", used) or {}).get("model")
         who = run_model(inv, r.model, recorded if isinstance(recorded, str) else None, used=used)
-        setting = _setting(who.steps)
-        if not _known(who) or setting is None:
+        model, setting = _known(who), _setting(who.steps)
+        if model is None or setting is None:
             continue
+        where = _rel(inv, r.path)
         for key, value in (read_record(r.path / "metrics.json", used) or {}).items():
             v, m = _number(value), _PAIRED.match(key)
-            base = {"model": who.model, "dataset": kind, "setting": setting, "run": _rel(inv, r.path)}
             if v is None:
                 continue
             if key == "accuracy":
-                yield Measurement(metric="accuracy", value=v, **base)  # type: ignore[arg-type]
+                yield Measurement(model, kind, setting, "accuracy", v, where)
             elif m is not None:
-                yield Measurement(metric="accuracy", value=v, query_type=m["qt"], variant=m["variant"], **base)  # type: ignore[arg-type]
+                yield Measurement(model, kind, setting, "accuracy", v, where, query_type=m["qt"], variant=m["variant"])
 
 
 def _output_layer_value(inv: Inventory, r: Run, args: dict, metrics: dict) -> float | None:
@@ -162,11 +163,12 @@ def _output_layer(inv: Inventory, used: Used | None) -> Iterable[Measurement]:
         args = read_record(r.path / "training_args.json", used) or {}
         recorded = args.get("model")
         who = run_model(inv, r.model, recorded if isinstance(recorded, str) else None, used=used)
-        if not _known(who) or who.steps:
+        model = _known(who)
+        if model is None or who.steps:
             continue
         value = _output_layer_value(inv, r, args, read_record(r.path / "metrics.json", used) or {})
         if value is not None:
-            yield Measurement(who.model, "balanced", "output-layer", "accuracy", value, _rel(inv, r.path))  # type: ignore[arg-type]
+            yield Measurement(model, "balanced", "output-layer", "accuracy", value, _rel(inv, r.path))
 
 
 def _clip_training(inv: Inventory, used: Used | None) -> Iterable[Measurement]:
@@ -182,13 +184,14 @@ def _clip_training(inv: Inventory, used: Used | None) -> Iterable[Measurement]:
         who = identify_model(base, inv.root, used=used)
         datasets = [d for d in (args or {}).get("datasets", []) if isinstance(d, str)]
         kinds = {dataset_kind(dataset_at(inv, d)) for d in datasets}
-        if not _known(who) or who.steps or kinds != {"kl-grading"}:
+        model = _known(who)
+        if model is None or who.steps or kinds != {"kl-grading"}:
             continue
         metrics = read_record(m.path / "metrics.json", used) or {}
         for setting, key in (("fine-tuned", "test_accuracy"), ("released", "test_accuracy_zero_shot")):
             v = _number(metrics.get(key))
             if v is not None:
-                yield Measurement(who.model, "kl-grading", setting, "accuracy", v, _rel(inv, m.path))  # type: ignore[arg-type]
+                yield Measurement(model, "kl-grading", setting, "accuracy", v, _rel(inv, m.path))
 
 
 def collect_measurements(inv: Inventory, *, used: Used | None = None) -> list[Measurement]:
@@ -214,7 +217,7 @@ def comparison_metrics(rows: Sequence[ComparisonRow]) -> dict[str, float]:
         out.setdefault(f"{key}.published", row.figure.value)
         if row.run is not None and f"{key}.run" not in out:
             out[f"{key}.run"] = row.run.value
-            out[f"{key}.diff"] = row.diff  # type: ignore[assignment]
+            out[f"{key}.diff"] = row.run.value - row.figure.value
     return out
 
 
