@@ -75,17 +75,24 @@ def tree(tmp_path: Path) -> Path:
     )  # fmt: skip
     # the tiny default: trained from a tiny checkpoint, no hub id anywhere
     _json(root / "models" / "tiny-composite" / "vlmscope.json", {"family": "composite"})
-    _json(root / "models" / "default" / "training_args.json", {"trainer": "default", "model": str(root / "models" / "tiny-composite")})
+    _json(
+        root / "models" / "default" / "training_args.json",
+        {"trainer": "default", "model": str(root / "models" / "tiny-composite")},
+    )
     _json(root / "models" / "default" / "metrics.json", {"final_loss": 0.8})
     _eval(root, "default", "counting", {"accuracy": 0.3})
     # a LoRA-tuned Qwen2-VL: no published setting
-    _json(root / "models" / "qwen-lora" / "training_args.json", {"trainer": "lora", "model": "Qwen/Qwen2-VL-7B-Instruct"})
+    _json(
+        root / "models" / "qwen-lora" / "training_args.json", {"trainer": "lora", "model": "Qwen/Qwen2-VL-7B-Instruct"}
+    )
     _eval(root, "qwen-lora", "counting", {"accuracy": 0.99})
 
     # output layer: own balanced test split, and trained on unseen combinations + evaluated on the balanced store
     d = root / "output_layer" / "qwen2vl-7b" / "counting"
     _json(d / "metrics.json", {"test_accuracy_after": 0.77, "test_accuracy_before": 0.6})
-    _json(d / "training_args.json", {"trainer": "output-layer", "model": "Qwen/Qwen2-VL-7B-Instruct", "eval_stores": []})
+    _json(
+        d / "training_args.json", {"trainer": "output-layer", "model": "Qwen/Qwen2-VL-7B-Instruct", "eval_stores": []}
+    )
     _pin(root, "paligemma2-10b", "google/paligemma2-10b-mix-448")
     store = root / "activations" / "paligemma2-10b" / "counting.zarr"
     store.mkdir(parents=True)
@@ -100,8 +107,14 @@ def tree(tmp_path: Path) -> Path:
     _json(root / "models" / "clip-knee" / "metrics.json", {"test_accuracy": 0.71, "test_accuracy_zero_shot": 0.2})
     med = _pin(root, "llava-med", "microsoft/llava-med-v1.5-mistral-7b")
     _eval(root, "llava-med", "knee", {"accuracy": 0.25})
-    _json(root / "models" / "med-tower" / "merge_info.json", {"base": str(med), "vision_tower": str(root / "models" / "clip-knee")})
-    _json(root / "models" / "med-proj" / "training_args.json", {"trainer": "projector", "model": str(root / "models" / "med-tower")})
+    _json(
+        root / "models" / "med-tower" / "merge_info.json",
+        {"base": str(med), "vision_tower": str(root / "models" / "clip-knee")},
+    )
+    _json(
+        root / "models" / "med-proj" / "training_args.json",
+        {"trainer": "projector", "model": str(root / "models" / "med-tower")},
+    )
     _eval(root, "med-proj", "knee", {"accuracy": 0.66})
     return root
 

@@ -36,7 +36,13 @@ def render_published(study: str, rows: Sequence[ComparisonRow]) -> str:
         f = r.figure
         cells: list[Cell] = [f.label, f.dataset, f.setting]
         cells += [f.query_type, f.variant] if per_query else []
-        cells += [f.metric, f.value, None if r.run is None else r.run.value, r.diff, None if r.run is None else r.run.run]
+        cells += [
+            f.metric,
+            f.value,
+            None if r.run is None else r.run.value,
+            r.diff,
+            None if r.run is None else r.run.run,
+        ]
         body.append(cells)
     html = [table(header, body, caption="Published figures vs this run")]
     if all(r.run is None for r in mine):
