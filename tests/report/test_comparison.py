@@ -236,3 +236,10 @@ def test_tiny_runs_still_show_every_figure_with_empty_cells(fake_artifacts, tmp_
 def test_comparison_inside_out_is_refused(tree: Path) -> None:
     with pytest.raises(ConfigError, match="inside --out"):
         build_report(tree, tree / "reports", ReportConfig(), comparison=tree / "reports" / "c.json")
+
+
+def test_the_pin_file_name_is_the_pipelines() -> None:
+    from vlmscope.models.ref import REF_FILE
+    from vlmscope.report.provenance import REF_FILE as REPORT_REF_FILE
+
+    assert REPORT_REF_FILE == REF_FILE
