@@ -21,7 +21,7 @@ from vlmscope.cli.signature import config_options, with_options
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Import real datasets (VRD, LLaVA JSON, Pixmo-Count, CountBenchQA, counting-study QA) "
+    help="Import real datasets (VRD, LLaVA JSON, Pixmo-Count, CountBenchQA, counting-study QA, class folders) "
     "into the standard dataset directory.",
     no_args_is_help=True,
 )
@@ -190,3 +190,31 @@ def counting_qa(
 
     kinds = list(question_kind) if question_kind else None
     _run_import(counting_qa, import_counting_qa, locals() | options, question_kind=kinds)
+
+
+def _root_out(
+    sources: Annotated[list[Path], typer.Argument(metavar="ROOT", help="Root folder holding <split>/<class>/<image>.", show_default=False)],
+    out: Out,
+) -> None:
+    """Source root and output of the class-folders importer (its images live inside the root)."""
+
+
+@app.command("class-folders", cls=ConfigCommand)
+@bind(
+    "vlmscope.data.importers.class_folders:ClassFoldersImportConfig",
+    "prompt", "answer_template", copy="image_mode",
+)  # fmt: skip
+@with_options(_root_out, None, _placement, config_options)
+def class_folders(
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Question asked of every image.")] = None,
+    answer_template: Annotated[str | None, typer.Option("--answer-template")] = None,
+    **options: Any,
+) -> None:
+    """Image-class folders (ROOT/<split>/<class>/<image>, e.g. KL grades 0-4) -> grading or class rows.
+
+    Folders named by a grade (2, grade_2, KL 2) give ordinal rows scored by grade (accuracy, MAE); for folders named
+    otherwise, map them with --set 'grade_names={Normal: 0, Doubtful: 1}'.
+    """
+    from vlmscope.data.importers.class_folders import import_class_folders
+
+    _run_import(class_folders, import_class_folders, locals() | options)

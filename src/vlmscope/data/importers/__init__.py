@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmscope.data.importers.class_folders import ClassFoldersImportConfig, import_class_folders
 from vlmscope.data.importers.common import ImportConfigBase, ImportReport
 from vlmscope.data.importers.countbench import CountBenchImportConfig, import_countbench
 from vlmscope.data.importers.counting_qa import CountingQaImportConfig, import_counting_qa
@@ -34,11 +35,13 @@ __all__ = [
     "LlavaImportConfig",
     "PixmoCountImportConfig",
     "VrdImportConfig",
+    "ClassFoldersImportConfig",
     "import_countbench",
     "import_counting_qa",
     "import_llava",
     "import_pixmo_count",
     "import_vrd",
+    "import_class_folders",
 ]
 
 
@@ -78,5 +81,6 @@ for _spec in (
     ImporterSpec("pixmo-count", PixmoCountImportConfig, import_pixmo_count),
     ImporterSpec("countbench", CountBenchImportConfig, import_countbench, needs_images=False),
     ImporterSpec("counting-qa", CountingQaImportConfig, import_counting_qa),
+    ImporterSpec("class-folders", ClassFoldersImportConfig, import_class_folders, needs_images=False),
 ):
     IMPORTERS.register(_spec.name)(_spec)
