@@ -29,7 +29,8 @@ classes are grades, else by name) and file name.
 Skipped: hidden entries (``.DS_Store``, ``.ipynb_checkpoints``); top-level
 folders that are no split (``auto_test``) and files beside the splits are
 noted in the report; folders inside a class folder, and files PIL cannot
-open (or that declare too many pixels), are dropped and counted in
+open (or that declare too many pixels), files beside the class folders and
+file names that are not UTF-8 text are dropped and counted in
 ``import_report.json``.
 """
 
@@ -84,6 +85,15 @@ def _visible(entries: list[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
     return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
 
 
+def _is_text(name: str) -> bool:
+    """Whether a file name is text (a name that is not UTF-8 arrives with surrogate escapes no manifest can store)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _scan(path: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
@@ -132,7 +142,7 @@ def _splits(root: Path, report: ImportReport) -> list[tuple[str, Path]]:
     """``(split, folder)`` of the split folders under ``root``; other entries are noted."""
     found = []
     for e in _scan(root):
-        split = SPLIT_FOLDERS.get(e.name.lower())
+        split = SPLIT_FOLDERS.get(e.name.lower()) if _is_text(e.name) else None
         if split is not None and _is_dir(e):
             found.append((split, Path(e.path)))
         else:
@@ -149,12 +159,17 @@ def _read_split(split: str, folder: Path, root: Path, report: ImportReport) -> l
     classes = [e for e in _scan(folder) if _is_dir(e)]
     stray = [e.name for e in _scan(folder) if not _is_dir(e)]
     if stray:
-        report.drop("not_in_a_class_folder", f"{folder.name}/{stray[0]}", len(stray))
+        report.drop("not_in_a_class_folder", f"{folder.name}/{shown_names(stray[:1])}", len(stray))
     if not classes:
         raise ImporterError(f"{folder}: no class folders in this split folder; expected {folder}/<class>/<image>")
     for c in classes:
+        if not _is_text(c.name):
+            raise ImporterError(f"{folder}: class folder name {c.name!r} is not UTF-8 text; rename it")
         n_before = len(rows)
         for e in _scan(Path(c.path)):
+            if not _is_text(e.name):
+                report.drop("name_not_utf8", f"{folder.name}/{c.name}/{e.name!r}")
+                continue
             rel = PurePosixPath(folder.name, c.name, e.name)
             if _is_dir(e):
                 report.drop("nested_folder", str(rel))
@@ -183,7 +198,8 @@ def import_class_folders(
     for split, folder in _splits(root, report):
         rows.extend(_read_split(split, folder, root, report))
     if not rows:
-        raise ImporterError(f"{root}: no readable image in any class folder; {report.summary()}")
+        dropped = ", ".join(f"{n} {why}" for why, n in sorted(report.dropped.items())) or "none"
+        raise ImporterError(f"{root}: no readable image in any class folder (dropped: {dropped})")
     labels = sorted({r["label"] for r in rows})
     grades = folder_grades(labels, config.grade_names, root)
     if grades is not None:
