@@ -15,7 +15,7 @@ copied by :class:`~vlmscope.data.importers.common.ImageSink`), ``prompt``
 ``label`` (the class folder's name) and ``grade`` (Int64).
 
 When every class folder names a grade (``2``, ``grade_2``, ``Grade 2``,
-``KL2``: :func:`~vlmscope.evaluation.parsing.parse_grade` of the name), or
+``KL2``: :func:`~vlmscope.grades.grade_of_name`; ``2_mild`` is none), or
 ``grade_names`` maps every folder to one, rows are ordinal: ``answer_type``
 ``grade``, ``grade`` the integer and answers like ``Grade 2``, so the
 evaluation scores them with ``parse_grade`` and reports MAE; otherwise
@@ -53,7 +53,7 @@ from vlmscope.data.importers.common import (
     write_import,
 )
 from vlmscope.errors import ImporterError, NotFound
-from vlmscope.evaluation.parsing import parse_grade
+from vlmscope.grades import grade_of_name
 from vlmscope.templates import check_template
 
 __all__ = ["ClassFoldersImportConfig", "import_class_folders", "folder_grades"]
@@ -75,7 +75,8 @@ class ClassFoldersImportConfig(ImportConfigBase):
     """Question asked of every image (used as is: braces are plain text)."""
     answer_template: Annotated[str | None, AfterValidator(lambda v: v if v is None else _answer_template(v))] = None
     """Answer text; ``{label}`` is the class folder's name, ``{grade}`` its grade. ``None``: ``Grade {grade}``
-    when the classes are grades, else ``{label}``."""
+    when the classes are grades, else ``{label}``. Graded answers must state the grade (the evaluation reads
+    it back with ``parse_grade``)."""
     grade_names: dict[str, int] | None = None
     """Class folder name -> grade, for folders not named by their grade (``{Normal: 0, Doubtful: 1}``); every
     class folder must then be listed."""
@@ -113,7 +114,7 @@ def folder_grades(labels: Sequence[str], grade_names: dict[str, int] | None, roo
     """Grade per class folder, or ``None`` when the classes are not all grades.
 
     With ``grade_names`` every folder must be listed (an error names the
-    first that is not); else each name must parse to a grade. Two folders of
+    first that is not); else each name must be a grade (:func:`grade_of_name`). Two folders of
     one grade (``2`` and ``grade_2``) make the classes no ordinal scale: an error.
     """
     if grade_names is not None:
@@ -124,7 +125,7 @@ def folder_grades(labels: Sequence[str], grade_names: dict[str, int] | None, roo
             )
         grades = {x: grade_names[x] for x in labels}
     else:
-        parsed = {x: parse_grade(x) for x in labels}
+        parsed = {x: grade_of_name(x) for x in labels}
         if any(g is None for g in parsed.values()):
             return None
         grades = {x: g for x, g in parsed.items() if g is not None}

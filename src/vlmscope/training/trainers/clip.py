@@ -14,8 +14,8 @@ by name otherwise. Each row's class is ``choices[answer_index]`` or its
 answer (or its ``class_column``).
 
 MAE: when every class has one grade (its rows' ``grade`` column, as a
-class-folders import writes, else :func:`~vlmscope.evaluation.parsing.parse_grade`
-of the class name: ``2``, ``grade_2``, ``Grade 2``), the MAE is in grade
+class-folders import writes, else :func:`~vlmscope.grades.grade_of_name` of
+the class name: ``2``, ``grade_2``, ``Grade 2``), the MAE is in grade
 steps (a KL grade 4 predicted for a 0 is 4, whatever grades are absent);
 otherwise it is the distance of the class indices in class order.
 
@@ -37,7 +37,7 @@ from torch import nn
 
 from vlmscope import __version__
 from vlmscope.errors import TrainingError
-from vlmscope.evaluation.parsing import parse_grade
+from vlmscope.grades import grade_of_name
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
 from vlmscope.models.adapter import ContrastiveAdapter
@@ -130,7 +130,7 @@ def class_grades(rows: Sequence[Example], classes: Sequence[str], class_column: 
     """The grade of each class, or ``None`` when the classes are no grade scale.
 
     A class's grade is its rows' ``grade`` column when they carry one (all
-    rows of a class agreeing), else ``parse_grade`` of its name; ``None`` when
+    rows of a class agreeing), else :func:`grade_of_name` of its name; ``None`` when
     some class has no grade, two grades, or shares its grade with another class.
     """
     from_column: dict[str, set[Any]] = {}
@@ -141,7 +141,7 @@ def class_grades(rows: Sequence[Example], classes: Sequence[str], class_column: 
     grades = []
     for c in classes:
         found = from_column.get(c)
-        g = next(iter(found)) if found and len(found) == 1 else (parse_grade(c) if not found else None)
+        g = next(iter(found)) if found and len(found) == 1 else (grade_of_name(c) if not found else None)
         if not isinstance(g, int) or isinstance(g, bool):
             return None
         grades.append(g)
