@@ -121,7 +121,11 @@ def test_errors_name_the_folder(tmp_path: Path, png: Callable[..., Path]) -> Non
         import_class_folders([tmp_path / "r"], out)
     (tmp_path / "e" / "test" / "0").mkdir(parents=True)
     (tmp_path / "e" / "test" / "0" / "x.png").write_text("not a png")
-    with pytest.raises(ImporterError, match=r"no readable image in any class folder.*unreadable_image"):
+    with pytest.raises(ImporterError, match=rf"{tmp_path / 'e' / 'test'}: no readable image .*1 unreadable_image"):
+        import_class_folders([tmp_path / "e"], out)
+    (tmp_path / "e" / "train" / "1").mkdir(parents=True)
+    png(tmp_path / "e" / "train" / "1" / "ok.png")
+    with pytest.raises(ImporterError, match=rf"{tmp_path / 'e' / 'test'}: no readable image"):  # an empty split
         import_class_folders([tmp_path / "e"], out)
     with pytest.raises(ImporterError, match="exactly one root folder, got 2"):
         import_class_folders([tmp_path / "e", tmp_path / "r"], out)

@@ -31,7 +31,11 @@ folders that are no split (``auto_test``) and files beside the splits are
 noted in the report; folders inside a class folder, and files PIL cannot
 open (or that declare too many pixels), files beside the class folders and
 file names that are not UTF-8 text are dropped and counted in
-``import_report.json``.
+``import_report.json``; a class folder left without images is noted.
+
+Errors (one line, naming the folder): no split folder under the root, a
+split folder without class folders or without a readable image, two class
+folders of one grade, a class folder missing from ``grade_names``.
 """
 
 from __future__ import annotations
@@ -182,6 +186,9 @@ def _read_split(split: str, folder: Path, root: Path, report: ImportReport) -> l
             rows.append({"sample_id": str(rel), "src": src, "rel": rel, "split": split, "label": c.name})
         if len(rows) == n_before:
             report.notes.append(f"class folder {folder.name}/{c.name} holds no readable image")
+    if not rows:
+        dropped = ", ".join(f"{n} {why}" for why, n in sorted(report.dropped.items())) or "none"
+        raise ImporterError(f"{folder}: no readable image in this split folder's class folders (dropped so far: {dropped})")
     return rows
 
 
@@ -198,9 +205,6 @@ def import_class_folders(
     rows: list[dict[str, Any]] = []
     for split, folder in _splits(root, report):
         rows.extend(_read_split(split, folder, root, report))
-    if not rows:
-        dropped = ", ".join(f"{n} {why}" for why, n in sorted(report.dropped.items())) or "none"
-        raise ImporterError(f"{root}: no readable image in any class folder (dropped: {dropped})")
     labels = sorted({r["label"] for r in rows})
     grades = folder_grades(labels, config.grade_names, root)
     if grades is not None:
