@@ -64,3 +64,17 @@ def test_real_generation_on_grade_rows(tiny_generative: tuple[Path, Any], knee_d
     assert metrics["grade/n_parsed"] + metrics["grade/n_unparsed"] == 5 == len(preds)
     assert metrics["grade/n_unparsed"] == sum(p["parsed"] is None for p in preds)
     assert ("grade/mae" in metrics) == (metrics["grade/n_parsed"] > 0)
+
+
+def test_cli_evaluate_prints_the_grade_numbers(tiny_generative: tuple[Path, Any], knee_dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vlmscope.cli.app import app
+
+    path, _ = tiny_generative
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["evaluate", "--model", str(path), "--dataset", str(knee_dataset), "--out", str(out),
+                                   "--max-new-tokens", "2"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"grade/unparsed_rate {metrics['grade/unparsed_rate']:.4f}" in res.output
