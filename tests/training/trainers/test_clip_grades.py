@@ -45,6 +45,7 @@ def test_classify_metrics_mae_in_grade_steps() -> None:
     assert classify_metrics(logits, target) == {"accuracy": pytest.approx(1 / 3), "mae": pytest.approx(2 / 3)}
     # grades 0, 2, 4: errors |2-0| = 2, 0, |4-2| = 2
     assert classify_metrics(logits, target, [0, 2, 4])["mae"] == pytest.approx(4 / 3)
+    assert classify_metrics(logits, target, [0, 1, 2]) == classify_metrics(logits, target)  # same bits as the index MAE
 
 
 def test_class_order_and_grades_from_names_or_the_grade_column(knee_ds: Path, tmp_path: Path) -> None:
