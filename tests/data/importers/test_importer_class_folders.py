@@ -101,11 +101,15 @@ def test_other_folder_names_are_classes(tmp_path: Path, png: Callable[..., Path]
     assert not (tmp_path / "x").exists()
 
 
-def test_config_checks_the_answer_template() -> None:
+def test_config_checks_the_answer_template_and_grade_names() -> None:
     with pytest.raises(ValueError, match=r"must contain \{label\} or \{grade\}"):
         ClassFoldersImportConfig(answer_template="Grade")
     with pytest.raises(ValueError, match="unknown placeholder"):
         ClassFoldersImportConfig(answer_template="{label} {count}")
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        ClassFoldersImportConfig(grade_names={"Normal": -1})
+    with pytest.raises(ValueError, match="less than or equal to 9223372036854775807"):  # an Int64 column holds it
+        ClassFoldersImportConfig(grade_names={"Normal": 2**63})
 
 
 def test_errors_name_the_folder(tmp_path: Path, png: Callable[..., Path]) -> None:

@@ -46,9 +46,10 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import polars as pl
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from vlmscope.data.importers.common import (
+    MAX_COUNT,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -81,7 +82,7 @@ class ClassFoldersImportConfig(ImportConfigBase):
     """Answer text; ``{label}`` is the class folder's name, ``{grade}`` its grade. ``None``: ``Grade {grade}``
     when the classes are grades, else ``{label}``. Graded answers must state the grade (the evaluation reads
     it back with ``parse_grade``)."""
-    grade_names: dict[str, int] | None = None
+    grade_names: dict[str, Annotated[int, Field(ge=0, le=MAX_COUNT)]] | None = None
     """Class folder name -> grade, for folders not named by their grade (``{Normal: 0, Doubtful: 1}``); every
     class folder must then be listed."""
 
@@ -135,8 +136,6 @@ def folder_grades(labels: Sequence[str], grade_names: dict[str, int] | None, roo
         grades = {x: g for x, g in parsed.items() if g is not None}
     seen: dict[int, str] = {}
     for label, g in grades.items():
-        if g < 0:
-            raise ImporterError(f"{root}: class folder {label!r} has negative grade {g}")
         if g in seen:
             raise ImporterError(f"{root}: class folders {seen[g]!r} and {label!r} both have grade {g}")
         seen[g] = label
@@ -159,10 +158,13 @@ def _splits(root: Path, report: ImportReport) -> list[tuple[str, Path]]:
     return found
 
 
-def _read_split(split: str, folder: Path, root: Path, report: ImportReport) -> list[dict[str, Any]]:
+def _read_split(split: str, folder: Path, report: ImportReport) -> list[dict[str, Any]]:
+    """The rows of one split folder's readable images; a split without any is an error naming the folder."""
     rows = []
-    classes = [e for e in _scan(folder) if _is_dir(e)]
-    stray = [e.name for e in _scan(folder) if not _is_dir(e)]
+    before = dict(report.dropped)
+    entries = _scan(folder)
+    classes = [e for e in entries if _is_dir(e)]
+    stray = [e.name for e in entries if not _is_dir(e)]
     if stray:
         report.drop("not_in_a_class_folder", f"{folder.name}/{shown_names(stray[:1])}", len(stray))
     if not classes:
@@ -187,8 +189,9 @@ def _read_split(split: str, folder: Path, root: Path, report: ImportReport) -> l
         if len(rows) == n_before:
             report.notes.append(f"class folder {folder.name}/{c.name} holds no readable image")
     if not rows:
-        dropped = ", ".join(f"{n} {why}" for why, n in sorted(report.dropped.items())) or "none"
-        raise ImporterError(f"{folder}: no readable image in this split folder's class folders (dropped so far: {dropped})")
+        dropped = ", ".join(f"{n - before.get(why, 0)} {why}" for why, n in sorted(report.dropped.items())
+                            if n > before.get(why, 0)) or "none"  # fmt: skip
+        raise ImporterError(f"{folder}: no readable image in this split folder's class folders (dropped: {dropped})")
     return rows
 
 
@@ -204,7 +207,7 @@ def import_class_folders(
     report = ImportReport("class-folders")
     rows: list[dict[str, Any]] = []
     for split, folder in _splits(root, report):
-        rows.extend(_read_split(split, folder, root, report))
+        rows.extend(_read_split(split, folder, report))
     labels = sorted({r["label"] for r in rows})
     grades = folder_grades(labels, config.grade_names, root)
     if grades is not None:
