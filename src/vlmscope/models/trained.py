@@ -18,11 +18,14 @@ from vlmscope.models.adapter import ModelAdapter
 __all__ = ["load_generative", "save_model_files"]
 
 
-def load_generative(model: str | os.PathLike[str]) -> ModelAdapter:
-    """Load a generative VLM in float32 (trainable weights must not be bf16 for AdamW)."""
+def load_generative(model: str | os.PathLike[str], *, revision: str | None = None) -> ModelAdapter:
+    """Load a generative VLM in float32 (trainable weights must not be bf16 for AdamW).
+
+    ``revision``: hub revision (commit, tag, branch) of a hub id; ignored for a local directory.
+    """
     from vlmscope.models import LoadOptions, load_model
 
-    adapter = load_model(str(model), options=LoadOptions(dtype="float32"))
+    adapter = load_model(str(model), options=LoadOptions(dtype="float32", revision=revision))
     if not isinstance(adapter, ModelAdapter):
         raise TrainingError(
             f"{model}: a {type(adapter).__name__} has no LM to train; use `vlmscope train clip` for contrastive models"
