@@ -18,7 +18,7 @@ def main() -> None:
     # `datasets` says which stores dvc.yaml fans out over; it is not a training knob
     config = load_config(OutputLayerTrainConfig, read_params(), "output_layer", drop=("datasets",))
     model = resolve_source(args.model_dir)
-    train_output_layer(args.store, model.source, args.out, config)
+    train_output_layer(args.store, model.source, args.out, config, revision=model.revision)
 
 
 if __name__ == "__main__":
