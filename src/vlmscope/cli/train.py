@@ -306,7 +306,7 @@ def merge(
     adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter (a `train lora` output or its adapter/)."),
     projector: Path | None = typer.Option(
         None, "--projector",
-        help="projector.safetensors, a `train projector` output, or an original LLaVA mm_projector.bin.",
+        help="projector.safetensors, a `train projector` output, or an original mm_projector.bin.",
     ),
     tensors: Path | None = typer.Option(None, "--tensors", help="Any safetensors of named tensors (e.g. head.safetensors)."),
     vision_tower: Path | None = typer.Option(
