@@ -238,3 +238,22 @@ def test_merge_tensors_reads_the_base_at_its_revision(offline: Hub, tmp_path: Pa
     got, want = read_tensors(tmp_path / "out", names), read_tensors(base, names)
     for n in names:
         assert torch.equal(got[n], new if n == name else want[n]), n
+
+
+def test_a_projector_trained_from_a_hub_revision_keeps_that_snapshot(offline: Hub, tiny_dataset: Callable[..., Path],
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    """A real (two-step) run from tag v2: frozen tensors are v2's, the family sidecar and revision are kept."""
+    from vlmscope.models import detect_family
+    from vlmscope.training.config import LoopConfig
+    from vlmscope.training.trainers.projector import ProjectorTrainConfig, train_projector
+
+    torch.set_num_threads(1)
+    cfg = ProjectorTrainConfig(loop=LoopConfig(max_steps=2, batch_size=4, lr=1e-3, checkpoint_every=0))
+    out = tmp_path / "proj"
+    train_projector(REPO, [tiny_dataset("color", 8)], out, cfg, revision="v2")
+    snapshot = offline.snapshots[(REPO, SHAS[1])]
+    frozen = [n for n in tensor_names(snapshot) if "projector" not in n]
+    got, want = read_tensors(out, frozen), read_tensors(snapshot, frozen)
+    assert all(torch.equal(got[n], want[n]) for n in frozen)
+    assert detect_family(out) == "composite"  # the snapshot's sidecar (a LLaVA model_type alone says llava)
+    assert json.loads((out / "training_args.json").read_text())["revision"] == "v2"

@@ -37,14 +37,20 @@ def save_model_files(adapter: Any, out: Path, **sidecar_extra: Any) -> None:
     """Weights + config + processor (``save_pretrained``) and the base's ``vlmscope.json`` sidecar.
 
     The sidecar carries the family (a composite and a LLaVA share
-    ``model_type``), so the trained checkpoint is detected as its base was.
+    ``model_type``), so the trained checkpoint is detected as its base was;
+    a base loaded from the hub gives the sidecar of the revision it was
+    loaded at (most hub checkpoints have none: detection then needs none).
     """
+    from vlmscope.models import read_config
     from vlmscope.models.tiny import read_sidecar, write_sidecar
 
     adapter.model.save_pretrained(str(out))
     adapter.processor.save_pretrained(str(out))
     base = Path(adapter.source)
-    sidecar = read_sidecar(base) if base.is_dir() else None
+    if base.is_dir():
+        sidecar = read_sidecar(base)
+    else:
+        sidecar = read_config(adapter.source, revision=getattr(adapter, "revision", None))[1]
     if sidecar is not None:
         fam = sidecar.pop("family")
         sidecar.pop("vlmscope_version", None)
