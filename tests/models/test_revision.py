@@ -13,7 +13,7 @@ run for real and their untouched tensors are compared to the snapshot's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,17 +58,29 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Hub:
     return Hub(cache, snapshots)
 
 
-@pytest.fixture
-def offline(hub: Hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Hub:
+@pytest.fixture(scope="module")
+def offline(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """The hub cache as the only Hugging Face cache, offline (env and huggingface_hub's parsed constants)."""
     from huggingface_hub import constants
 
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub.cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub.cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return hub
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
+        mp.setenv("HF_HUB_CACHE", str(hub.cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(constants, "HF_HUB_CACHE", str(hub.cache))
+        mp.setattr(constants, "HF_HUB_OFFLINE", True)
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def store(offline: Hub, tiny_dataset: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real extraction (with ``mlp``) through the hub id at tag v2."""
+    from vlmscope.activations.config import ExtractConfig
+    from vlmscope.activations.extract import extract
+
+    out = tmp_path_factory.mktemp("store") / "v2.zarr"
+    return Path(extract(ExtractConfig(mlp=True, dtype="float32", batch_size=8), REPO, tiny_dataset("color", 8), out,
+                        revision="v2"))  # fmt: skip
 
 
 class Loaded(BaseException):
@@ -197,17 +209,13 @@ def test_pin_and_revision_argument_must_agree(offline: Hub, tmp_path: Path) -> N
 
 
 def test_extract_records_the_revision_and_the_lens_reads_that_snapshot(
-    offline: Hub, tiny_dataset: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    offline: Hub, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A real extraction at tag v2, then both lens analyses of it through the hub id at v2."""
+    """The real extraction at tag v2, then both lens analyses of it through the hub id at v2."""
     import vlmscope.lens.weights as lens_weights
-    from vlmscope.activations.config import ExtractConfig
-    from vlmscope.activations.extract import extract
     from vlmscope.activations.store import open_store
     from vlmscope.lens import FfnConfig, LogitLensConfig, ffn_analysis, logit_lens
 
-    store = extract(ExtractConfig(mlp=True, dtype="float32", batch_size=8), REPO, tiny_dataset("color", 8),
-                    tmp_path / "store", revision="v2")  # fmt: skip
     assert open_store(store).attrs["model_revision"] == "v2"
     opened: list[Path] = []
     real = lens_weights.resolve_model_dir
@@ -221,6 +229,43 @@ def test_extract_records_the_revision_and_the_lens_reads_that_snapshot(
     ffn_analysis(store, REPO, FfnConfig(neurons=2, tokens=2), tmp_path / "ffn", revision="v2")
     assert opened == [offline.snapshots[(REPO, SHAS[1])]] * 2
     assert json.loads((tmp_path / "logit" / "metrics.json").read_text())
+
+
+STAGES = {
+    "extract": ["--model", "default", "--model-dir", "{pin}", "--dataset", "{ds}", "--out", "{out}"],
+    "evaluate": ["--model", "default", "--model-dir", "{pin}", "--dataset", "{ds}", "--out", "{out}"],
+    "output_layer": ["--model-dir", "{pin}", "--store", "{store}", "--out", "{out}"],
+    "lens_logit": ["--model-dir", "{pin}", "--store", "{store}", "--out", "{out}"],
+    "lens_ffn": ["--model-dir", "{pin}", "--store", "{store}", "--out", "{out}"],
+}
+"""The stages that load a pipeline model from its directory: argv, with the pin, dataset, store and output."""
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_loads_the_pinned_revision(stage: str, spy: Hub, store: Path, tiny_dataset: Callable[..., Path],
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import importlib.util
+    import shutil
+    import sys
+
+    from vlmscope.models.ref import ModelRef, write_ref
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")  # stages read params.yaml from the working dir
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location(f"stage_{stage}", root / "stages" / f"{stage}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for i, sha in enumerate(SHAS):
+        pin = write_ref(tmp_path / sha / "model", ModelRef(source=REPO, revision=sha)).parent
+        values = {"{pin}": str(pin), "{ds}": str(tiny_dataset("color", 8)), "{store}": str(store),
+                  "{out}": str(tmp_path / sha / "out")}  # fmt: skip
+        monkeypatch.setattr(sys, "argv", [stage, *(values.get(a, a) for a in STAGES[stage])])
+        with pytest.raises(Loaded) as got:
+            module.main()
+        assert torch.equal(got.value.marker, spy.marker(REPO, sha)), f"stage {stage}, pin {sha}: other weights"
+        assert not torch.equal(got.value.marker, spy.marker(REPO, SHAS[1 - i]))
 
 
 def test_merge_tensors_reads_the_base_at_its_revision(offline: Hub, tmp_path: Path) -> None:
