@@ -36,7 +36,7 @@ from vlmscope.io.tensorfile import check_safetensors
 from vlmscope.models.ref import resolve_model_dir
 from vlmscope.models.weights import replace_tensors, weight_map
 
-__all__ = ["MERGE_INFO", "merge_adapter", "merge_tensors", "resolve_tensor_file", "write_merged"]
+__all__ = ["MERGE_INFO", "merge_adapter", "merge_tensors", "merged_revision", "resolve_tensor_file", "write_merged"]
 
 MERGE_INFO = "merge_info.json"
 
@@ -71,7 +71,7 @@ def merge_tensors(
     (at ``revision``, see :func:`vlmscope.models.ref.resolve_model_dir`).
     """
     check_out(out, "model", [base, tensors])
-    base, revision = resolve_model_dir(base, revision=revision)
+    given, (base, revision) = base, resolve_model_dir(base, revision=revision)
     src = resolve_tensor_file(tensors)
     check_safetensors(src)
     new = load_file(str(src))
@@ -85,7 +85,7 @@ def merge_tensors(
             f"{sorted(keys)[:2]}); the file was trained on another architecture"
         )
     mapped = dict(new)
-    source = {"base": str(base), **_revision(revision), "tensors": str(src), "replaced": sorted(mapped)}
+    source = {"base": str(given), **merged_revision(revision), "tensors": str(src), "replaced": sorted(mapped)}
     return write_merged(out, source, lambda tmp: {"shards": replace_tensors(base, tmp, mapped)})
 
 
@@ -117,13 +117,17 @@ def merge_adapter(
     except (ValueError, KeyError, RuntimeError) as e:
         raise ModelError(f"cannot apply adapter {a} to {base}: {e}") from e
     model.model = peft_model.merge_and_unload()
-    source = {"base": str(base), **_revision(revision), "adapter": str(a)}
+    source = {"base": str(base), **merged_revision(revision), "adapter": str(a)}
     return write_merged(out, source,
                          lambda tmp: save_model_files(model, tmp, merged_adapter=str(a)))  # fmt: skip
 
 
-def _revision(revision: str | None) -> dict[str, str]:
-    """``merge_info.json``'s ``revision`` entry: present only when a hub revision was asked for."""
+def merged_revision(revision: str | None) -> dict[str, str]:
+    """``merge_info.json``'s ``revision`` entry: present only when a hub revision was asked for (or pinned).
+
+    ``base`` is recorded as given (a hub id, a pin or a directory), not as the
+    cache snapshot it resolved to, so the record means the same on every machine.
+    """
     return {} if revision is None else {"revision": revision}
 
 

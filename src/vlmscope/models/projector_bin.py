@@ -35,7 +35,7 @@ import torch
 from vlmscope.errors import ModelError, NotFound
 from vlmscope.io.jsonfile import read_json_object
 from vlmscope.io.outguard import check_out
-from vlmscope.models.merge import write_merged
+from vlmscope.models.merge import merged_revision, write_merged
 from vlmscope.models.ref import resolve_model_dir
 from vlmscope.models.weights import replace_tensors, tensor_shapes
 
@@ -201,7 +201,7 @@ def merge_projector_bin(
     hidden_act = str(config.get("projector_hidden_act", "gelu"))
     mapped, kind = map_projector(state, tensor_shapes(base_dir), hidden_act, where=str(src))
     source = {
-        "base": str(base_dir), **({} if revision is None else {"revision": revision}),
+        "base": str(base), **merged_revision(revision),
         "projector": str(src), "projector_kind": kind, "replaced": sorted(mapped),
     }  # fmt: skip
     return write_merged(out, source, lambda tmp: {"shards": replace_tensors(base_dir, tmp, mapped)})

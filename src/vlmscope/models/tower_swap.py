@@ -27,7 +27,7 @@ import torch
 
 from vlmscope.errors import ModelError, NotFound
 from vlmscope.io.outguard import check_out
-from vlmscope.models.merge import write_merged
+from vlmscope.models.merge import merged_revision, write_merged
 from vlmscope.models.ref import resolve_model_dir
 from vlmscope.models.weights import read_tensors, replace_tensors, tensor_shapes
 
@@ -126,7 +126,7 @@ def merge_vision_tower(
     names, ignored = map_tower(tensor_shapes(src), tensor_shapes(base_dir), where=str(src))
     new: dict[str, torch.Tensor] = {names[n]: t for n, t in read_tensors(src, names).items()}
     source = {
-        "base": str(base_dir), **({} if revision is None else {"revision": revision}), "vision_tower": str(src),
+        "base": str(base), **merged_revision(revision), "vision_tower": str(src),
         "replaced": sorted(new), "ignored": sorted({n.split(".", 1)[0] for n in ignored}),
     }  # fmt: skip
     return write_merged(out, source, lambda tmp: {"shards": replace_tensors(base_dir, tmp, new)})
