@@ -11,7 +11,7 @@ import torch
 
 from vlmscope.errors import ModelError
 from vlmscope.models.merge import MERGE_INFO
-from vlmscope.models.tower_swap import map_tower, merge_vision_tower
+from vlmscope.models.tower_swap import check_tower_config, map_tower, merge_vision_tower
 from vlmscope.models.weights import read_tensors, tensor_names, tensor_shapes
 
 CLIP_SIZED = {"image_size": 32, "patch_size": 8, "hidden": 32, "layers": 2, "heads": 4, "intermediate": 64}
@@ -105,3 +105,15 @@ def test_refusals_name_what_does_not_fit(tiny_checkpoint: Callable[[str], Path],
         merge_vision_tower(base, base, tmp_path / "b")  # a LLaVA checkpoint is not a tower
     with pytest.raises(ModelError, match="expected one LLaVA-style vision_tower"):
         merge_vision_tower(clip_out, clip_out, tmp_path / "c")
+
+
+def test_a_tower_config_computing_another_function_is_refused(clip_out: Path, base: Path) -> None:
+    tower = json.loads((clip_out / "config.json").read_text())
+    target = json.loads((base / "config.json").read_text())
+    check_tower_config(tower, target)  # the matching pair the swap test used
+    tower["vision_config"]["hidden_act"] = "relu"
+    with pytest.raises(ModelError, match=r"t: vision config differs from the base's \(hidden_act 'relu' vs '"):
+        check_tower_config(tower, target, where="t")
+    vision_only = {**tower["vision_config"], "hidden_act": target["vision_config"]["hidden_act"], "image_size": 64}
+    with pytest.raises(ModelError, match=r"image_size 64 vs 32"):
+        check_tower_config(vision_only, target)  # a CLIPVisionModel config: no vision_config level

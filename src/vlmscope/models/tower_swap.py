@@ -12,7 +12,9 @@ without its ``vision_model.`` level; older llava-hf checkpoints keep
 
 What is checked, so that a swap is either exact or refused: every tower
 tensor of the base is covered, every vision tensor of the source lands on
-one, and shapes agree. The source's text tower, projections and logit
+one, shapes agree, and so do the config facts that change the function
+without changing a shape (activation, layer-norm epsilon, image and patch
+size). The source's text tower, projections and logit
 scale/bias are not vision tensors and are ignored (and recorded as such).
 Everything outside the base's tower is copied unchanged.
 """
@@ -26,17 +28,21 @@ from typing import Any
 import torch
 
 from vlmscope.errors import ModelError, NotFound
+from vlmscope.io.jsonfile import read_json_object
 from vlmscope.io.outguard import check_out
 from vlmscope.models.merge import merged_revision, write_merged
 from vlmscope.models.ref import resolve_model_dir
 from vlmscope.models.weights import read_tensors, replace_tensors, tensor_shapes
 
-__all__ = ["TOWER_SOURCE_PREFIX", "map_tower", "merge_vision_tower"]
+__all__ = ["TOWER_SOURCE_PREFIX", "check_tower_config", "map_tower", "merge_vision_tower"]
 
 TOWER_SOURCE_PREFIX = "vision_model."
 """Where a CLIPModel / CLIPVisionModel (and SigLIP) checkpoint keeps its image encoder."""
 
 _BASE_TOWER = "vision_tower."
+
+_SAME_FUNCTION = ("hidden_act", "layer_norm_eps", "image_size", "patch_size")
+"""Vision-config fields two towers with equal shapes must also share to compute the same function."""
 
 
 def _base_tower(names: list[str], where: Path) -> dict[str, str]:
@@ -99,6 +105,22 @@ def map_tower(
     return {vision[r]: tower[r] for r in sorted(vision)}, ignored
 
 
+def check_tower_config(tower: dict[str, Any], base: dict[str, Any], *, where: str = "tower") -> None:
+    """Refuse a tower whose vision config differs from the base's ``vision_config`` in :data:`_SAME_FUNCTION`.
+
+    ``tower`` is a CLIPModel config (its ``vision_config`` is used) or a
+    CLIPVisionModel config; fields either side lacks are not compared.
+    """
+    vt = tower.get("vision_config") or tower
+    vb = base.get("vision_config") or {}
+    differ = [f"{k} {vt[k]!r} vs {vb[k]!r}" for k in _SAME_FUNCTION if k in vt and k in vb and vt[k] != vb[k]]
+    if differ:
+        raise ModelError(
+            f"{where}: vision config differs from the base's ({'; '.join(differ)}); the swapped tower "
+            "would compute another function than the one it was trained as"
+        )
+
+
 def merge_vision_tower(
     base: str | os.PathLike[str],
     tower_dir: str | os.PathLike[str],
@@ -124,6 +146,8 @@ def merge_vision_tower(
     if not src.is_dir():
         raise NotFound(f"{src}: no such directory (expected a `train clip` output or a CLIP checkpoint directory)")
     names, ignored = map_tower(tensor_shapes(src), tensor_shapes(base_dir), where=str(src))
+    check_tower_config(read_json_object(src / "config.json", ModelError), read_json_object(base_dir / "config.json", ModelError),
+                       where=str(src))  # fmt: skip
     new: dict[str, torch.Tensor] = {names[n]: t for n, t in read_tensors(src, names).items()}
     source = {
         "base": str(base), **merged_revision(revision), "vision_tower": str(src),
