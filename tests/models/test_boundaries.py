@@ -29,6 +29,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "training/trainers/clip.py": frozenset({"clip"}),
     "attribution/gradcam.py": frozenset({"clip"}),  # imports the trainer's prototype classifier
     "report/studies.py": frozenset({"clip", "llava"}),  # the trainer above; the llava dataset importer below
+    "report/comparison.py": frozenset({"clip"}),  # the `train clip` trainer's name in training_args.json
     # `vlmscope import llava`: LLaVA's conversation-JSON dataset format, a data source rather than a model
     "cli/importers.py": frozenset({"llava"}),
     "data/importers/__init__.py": frozenset({"llava"}),

@@ -52,7 +52,7 @@ def test_every_tower_tensor_is_the_clip_outputs(swapped: tuple[Path, dict], base
     assert tensor_names(out) == names
     tower = [n for n in names if n.startswith("vision_tower.")]
     assert sorted(info["replaced"]) == tower
-    assert info["vision_tower"] == str(clip_out) and info["base"] == str(base)
+    assert info["tower"] == str(clip_out) and info["base"] == str(base)
     assert info["ignored"] == ["logit_scale", "text_model", "text_projection", "visual_projection"]
     got, before = read_tensors(out, names), read_tensors(base, names)
     clip = read_tensors(clip_out, [n.replace("vision_tower.", "vision_model.", 1) for n in tower])

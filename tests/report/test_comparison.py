@@ -109,7 +109,7 @@ def tree(tmp_path: Path) -> Path:
     _eval(root, "llava-med", "knee", {"accuracy": 0.25})
     _json(
         root / "models" / "med-tower" / "merge_info.json",
-        {"base": str(med), "vision_tower": str(root / "models" / "clip-knee")},
+        {"base": str(med), "tower": str(root / "models" / "clip-knee")},
     )
     _json(
         root / "models" / "med-proj" / "training_args.json",

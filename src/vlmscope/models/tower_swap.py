@@ -150,7 +150,7 @@ def merge_vision_tower(
                        where=str(src))  # fmt: skip
     new: dict[str, torch.Tensor] = {names[n]: t for n, t in read_tensors(src, names).items()}
     source = {
-        "base": str(base), **merged_revision(revision), "vision_tower": str(src),
+        "base": str(base), **merged_revision(revision), "tower": str(src),
         "replaced": sorted(new), "ignored": sorted({n.split(".", 1)[0] for n in ignored}),
     }  # fmt: skip
     return write_merged(out, source, lambda tmp: {"shards": replace_tensors(base_dir, tmp, new)})

@@ -109,7 +109,7 @@ def _add(identity: ModelIdentity, *steps: str) -> ModelIdentity:
 def _merge_steps(info: Mapping[str, Any], root: Path, used: Used | None) -> list[str]:
     """What a ``merge_info.json`` merged in, as training steps."""
     steps = []
-    if info.get("vision_tower"):
+    if info.get("tower"):  # merge --vision-tower
         steps.append("vision-tower")
     if info.get("adapter"):
         steps.append("lora")

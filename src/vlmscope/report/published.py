@@ -22,8 +22,10 @@ this pipeline can be matched to it (``vlmscope.report.comparison``):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "Figure",
@@ -81,30 +83,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-")
 
 
-MODEL_LABELS: dict[str, str] = {
-    "Qwen/Qwen2-VL-7B-Instruct": "Qwen2-VL-7B",
-    "google/paligemma2-10b-mix-448": "PaliGemma2-10B",
-    "llava-hf/llava-onevision-qwen2-7b-ov-hf": "LLaVA-OneVision-7B",
-    "OpenGVLab/InternVL3-8B-hf": "InternVL3-8B",
-    "Qwen/Qwen3-VL-4B-Instruct": "Qwen3-VL-4B",
-    "openai/clip-vit-large-patch14-336": "CLIP ViT-L/14-336",
-    "microsoft/llava-med-v1.5-mistral-7b": "LLaVA-Med v1.5 (Mistral-7B)",
-}
+_DATA = json.loads((Path(__file__).with_name("published.json")).read_text(encoding="utf-8"))
+"""The hub ids and numbers (``published.json`` beside this module: data, kept out of the code)."""
+
+MODEL_LABELS: dict[str, str] = dict(_DATA["models"])
 """Canonical hub id -> short name, for every model a figure names."""
 
 _ALIASES: dict[str, tuple[str, frozenset[str]]] = {
-    # the seeds' own short names (counting study's MODEL_NAME, profile names)
-    "qwen2-vl-7b": ("Qwen/Qwen2-VL-7B-Instruct", frozenset()),
-    "paligemma2-10b": ("google/paligemma2-10b-mix-448", frozenset()),
-    "llava-onevision-7b": ("llava-hf/llava-onevision-qwen2-7b-ov-hf", frozenset()),
-    "internvl3-8b": ("OpenGVLab/InternVL3-8B-hf", frozenset()),
-    # the same weights uploaded in the original (remote-code / LLaVA-codebase) format
-    "opengvlab/internvl3-8b": ("OpenGVLab/InternVL3-8B-hf", frozenset()),
-    "lmms-lab/llava-onevision-qwen2-7b-ov": ("llava-hf/llava-onevision-qwen2-7b-ov-hf", frozenset()),
-    # seed 001's released fine-tuned CLIP (CLIP-OA): the base CLIP after `train clip`
-    "wanglihx/clip-oa": ("openai/clip-vit-large-patch14-336", frozenset({"clip"})),
+    alias: (canonical, frozenset(steps)) for alias, (canonical, steps) in _DATA["aliases"].items()
 }
-"""Lower-case alias -> (canonical hub id, training steps the alias already carries)."""
+"""Lower-case alias -> (canonical hub id, training steps the alias already carries): the seeds' short names,
+other uploads of the same weights, and seed 001's released fine-tuned CLIP (the base CLIP after `train clip`)."""
 
 _HUB_CACHE_DIR = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)(?:/snapshots/[^/]+)?/?$")
 
@@ -137,21 +126,12 @@ DATASET_KINDS: dict[str, str] = {
 }
 """Dataset kinds the figures name -> what a dataset must be to count as one."""
 
-SETTINGS: dict[str, str] = {
-    "released": "the released model, evaluated as is (zero-shot)",
-    "output-layer": "after output-layer fine-tuning on synthetic counting, tested on the balanced set",
-    "fine-tuned": "after `train clip` (a classifier over fixed text prototypes)",
-    "tower-projector": "with the fine-tuned CLIP tower swapped in (`merge --vision-tower`), then projector training",
-}
+SETTINGS: dict[str, str] = {k: v["description"] for k, v in _DATA["settings"].items()}
 """How the model was used -> what a run must have done to count."""
 
-SETTING_STEPS: dict[str, frozenset[str]] = {
-    "released": frozenset(),
-    "output-layer": frozenset(),  # the head is trained by the output-layer run itself, on the released model
-    "fine-tuned": frozenset({"clip"}),
-    "tower-projector": frozenset({"vision-tower", "projector"}),
-}
-"""The training steps a run's model must carry (exactly) for each setting."""
+SETTING_STEPS: dict[str, frozenset[str]] = {k: frozenset(v["steps"]) for k, v in _DATA["settings"].items()}
+"""The training steps a run's model must carry (exactly) for each setting (``output-layer``: none, the head is
+trained by the output-layer run itself, on the released model)."""
 
 STUDY_NOTES: dict[str, str] = {
     "spatial": f"{_STUDIES_MD} states no published figure for spatial probing.",
@@ -161,58 +141,9 @@ STUDY_NOTES: dict[str, str] = {
 }
 """A line under a study's table (or in place of it, when the study has no figure)."""
 
-_C = f"{_STUDIES_MD} C (seed 004), reported accuracy"
-_B = f"{_STUDIES_MD} B (seed 003), reported Qwen3-VL-4B accuracy, unmasked -> masked"
-_E = f"{_STUDIES_MD} E (seed 001), reported accuracy"
-
-_COUNTING = (
-    ("Qwen/Qwen2-VL-7B-Instruct", 0.647, 0.862, 0.801),
-    ("google/paligemma2-10b-mix-448", 0.749, 0.868, 0.893),
-    ("llava-hf/llava-onevision-qwen2-7b-ov-hf", 0.675, 0.771, 0.811),
-    ("OpenGVLab/InternVL3-8B-hf", 0.523, 0.800, 0.735),
-)
-"""(model, balanced synthetic, CountBenchQA, after output-layer fine-tuning on synthetic)."""
-
-_RELATIONAL = (
-    ("count", 0.967, 0.741),
-    ("explicit_arrow_direction", 0.921, 0.764),
-    ("explicit_connection", 0.512, 0.503),
-    ("recognition_shape_and_color", 0.995, 0.993),
-    ("recognition_color", 0.968, 0.974),
-    ("recognition_shape", 0.806, 0.825),
-    ("implicit_spatial", 0.618, 0.645),
-)
-"""(query type, original, masked)."""
-
-_CLIP, _LLAVA_MED = "openai/clip-vit-large-patch14-336", "microsoft/llava-med-v1.5-mistral-7b"
-
-FIGURES: tuple[Figure, ...] = (
-    *(
-        fig
-        for model, balanced, countbench, output_layer in _COUNTING
-        for fig in (
-            Figure("counting", model, "balanced", "released", "accuracy", balanced, f"{_C}, balanced synthetic"),
-            Figure("counting", model, "countbench", "released", "accuracy", countbench, f"{_C}, CountBenchQA"),
-            Figure(
-                "counting", model, "balanced", "output-layer", "accuracy", output_layer,
-                f"{_C}, after output-layer fine-tuning on synthetic",
-            ),
-        )
-    ),
-    *(
-        Figure("relational", "Qwen/Qwen3-VL-4B-Instruct", "relations", "released", "accuracy", value, _B,
-               query_type=qt, variant=variant)
-        for qt, original, masked in _RELATIONAL
-        for variant, value in (("original", original), ("masked", masked))
-    ),
-    Figure("medical", _CLIP, "kl-grading", "released", "accuracy", 0.221, f"{_E}, CLIP zero-shot"),
-    Figure("medical", _CLIP, "kl-grading", "fine-tuned", "accuracy", 0.703, f"{_E}, fine-tuned CLIP"),
-    Figure("medical", _LLAVA_MED, "kl-grading", "released", "accuracy", 0.270, f"{_E}, LLaVA-Med"),
-    Figure(
-        "medical", _LLAVA_MED, "kl-grading", "tower-projector", "accuracy", 0.688,
-        f"{_E}, LLaVA-Med with the fine-tuned CLIP tower and projector training",
-    ),
-)  # fmt: skip
+FIGURES: tuple[Figure, ...] = tuple(Figure(**f) for f in _DATA["figures"])
+"""Every figure, in the order the report lists them: counting (per model: balanced synthetic, CountBenchQA,
+after output-layer fine-tuning), relational (per query type: original, masked), medical."""
 
 
 def figures_of(study: str) -> tuple[Figure, ...]:
