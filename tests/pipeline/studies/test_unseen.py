@@ -1,0 +1,83 @@
+"""The unseen-class study (seed 000) end to end: ``dvc repro`` in studies/unseen on tiny stand-ins and samples.
+
+import (LLaVA conversation JSON) -> compose (tiny CLIP x tiny Llama) -> train
+projector -> merge -> evaluate (seen vs unseen MCQA) -> extract -> FFN
+analysis; then the class-exclusive subsample ablation through ``dvc exp run -S``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.pipeline.studies.study_run import StudyRun, run_study
+from tests.pipeline.test_end_to_end import dvc, stages_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+STAGES = ["import", "compose", "train_projector", "merge_projector", "evaluate", "extract", "lens_ffn"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> StudyRun:
+    return run_study("unseen", tmp_path_factory)
+
+
+def test_every_stage_runs_once(study: StudyRun) -> None:
+    assert sorted(study.ran) == sorted(STAGES)
+    print(f"unseen study: first dvc repro took {study.seconds:.0f} s")  # the README quotes it
+    assert stages_run(dvc("repro", cwd=study.study).stdout) == []
+
+
+def test_import_marks_seen_and_unseen_mcqa_rows(study: StudyRun) -> None:
+    manifest = pl.read_parquet(study.study / "artifacts/datasets/vg/manifest.parquet")
+    test = manifest.filter(pl.col("split") == "test")
+    assert test["seen"].to_list().count(False) == 6 and test["seen"].to_list().count(True) == 6
+    assert set(test.filter(~pl.col("seen"))["class_name"]).isdisjoint(manifest.filter(pl.col("split") == "train")["class_name"])
+    assert all(len(c) == 4 for c in test["choices"].to_list())
+
+
+def test_only_the_projector_changed_and_was_merged(study: StudyRun) -> None:
+    base = load_file(str(study.study / "artifacts/models/base/model.safetensors"))
+    aligned = load_file(str(study.study / "artifacts/models/aligned/model.safetensors"))
+    trained = load_file(str(study.study / "artifacts/training/projector/projector.safetensors"))
+    assert trained and all("projector" in k for k in trained)
+    changed = sorted(k for k in base if not torch.equal(base[k], aligned[k]))
+    assert changed and all("projector" in k for k in changed)
+    for k, v in trained.items():
+        assert torch.equal(aligned[k], v)
+
+
+def test_metrics_break_accuracy_down_seen_vs_unseen(study: StudyRun) -> None:
+    ev = study.study / "artifacts/evals/aligned/vg"
+    summary = json.loads((ev / "summary.json").read_text())
+    assert summary["n"] == 12 and 0 <= summary["accuracy"] <= 1 and 0 <= summary["macro_accuracy"] <= 1
+    groups = pl.read_csv(ev / "per_group.csv").filter(pl.col("group") == "seen")
+    assert sorted(groups["value"].cast(pl.String).to_list()) == ["false", "true"]
+    assert groups["n"].to_list() == [6, 6]
+
+
+def test_ffn_analysis_names_tokens_per_layer(study: StudyRun) -> None:
+    """Per prompt: its gt class, and per layer 3 top and 3 random neurons with 3 tokens each (9 per layer)."""
+    ffn = study.study / "artifacts/lens/aligned/vg/ffn"
+    metrics = json.loads((ffn / "metrics.json").read_text())
+    assert metrics["n_samples"] == 24 and metrics["n_layers"] == 2 and 0 <= metrics["gt_in_top"] <= 1
+    records = [json.loads(line) for line in (ffn / "ffn.jsonl").read_text().splitlines()]
+    manifest = pl.read_parquet(study.study / "artifacts/datasets/vg/manifest.parquet")
+    assert {r["sample_id"]: r["label"] for r in records} == dict(zip(manifest["sample_id"], manifest["class_name"]))
+    for layer in records[0]["layers"]:
+        assert len(layer["top_neurons"]) == len(layer["random_neurons"]) == 3
+        assert [len(t) for t in layer["top_tokens"]] == [3, 3, 3]
+
+
+def test_class_exclusive_subsample_is_an_ablation(study: StudyRun) -> None:
+    out = dvc("exp", "run", "-S", "train.projector.subsample.proportion=0.5",
+              "-S", "train.projector.subsample.mode=class-exclusive", cwd=study.study).stdout  # fmt: skip
+    assert "import" not in stages_run(out) and "compose" not in stages_run(out)
+    assert "train_projector" in stages_run(out)
+    metrics = json.loads((study.study / "artifacts/training/projector/metrics.json").read_text())
+    assert metrics["subsample_classes"] == 3 and metrics["subsample_rows"] == 6
