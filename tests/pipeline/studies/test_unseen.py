@@ -75,9 +75,9 @@ def test_ffn_analysis_names_tokens_per_layer(study: StudyRun) -> None:
 
 
 def test_class_exclusive_subsample_is_an_ablation(study: StudyRun) -> None:
+    # the exp runs up to the training stage only (the rest of the pipeline is covered above)
     out = dvc("exp", "run", "-S", "train.projector.subsample.proportion=0.5",
-              "-S", "train.projector.subsample.mode=class-exclusive", cwd=study.study).stdout  # fmt: skip
-    assert "import" not in stages_run(out) and "compose" not in stages_run(out)
-    assert "train_projector" in stages_run(out)
+              "-S", "train.projector.subsample.mode=class-exclusive", "train_projector", cwd=study.study).stdout  # fmt: skip
+    assert stages_run(out) == ["train_projector"]
     metrics = json.loads((study.study / "artifacts/training/projector/metrics.json").read_text())
     assert metrics["subsample_classes"] == 3 and metrics["subsample_rows"] == 6
