@@ -8,7 +8,6 @@ analysis; then the class-exclusive subsample ablation through ``dvc exp run -S``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
