@@ -1,4 +1,4 @@
-"""DVC stage: output-layer fine-tuning on one store's cached last-layer states (params: output_layer)."""
+"""DVC stage: output-layer fine-tuning on one store's cached last-layer states (params: output_layer); optionally scored on further stores."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from vlmscope.training.trainers.output_layer import OutputLayerTrainConfig, trai
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model-dir", required=True, help="the store's model: pinned or trained directory (a dvc.yaml dep)")
-    ap.add_argument("--store", required=True)
+    ap.add_argument("--store", required=True, help="store whose train/valid rows fit the head")
+    ap.add_argument("--eval-store", action="append", default=[], help="further store scored with the trained head")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    # `datasets` says which stores dvc.yaml fans out over; it is not a training knob
-    config = load_config(OutputLayerTrainConfig, read_params(), "output_layer", drop=("datasets",))
+    # `datasets` (the root pipeline) and `train` / `test` (a study's) say which stores dvc.yaml passes;
+    # they are wiring, not training knobs
+    config = load_config(OutputLayerTrainConfig, read_params(), "output_layer", drop=("datasets", "train", "test"))
     model = resolve_source(args.model_dir)
-    train_output_layer(args.store, model.source, args.out, config)
+    train_output_layer(args.store, model.source, args.out, config, eval_stores=args.eval_store)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
     python tools/stage_deps.py            # every stage
     python tools/stage_deps.py probe      # one
-    python tools/stage_deps.py --write    # rewrite the stages/ and src/ entries of dvc.yaml's deps
+    python tools/stage_deps.py --write    # rewrite the stages/ and src/ entries of every dvc.yaml's deps
+
+Every pipeline is covered: the root ``dvc.yaml`` and each study's
+``studies/<study>/dvc.yaml`` (whose paths are written relative to its folder,
+``../../src/...``).
 
 A package directory is listed when the stage can import every module in it,
 else the module files one by one; the stage script itself comes first. The
@@ -16,13 +20,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.pipeline.stage_coverage import stage_specs  # noqa: E402
+from tests.pipeline.stage_coverage import all_stage_specs, from_root  # noqa: E402
 
 from vlmscope.io.import_graph import closure, module_files, script_imports  # noqa: E402
 
@@ -63,7 +65,7 @@ def rewrite(text: str, wanted: dict[str, list[str]]) -> str:
             stage = stripped[:-1]
         if in_deps:
             if stripped.startswith("- ") and indent == deps_indent:
-                if stripped[2:].startswith(("stages/", "src/")):
+                if stripped[2:].lstrip("./").startswith(("stages/", "src/")):
                     continue
                 out.append(line)
                 continue
@@ -81,22 +83,23 @@ def main() -> None:
     ap.add_argument("stages", nargs="*", help="stage names (default: all)")
     ap.add_argument("--write", action="store_true", help="rewrite dvc.yaml in place")
     args = ap.parse_args()
-    dvc_yaml = ROOT / "dvc.yaml"
-    specs = stage_specs(yaml.safe_load(dvc_yaml.read_text()))
-    wanted = {}
-    for spec in specs:
-        if args.stages and spec.name not in args.stages:
+    wanted: dict[str, dict[str, list[str]]] = {}
+    for spec in all_stage_specs(ROOT):
+        if args.stages and spec.name not in args.stages and spec.id not in args.stages:
             continue
         files = module_files(closure(script_imports(ROOT / spec.script)))
-        wanted[spec.name] = [spec.script, *covering_deps(files)]
-    if args.write:
-        dvc_yaml.write_text(rewrite(dvc_yaml.read_text(), wanted))
-        print(f"rewrote the code deps of {len(wanted)} stages in {dvc_yaml}")
-        return
-    for name, deps in wanted.items():
-        print(f"{name}:")
-        for dep in deps:
-            print(f"  - {dep}")
+        deps = [spec.script, *covering_deps(files)]
+        wanted.setdefault(spec.pipeline, {})[spec.name] = [from_root(d, spec.pipeline) for d in deps]
+    for pipeline, stages in wanted.items():
+        if args.write:
+            path = ROOT / pipeline
+            path.write_text(rewrite(path.read_text(), stages))
+            print(f"rewrote the code deps of {len(stages)} stages in {pipeline}")
+            continue
+        for name, deps in stages.items():
+            print(f"{pipeline}:{name}:")
+            for dep in deps:
+                print(f"  - {dep}")
 
 
 if __name__ == "__main__":

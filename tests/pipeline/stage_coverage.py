@@ -7,6 +7,7 @@ stage process recorded through ``VLMSCOPE_STAGE_TRACE``).
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,25 +19,64 @@ SRC = PurePosixPath("src")
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage (or the template of a foreach/matrix stage) as dvc.yaml declares it."""
+    """One stage (or the template of a foreach/matrix stage) as dvc.yaml declares it.
+
+    ``script`` and ``deps`` are relative to the repository root whichever
+    ``dvc.yaml`` declares them (a study's ``../../stages/x.py`` is
+    ``stages/x.py``), so one coverage check serves every pipeline.
+    """
 
     name: str
     script: str
     deps: tuple[str, ...]
     params: tuple[str, ...]
+    pipeline: str = "dvc.yaml"
+    """The declaring ``dvc.yaml``, relative to the repository root."""
+
+    @property
+    def id(self) -> str:
+        """``probe`` for the root pipeline, ``studies/counting:probe`` for a study's."""
+        folder = posixpath.dirname(self.pipeline)
+        return f"{folder}:{self.name}" if folder else self.name
 
 
-def stage_specs(dvc_yaml: Mapping[str, Any]) -> list[StageSpec]:
-    """Every stage of ``dvc.yaml``, templates unexpanded (``${item.model}`` stays in paths)."""
+def pipelines(root: Path) -> list[Path]:
+    """The root ``dvc.yaml`` and every study pipeline (``studies/<study>/dvc.yaml``)."""
+    return [root / "dvc.yaml", *sorted(root.glob("studies/*/dvc.yaml"))]
+
+
+def to_root(path: str, pipeline: str) -> str:
+    """``path`` as written in ``pipeline`` (relative to its folder) -> relative to the repository root."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(pipeline), path))
+
+
+def from_root(path: str, pipeline: str) -> str:
+    """Inverse of :func:`to_root`: a root-relative path as ``pipeline`` must write it."""
+    return posixpath.relpath(path, posixpath.dirname(pipeline) or ".")
+
+
+def stage_specs(dvc_yaml: Mapping[str, Any], pipeline: str = "dvc.yaml") -> list[StageSpec]:
+    """Every stage of ``dvc_yaml`` (declared in ``pipeline``), templates unexpanded (``${item.model}`` stays in paths)."""
     out = []
     for name, body in dvc_yaml["stages"].items():
         body = body.get("do", body)
         cmd = shlex.split(" ".join(body["cmd"].split()))
-        script = next(t for t in cmd if t.endswith(".py"))
-        deps = tuple(d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", ()))
+        script = to_root(next(t for t in cmd if t.endswith(".py")), pipeline)
+        deps = tuple(to_root(d if isinstance(d, str) else next(iter(d)), pipeline) for d in body.get("deps", ()))
         params = tuple(p if isinstance(p, str) else next(iter(p)) for p in body.get("params", ()))
-        out.append(StageSpec(name, script, deps, params))
+        out.append(StageSpec(name, script, deps, params, pipeline))
     return out
+
+
+def all_stage_specs(root: Path) -> list[StageSpec]:
+    """:func:`stage_specs` of every pipeline under ``root``."""
+    import yaml
+
+    return [
+        spec
+        for path in pipelines(root)
+        for spec in stage_specs(yaml.safe_load(path.read_text()), path.relative_to(root).as_posix())
+    ]
 
 
 def module_path(module: str, root: Path) -> PurePosixPath:

@@ -10,86 +10,41 @@ the probe stages (and the report that reads them).
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.pipeline.project import (
+    COMMAND_TIMEOUT,
+    copy_project,
+    dvc,
+    git_repo,
+    read_trace,
+    run,
+    stages_run,
+    trace_problems,
+)
 from tests.pipeline.sshd import running_sshd, sshd_unavailable_reason
-from tests.pipeline.stage_coverage import lock_stage_for, module_path, uncovered_files, uncovered_params
 
 from vlmscope.params import TRACE_ENV
 from vlmscope.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 GPU_CLASS = ("extract@", "train_default", "evaluate@", "generate@", "generate_train@", "tiny_model")
-
-COMMAND_TIMEOUT = 1200
-"""Seconds one subprocess (``dvc repro`` of the whole smoke pipeline is the longest) may run before it is killed."""
 
 # the first test pays for the module's `dvc repro` (fixture setup counts against pytest-timeout), so the
 # module gets more than the suite-wide 600 s; a hung dvc/git still ends the run instead of stalling it
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * COMMAND_TIMEOUT)]
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(extra or {})
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["VLMSCOPE_WARNINGS_AS_ERRORS"] = "1"
-    env["HF_HUB_OFFLINE"] = "1"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "vlmscope-test"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@localhost"
-    return env
-
-
-def run(
-    cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(env), text=True, capture_output=True, timeout=COMMAND_TIMEOUT)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
-        )
-    return proc
-
-
-def dvc(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run([str(BIN / "dvc"), *args], cwd, check=check, env=env)
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
-
-
-def _copy_project(dst: Path) -> None:
-    """Tracked and untracked-not-ignored files of this checkout (what a clone would hold)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        if rel.startswith(("artifacts/", "dvc.lock")) or not (ROOT / rel).is_file():
-            continue
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dst / rel)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("e2e") / "repo"
     repo.mkdir()
-    _copy_project(repo)
+    copy_project(repo)
     apply_profile(repo / "profiles" / "smoke.yaml", repo / "params.yaml")
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "project"], repo)
+    git_repo(repo)
     # every stage records the params keys it reads and the modules it imports
     out = dvc("repro", cwd=repo, env={TRACE_ENV: str(repo.parent / "stage-trace.jsonl")})
     run(["git", "add", "-A"], repo)
@@ -121,28 +76,15 @@ def test_repro_runs_every_stage_and_writes_the_report(project: Path) -> None:
 
 def test_stages_read_only_listed_params_and_run_only_listed_code(project: Path) -> None:
     """What each stage process read (params keys) and imported (vlmscope modules) vs its dvc.lock entry."""
-    lock = yaml.safe_load((project / "dvc.lock").read_text())
-    records = [json.loads(line) for line in (project.parent / "stage-trace.jsonl").read_text().splitlines()]
-    read: dict[str, set[str]] = {}
-    imported: dict[str, set[str]] = {}
-    for rec in records:
-        stage = lock_stage_for(rec["argv"], lock)
-        assert stage is not None, f"no dvc.lock stage ran {rec['argv']}"
-        if "param" in rec:
-            read.setdefault(stage, set()).add(rec["param"])
-        else:
-            imported.setdefault(stage, set()).update(rec["modules"])
-    assert sorted(imported) == sorted(lock["stages"]), "every stage must have run and been recorded"
-    for stage, body in lock["stages"].items():
-        listed = list(body.get("params", {}).get("params.yaml", {}))
-        assert not uncovered_params(read.get(stage, ()), listed), (stage, uncovered_params(read[stage], listed))
-        deps = [d["path"] for d in body["deps"]]
-        files = [module_path(m, project) for m in imported[stage]]
-        assert not uncovered_files(files, deps), (stage, uncovered_files(files, deps))
+    records = read_trace(project.parent / "stage-trace.jsonl")
+    assert trace_problems(project, "dvc.yaml", records) == []
     # the check can fail: without its dataset key the probe stage's read is uncovered
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
     probe = next(s for s in lock["stages"] if s.startswith("probe@"))
-    listed = [k for k in lock["stages"][probe]["params"]["params.yaml"] if not k.startswith("datasets.")]
-    assert uncovered_params(read[probe], listed)
+    listed = lock["stages"][probe]["params"]["params.yaml"]
+    lock["stages"][probe]["params"]["params.yaml"] = {k: v for k, v in listed.items() if not k.startswith("datasets.")}
+    problems = trace_problems(project, "dvc.yaml", records, lock)
+    assert len(problems) == 1 and problems[0].startswith(f"{probe}: reads params ['datasets."), problems
 
 
 def test_second_repro_runs_nothing(project: Path) -> None:

@@ -12,13 +12,12 @@ import ast
 from pathlib import Path, PurePosixPath
 
 import pytest
-import yaml
-from tests.pipeline.stage_coverage import StageSpec, stage_specs, uncovered_files, uncovered_params
+from tests.pipeline.stage_coverage import StageSpec, all_stage_specs, uncovered_files, uncovered_params
 
 from vlmscope.io.import_graph import closure, module_files, script_imports
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = stage_specs(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+SPECS = all_stage_specs(ROOT)
 
 
 def _stage_files(spec: StageSpec) -> list[PurePosixPath]:
@@ -26,14 +25,14 @@ def _stage_files(spec: StageSpec) -> list[PurePosixPath]:
     return [PurePosixPath("src") / f.as_posix() for f in module_files(mods)]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.id for s in SPECS])
 def test_deps_cover_every_module_the_stage_can_import(spec: StageSpec) -> None:
     assert spec.script in spec.deps, f"{spec.name}: its own script {spec.script} is not a dep"
     missing = uncovered_files(_stage_files(spec), spec.deps)
-    assert not missing, f"dvc.yaml stage {spec.name!r} imports code no dep covers: {missing} (python tools/stage_deps.py {spec.name})"
+    assert not missing, f"{spec.pipeline} stage {spec.name!r} imports code no dep covers: {missing} (python tools/stage_deps.py --write)"
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.id for s in SPECS])
 def test_every_listed_source_dep_is_needed(spec: StageSpec) -> None:
     files = _stage_files(spec)
     needless = [
@@ -41,12 +40,12 @@ def test_every_listed_source_dep_is_needed(spec: StageSpec) -> None:
         for d in spec.deps
         if d.startswith("src/") and not any(PurePosixPath(d) == f or PurePosixPath(d) in f.parents for f in files)
     ]
-    assert not needless, f"dvc.yaml stage {spec.name!r} lists code it never runs: {needless}"
+    assert not needless, f"{spec.pipeline} stage {spec.name!r} lists code it never runs: {needless}"
 
 
 def test_removing_a_dep_is_caught() -> None:
     """The check above can fail: drop the probe stage's probing code and it names the modules."""
-    probe = next(s for s in SPECS if s.name == "probe")
+    probe = next(s for s in SPECS if s.id == "probe")
     files = _stage_files(probe)
     solver = PurePosixPath("src/vlmscope/probing/solver.py")
     assert solver in files

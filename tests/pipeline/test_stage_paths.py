@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.pipeline.stage_coverage import pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
-DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 ARTIFACTS_PATH = re.compile(r"(?<![\w.-])artifacts(/|$)")
 """``artifacts`` as a path (``artifacts/models``, ``"artifacts"``), not the word in prose (``artifacts root``)."""
 
@@ -74,14 +74,24 @@ def _paths(entries: Any) -> list[str]:
 
 
 def _stages() -> list[tuple[str, list[str], list[str]]]:
+    """``(stage id, artifacts paths on its cmd, artifacts paths it declares)`` of every pipeline's stages.
+
+    A study's paths are relative to its folder, as its cmd runs there, so
+    both sides compare as written.
+    """
     out = []
-    for name, body in DVC["stages"].items():
-        body = body.get("do", body)
-        cmd = shlex.split(" ".join(body["cmd"].split()))
-        in_cmd = [t for t in cmd if ARTIFACTS_PATH.match(t)]
-        declared = [p for key in ("deps", "outs", "metrics", "plots") for p in _paths(body.get(key))]
-        out.append((name, in_cmd, [p for p in declared if ARTIFACTS_PATH.match(p)]))
+    for path in pipelines(ROOT):
+        folder = path.parent.relative_to(ROOT).as_posix()
+        for name, body in yaml.safe_load(path.read_text())["stages"].items():
+            out.append((name if folder == "." else f"{folder}:{name}", *_artifact_paths(body.get("do", body))))
     return out
+
+
+def _artifact_paths(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    cmd = shlex.split(" ".join(body["cmd"].split()))
+    in_cmd = [t for t in cmd if ARTIFACTS_PATH.match(t)]
+    declared = [p for key in ("deps", "outs", "metrics", "plots") for p in _paths(body.get(key))]
+    return in_cmd, [p for p in declared if ARTIFACTS_PATH.match(p)]
 
 
 def _under(path: str, root: str) -> bool:
