@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlmscope.evaluation.scoring import generate_and_score
+import polars as pl
+import pytest
+
+from vlmscope.errors import DatasetError
+from vlmscope.evaluation.scoring import NONE_ANSWER, generate_and_score, prepare_rows, score_text
 
 
 class _Echo:
@@ -36,3 +40,27 @@ def test_generate_and_score_batches_in_order_and_scores_each_row() -> None:
     # lettered row: "B" is option 1; count 4 != 3; open text normalises; unlettered row: a bare letter is no option
     assert [s.correct for _, s in out] == [True, False, True, False, True]
     assert out[0][1].prediction == "blue" and out[1][1].parsed == 4 and out[3][1].parsed is None
+
+
+def test_none_truth_choice_rows_are_right_only_when_no_option_is_picked() -> None:
+    """The relational study's "None" ground truth: a reply naming no option is right, any option (letter) wrong."""
+    df = pl.DataFrame(
+        {
+            "sample_id": ["n", "l"],
+            "answer": ["None", "B"],
+            "answer_type": ["choice", "choice"],
+            "choices": [["yes", "no"], ["yes", "no"]],
+            "answer_index": [None, 1],
+        },
+        schema_overrides={"answer_index": pl.Int64},
+    )
+    rows = prepare_rows(df, "m").to_dicts()
+    assert [r["gt_class"] for r in rows] == [NONE_ANSWER, "no"]
+    verdicts = {t: score_text(rows[0], t) for t in ("none", "None of the options.", "", "A", "b)", "no", "(B)")}
+    assert {t: v.correct for t, v in verdicts.items()} == {
+        "none": True, "None of the options.": True, "": True, "A": False, "b)": False, "no": False, "(B)": False
+    }  # fmt: skip
+    assert verdicts["none"].prediction == NONE_ANSWER and verdicts["A"].prediction == "yes"
+    assert score_text(rows[1], "none").correct is False and score_text(rows[1], "B").correct is True
+    with pytest.raises(DatasetError, match=r"sample 'x' has answer_index None outside its 2 choices"):
+        prepare_rows(df.with_columns(pl.lit("x").alias("sample_id"), pl.lit("yes").alias("answer")).head(1), "m")

@@ -104,11 +104,23 @@ def _counting_qa(root: Path) -> dict[str, Any]:
     return files
 
 
+def _relations_queries(root: Path) -> dict[str, Any]:
+    for folder in ("images", "masked"):
+        _png(root / folder / "0.png")
+    _png(root / "images" / "1.png")  # no masked copy
+    query = "How many shapes are in the image? Here are your options: a) 0 b) 3 c) 1 d) 2 Please only reply with the correct option."  # noqa: E501
+    questions = [{"query_type": "count", "query": query, "ground_truth": "d)", "ground_truth_masked": "None"},
+                 {"query_type": "count", "query": query, "ground_truth": "b", "ground_truth_masked": "A)"}]  # fmt: skip
+    records = [{"image_id": i, "image_filename": f"{i}.png", "questions": questions} for i in (0, 1)]
+    return {"queries.json": records}
+
+
 SOURCES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "vrd": _vrd,
     "llava": _llava,
     "pixmo-count": _pixmo,
     "counting-qa": _counting_qa,
+    "relations-queries": _relations_queries,
 }
 
 
@@ -170,11 +182,15 @@ SOURCE_ARGS = {
     "llava": "train.json",
     "pixmo-count": "train",  # the split folder holding samples.json
     "counting-qa": "set",  # the folder holding questions.json, answers.json, *_ids.json
+    "relations-queries": "queries.json",
 }
+EXTRA_ARGS = {"relations-queries": {"masked_images": "masked"}}
+"""Further folder arguments of an importer, relative to the source root."""
 
 
 def _import(name: str, root: Path) -> ImportReport:
-    return IMPORTERS.get(name).run([root / SOURCE_ARGS[name]], root / "out", images=root / "images")
+    extra = {k: root / v for k, v in EXTRA_ARGS.get(name, {}).items()}
+    return IMPORTERS.get(name).run([root / SOURCE_ARGS[name]], root / "out", images=root / "images", **extra)
 
 
 def _check(name: str, root: Path) -> None:
@@ -287,6 +303,8 @@ HOSTILE = [
     ("llava", "train.json", (0, "conversations", 1, "value"), "[0.1] \ud83d"),
     ("counting-qa", "set/answers.json", ("img1", "red_circles"), 2**63),
     ("counting-qa", "set/questions.json", ("img2", "red_circles", "count_closed"), "How many \udc80?"),
+    ("relations-queries", "queries.json", (0, "questions", 0, "query"), "a) \ud800 b) x"),
+    ("relations-queries", "queries.json", (1, "image_id"), 10**400),
 ]  # fmt: skip
 
 
@@ -375,6 +393,8 @@ def test_hostile_values_through_the_cli_are_one_line(name, rel, path, value, tmp
         (tmp_path / r).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / r).write_text(json.dumps(content))
     args = ["import", name, str(tmp_path / SOURCE_ARGS[name]), "--images", str(tmp_path / "images")]
+    for key, folder in EXTRA_ARGS.get(name, {}).items():
+        args += [f"--{key.replace('_', '-')}", str(tmp_path / folder)]
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
     assert res.exit_code in (0, 1) and isinstance(res.exception, (SystemExit, type(None))), res.exception
     if res.exit_code == 1:

@@ -106,21 +106,24 @@ def test_every_study_has_its_section_and_parts(full) -> None:
         "Per-layer probes",
         "Logit lens",
         "Attention over the image",
+        "Published vs this run",
     ]
     assert page.sections["study-relational"] == [
         "Evaluation",
         "Original vs masked",
         "Per-layer probes",
         "Attention over the image",
+        "Published vs this run",
     ]
     assert page.sections["study-counting"] == [
         "Evaluation",
         "Per-layer probes",
         "Logit lens",
         "Output-layer fine-tuning",
+        "Published vs this run",
     ]
-    assert page.sections["study-unseen"] == ["Evaluation", "FFN neurons vs random neurons"]
-    assert page.sections["study-medical"] == ["Training"]
+    assert page.sections["study-unseen"] == ["Evaluation", "FFN neurons vs random neurons", "Published vs this run"]
+    assert page.sections["study-medical"] == ["Training", "Published vs this run"]
     # what the fake tree lacks says so, in place
     assert any("logit-lens" in t for t in page.not_run["study-spatial"])
     assert any("attention" in t for t in page.not_run["study-spatial"])

@@ -170,6 +170,18 @@ def test_cli_writes_the_report_and_names_it(fake_artifacts, tmp_path: Path) -> N
     assert "<title>My run</title>" in (out / "index.html").read_text()
 
 
+def test_cli_writes_the_published_comparison_when_asked(fake_artifacts, tmp_path: Path) -> None:
+    root = fake_artifacts("datasets-only")
+    out, comparison = tmp_path / "reports", tmp_path / "published_comparison.json"
+    assert not comparison.exists()
+    res = CliRunner().invoke(app, ["report", "--artifacts", str(root), "--out", str(out), "--comparison", str(comparison)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(comparison.read_text())
+    assert data["counting.qwen2-vl-7b.balanced.published"] == 0.647 and not any(k.endswith(".run") for k in data)
+    res = CliRunner().invoke(app, ["report", "--artifacts", str(root), "--out", str(out), "--comparison", str(out / "c.json")])
+    assert res.exit_code == 1 and "inside --out" in res.output
+
+
 def test_cli_rejects_bad_options_in_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["report", "--artifacts", str(tmp_path), "--out", str(tmp_path / "r"), "--dpi", "5"])
     assert res.exit_code == 1

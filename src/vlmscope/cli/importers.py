@@ -21,7 +21,8 @@ from vlmscope.cli.signature import config_options, with_options
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Import real datasets (VRD, LLaVA JSON, Pixmo-Count, CountBenchQA, counting-study QA) "
+    help="Import real datasets (VRD, LLaVA JSON, Pixmo-Count, CountBenchQA, counting-study QA, "
+    "relational-study queries.json) "
     "into the standard dataset directory.",
     no_args_is_help=True,
 )
@@ -190,3 +191,20 @@ def counting_qa(
 
     kinds = list(question_kind) if question_kind else None
     _run_import(counting_qa, import_counting_qa, locals() | options, question_kind=kinds)
+
+
+@app.command("relations-queries", cls=ConfigCommand)
+@bind("vlmscope.data.importers.relations_queries:RelationsQueriesImportConfig", "split", copy="image_mode")
+@with_options(_files, None, _placement, config_options)
+def relations_queries(
+    masked_images: Annotated[
+        Path,
+        typer.Option("--masked-images", help="Folder of the masked copies, under the same file names as --images."),
+    ],
+    split: Split = None,
+    **options: Any,
+) -> None:
+    """The relational study's prompts/queries.json -> original and masked choice rows, paired by source_id."""
+    from vlmscope.data.importers.relations_queries import import_relations_queries
+
+    _run_import(relations_queries, partial(import_relations_queries, masked_images=masked_images), locals() | options)

@@ -27,12 +27,19 @@ def report(
     out: Path = typer.Option(
         ..., "--out", callback=refuse_cwd_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind): index.html, PNGs, report.json."
     ),
+    comparison: Path | None = typer.Option(
+        None, "--comparison", help="Also write the published figures next to this run's numbers as flat JSON "
+        "(dvc metrics show) to this file, outside --out (the pipeline: published_comparison.json beside reports/)."
+    ),
     **options: Any,
 ) -> None:
-    """Write one self-contained HTML report (plus its PNGs and report.json) of what exists under --artifacts."""
+    """Write one self-contained HTML report (plus its PNGs and report.json) of what exists under --artifacts.
+
+    Each study's section ends with its published figures (STUDIES.md) next to this run's numbers.
+    """
     from vlmscope.report.build import build_report
     from vlmscope.report.where import report_location
 
     cfg = bound_config(report, options)
-    build_report(artifacts, out, cfg)
+    build_report(artifacts, out, cfg, comparison=comparison)
     typer.echo(report_location(out))

@@ -1,8 +1,10 @@
 """The dataset directory contract every generator, importer and stage shares.
 
 A dataset directory holds ``manifest.parquet`` (one row per sample),
-``images/`` and ``dataset.json`` (who made it, with which params, and a
-content fingerprint that downstream artifacts record as provenance).
+``annotations.csv`` (the same rows for people and spreadsheets; see
+:mod:`vlmscope.data.annotations`), ``images/`` and ``dataset.json`` (who
+made it, with which params, and a content fingerprint that downstream
+artifacts record as provenance).
 
 Required columns: ``sample_id`` (unique str), ``image`` (path relative to the
 directory), ``prompt``, ``answer``, ``split``. Task label columns (``relation``,
@@ -21,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from vlmscope import __version__
+from vlmscope.data.annotations import ANNOTATIONS, write_annotations
 from vlmscope.errors import DatasetError, NotFound
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.fingerprint import fingerprint_dir
@@ -61,7 +64,7 @@ class DatasetInfo:
     """The validated params the dataset was made with."""
     seed: int | None
     fingerprint: str
-    """SHA-256 over manifest and images: changes iff the content changes."""
+    """SHA-256 over every file but ``dataset.json`` (manifest, annotations, images): changes iff the content does."""
     n_samples: int
     vlmscope_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -172,6 +175,7 @@ def write_dataset(
         _check_columns(df, f"{generator} manifest")
         _check_images(df, tmp, f"{generator} manifest")
         df.write_parquet(tmp / MANIFEST, compression="zstd", statistics=False)
+        write_annotations(df, tmp / ANNOTATIONS)
         fp = fingerprint_dir(tmp, exclude={INFO})
         info = DatasetInfo(
             generator=generator,

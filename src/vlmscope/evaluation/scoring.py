@@ -5,7 +5,12 @@ Scoring is chosen per row by the manifest's ``answer_type``:
 - ``choice``: :func:`parse_choice` against ``choices``, compared with
   ``answer_index``. Letters count only when the row is lettered (its
   ``answer`` is the letter of ``answer_index``, the lettered-prompt
-  convention); otherwise only option texts do.
+  convention); otherwise only option texts do. A row whose truth is that no
+  option is right (``answer`` ``"None"``, ``answer_index`` null: the
+  relational study's released prompts have such questions) is answered
+  correctly by a reply that picks no option (``none``, ``no option fits``)
+  and wrongly by one that picks an option, a letter included; its class is
+  ``none``.
 - ``count``: :func:`parse_count` vs ``int(answer)``.
 - ``open``: :func:`normalize_open` equality with the answer.
 
@@ -38,6 +43,7 @@ from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, pa
 
 __all__ = [
     "ANSWER_TYPES",
+    "NONE_ANSWER",
     "Scored",
     "generate_and_score",
     "prepare_rows",
@@ -48,6 +54,8 @@ __all__ = [
 ]
 
 ANSWER_TYPES = ("choice", "count", "open")
+NONE_ANSWER = "none"
+"""The class (and prediction text) of a choice row whose truth is that no option is right."""
 _NEVER_GROUP = {"sample_id", "image", "prompt", "answer", "answer_index", "answer_text", "choices", "gt_class"}
 _MAX_GROUP_TEXT = 40
 
@@ -99,6 +107,9 @@ def prepare_rows(df: pl.DataFrame, where: str) -> pl.DataFrame:
             choices, idx = r.get("choices"), r.get("answer_index")
             if not choices:
                 raise DatasetError(f"{where}: choice sample {sid!r} needs a non-empty 'choices' list")
+            if _none_truth(r):
+                gt.append(NONE_ANSWER)
+                continue
             if idx is None or not 0 <= idx < len(choices):
                 raise DatasetError(
                     f"{where}: sample {sid!r} has answer_index {idx!r} outside its {len(choices)} choices"
@@ -113,6 +124,11 @@ def prepare_rows(df: pl.DataFrame, where: str) -> pl.DataFrame:
     return df.with_columns(pl.Series("gt_class", gt, dtype=pl.String))
 
 
+def _none_truth(row: dict[str, Any]) -> bool:
+    """Whether a choice row's truth is "no option": ``answer_index`` null and ``answer`` ``None``."""
+    return row.get("answer_index") is None and normalize_open(row["answer"]) == NONE_ANSWER
+
+
 def _lettered(row: dict[str, Any]) -> bool:
     idx = row.get("answer_index")
     return idx is not None and row["answer"].strip().upper().rstrip(".)") == letter(idx)
@@ -123,6 +139,9 @@ def score_text(row: dict[str, Any], text: str) -> Scored:
     kind = row["answer_type"]
     if kind == "choice":
         choices = list(row["choices"])
+        if _none_truth(row):  # letters on: a reply naming an option by letter picks it, and is wrong
+            idx = parse_choice(text, choices, letters=True)
+            return Scored(idx, NONE_ANSWER if idx is None else choices[idx], idx is None)
         idx = parse_choice(text, choices, letters=_lettered(row))
         return Scored(idx, None if idx is None else choices[idx], idx == row["answer_index"])
     if kind == "count":

@@ -22,6 +22,7 @@ from vlmscope import __version__
 from vlmscope.errors import ConfigError, NotFound
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.outguard import check_out
+from vlmscope.report.comparison import compare_published, write_comparison
 from vlmscope.report.config import ReportConfig
 from vlmscope.report.context import Context
 from vlmscope.report.html import TocEntry, esc, page
@@ -42,27 +43,39 @@ def _check_out(out: Path, artifacts: Path) -> None:
     check_out(out, "report", [artifacts], may_nest=True)
 
 
-def build_report(artifacts: str | os.PathLike[str], out: str | os.PathLike[str], config: ReportConfig) -> Path:
+def build_report(
+    artifacts: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: ReportConfig,
+    *,
+    comparison: str | os.PathLike[str] | None = None,
+) -> Path:
     """Write the report of everything under ``artifacts`` to ``out``; returns ``out/index.html``.
 
     Every study gets a section; parts that did not run say so. Unusable input
     files (malformed JSON/CSV, unopenable stores) are listed on the page and
     counted in ``report.json`` (``n_problems``) instead of failing the build.
+    Each study ends with its published figures next to this run's numbers;
+    ``comparison`` (a file path, outside ``out``) also gets them flat for
+    ``dvc metrics show`` (:func:`vlmscope.report.comparison.comparison_metrics`).
     """
     artifacts, out = Path(artifacts), Path(out)
     if not artifacts.is_dir():
         raise NotFound(f"artifacts root {artifacts} does not exist (run `dvc repro` or pass --artifacts DIR)")
     _check_out(out, artifacts)
+    if comparison is not None and Path(comparison).resolve().is_relative_to(out.resolve()):
+        raise ConfigError(f"--comparison {comparison} lies inside --out {out}, which is replaced; write it beside it")
 
     inv = scan_artifacts(artifacts)
     studies = assign_studies(inv)
     ctx = Context(cfg=config, root=artifacts)
     ctx.problems.extend(inv.problems)
+    published = compare_published(inv, used=ctx.used)
 
     sections, toc = [], []
     summary: dict[str, int] = {}
     for c in studies:
-        html, counts = render_study(ctx, c, inv)
+        html, counts = render_study(ctx, c, inv, published=published)
         sections.append(html)
         toc.append(TocEntry(study_anchor(c), c.study.title, bool(counts["run"])))
         summary.update({f"{c.study.key}/{k}": v for k, v in counts.items()})
@@ -101,4 +114,6 @@ def build_report(artifacts: str | os.PathLike[str], out: str | os.PathLike[str],
             (tmp / name).write_bytes(png)
         (tmp / SUMMARY).write_text(json.dumps(dict(sorted(summary.items())), indent=2) + "\n")
         (tmp / INDEX).write_text(text, encoding="utf-8")
+    if comparison is not None:
+        write_comparison(published, comparison)
     return out / INDEX

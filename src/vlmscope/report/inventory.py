@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DatasetEntry", "Run", "ProbeRun", "ModelEntry", "ArtifactRuns", "Inventory", "scan_artifacts"]
 
@@ -43,6 +44,8 @@ class DatasetEntry:
     """``dataset.json``'s ``generator`` (``spatial``, ``relations``, ``llava``, ...)."""
     n_samples: int | None = None
     fingerprint: str | None = None
+    params: Mapping[str, Any] | None = field(default=None, compare=False)
+    """``dataset.json``'s ``params`` (the generator's or importer's settings, e.g. counting's ``variant``)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def _scan_datasets(root: Path, inv: Inventory) -> None:
             found.add(f.parent)
     for d in sorted(found):
         name = d.relative_to(base).as_posix()
-        generator = n = fp = None
+        generator = n = fp = params = None
         info = d / "dataset.json"
         if info.is_file():
             try:
@@ -135,12 +138,18 @@ def _scan_datasets(root: Path, inv: Inventory) -> None:
                 generator = data.get("generator")
                 n = data.get("n_samples")
                 fp = data.get("fingerprint")
+                params = data.get("params")
             except (OSError, ValueError, AttributeError) as e:
                 inv.problems.append(f"{info}: unreadable dataset.json ({e})")
         else:
             inv.problems.append(f"{d}: no dataset.json, so its study is unknown")
         inv.datasets[name] = DatasetEntry(
-            name, d, str(generator) if generator else None, n if isinstance(n, int) else None, fp
+            name,
+            d,
+            str(generator) if generator else None,
+            n if isinstance(n, int) else None,
+            fp,
+            params if isinstance(params, dict) else None,
         )
 
 

@@ -8,9 +8,10 @@ missing artifact.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from vlmscope.report.comparison import ComparisonRow
 from vlmscope.report.context import Context
 from vlmscope.report.html import Cell, esc, not_run, table
 from vlmscope.report.inventory import Inventory
@@ -19,6 +20,8 @@ from vlmscope.report.parts.evaluation import render_evals, render_masked
 from vlmscope.report.parts.lens import render_ffn, render_logit_lens
 from vlmscope.report.parts.output_layer import render_output_layer
 from vlmscope.report.parts.probes import render_probes
+from vlmscope.report.parts.published import TITLE as PUBLISHED_TITLE
+from vlmscope.report.parts.published import render_published
 from vlmscope.report.parts.training import render_training
 from vlmscope.report.studies import StudyContent, model_study
 
@@ -110,8 +113,15 @@ def _datasets_line(c: StudyContent, inv: Inventory) -> str:
     return f"<p>Datasets: {', '.join(items)}.</p>"
 
 
-def render_study(ctx: Context, c: StudyContent, inv: Inventory) -> tuple[str, dict[str, int]]:
-    """The study's ``<section>`` and its counters for ``report.json``."""
+def render_study(
+    ctx: Context, c: StudyContent, inv: Inventory, *, published: Sequence[ComparisonRow] = ()
+) -> tuple[str, dict[str, int]]:
+    """The study's ``<section>`` and its counters for ``report.json``.
+
+    ``published`` (rows of every study; this one's are picked) ends the
+    section with the published figures next to this run's; it is shown even
+    when nothing ran and never counts as a part that ran.
+    """
     n_figs = len(ctx.images)
     body = [
         f'<section id="{study_anchor(c)}">',
@@ -132,6 +142,9 @@ def render_study(ctx: Context, c: StudyContent, inv: Inventory) -> tuple[str, di
             body += [f"<h3>{esc(part.title)}</h3>", html]
         elif expected:
             body += [f"<h3>{esc(part.title)}</h3>", not_run(part.missing)]
+    comparison = render_published(c.study.key, published)
+    if comparison:
+        body += [f"<h3>{esc(PUBLISHED_TITLE)}</h3>", comparison]
     body.append("</section>")
     counts = {
         "run": int(shown > 0),

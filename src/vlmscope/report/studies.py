@@ -47,7 +47,7 @@ STUDIES: tuple[Study, ...] = (
         "Relational reasoning",
         "Generation accuracy per query kind on shapes joined by arrows, the same questions on masked copies, "
         "and where the last prompt token attends in the image.",
-        frozenset({"relations"}),
+        frozenset({"relations", "relations-queries"}),
         ("eval", "masked", "attention", "probe"),
     ),
     Study(
@@ -71,7 +71,7 @@ STUDIES: tuple[Study, ...] = (
         "medical",
         "Medical adaptation",
         "CLIP fine-tuned as a grade classifier over fixed text prototypes, and adapted LLaVA-style models.",
-        frozenset(),
+        frozenset({"class-folders"}),
         ("training",),
     ),
 )

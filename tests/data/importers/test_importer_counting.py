@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def test_pixmo_splits_from_folders(pixmo_source: tuple[Path, Path], tmp_path: Pa
     assert row["answer"] == "2" and row["count"] == 2 and row["answer_type"] == "count"
     assert row["prompt"] == "How many boats are there? Answer using as few words as possible."
     assert row["points"] == [[0.0, 3.0], [10.5, 3.0]]
-    assert row["image"] == "images/pixmo/t0.png"
+    assert row["image"] == "images/train/pixmo/t0.png"
     assert (tmp_path / "ds" / row["image"]).read_bytes() == (images / "pixmo" / "t0.png").read_bytes()
 
 
@@ -82,13 +83,13 @@ def test_pixmo_verify_sha256_drops_mismatches(pixmo_source: tuple[Path, Path], t
     assert report.dropped == {"missing_image": 1, "sha256_mismatch": 1}
     df = read_manifest(tmp_path / "ds")
     assert df["sample_id"].to_list() == ["pixmo-test-00000"]
-    assert (tmp_path / "ds" / "images/pixmo/s0.png").stat().st_nlink == 1  # copied, not linked
+    assert (tmp_path / "ds" / "images/test/pixmo/s0.png").stat().st_nlink == 1  # copied, not linked
 
 
 def test_pixmo_hard_links_by_default(pixmo_source: tuple[Path, Path], tmp_path: Path) -> None:
     root, images = pixmo_source
     import_pixmo_count([root / "train" / "samples.json"], images, tmp_path / "ds")
-    assert (tmp_path / "ds" / "images/pixmo/t0.png").stat().st_ino == (images / "pixmo/t0.png").stat().st_ino
+    assert (tmp_path / "ds" / "images/train/pixmo/t0.png").stat().st_ino == (images / "pixmo/t0.png").stat().st_ino
 
 
 def test_pixmo_record_errors(tmp_path: Path, write_json: Callable[[Path, Any], Path], png: Callable[..., Path]) -> None:
@@ -250,8 +251,9 @@ def test_counting_qa_rows_splits_and_drops(counting_source: tuple[Path, Path], t
     assert report.dropped == {"missing_image": 1}
 
     only = CountingQaImportConfig(question_kinds=["count_open"])
-    import_counting_qa([folder / "questions.json"], images, tmp_path / "ds2", only)
+    report = import_counting_qa([folder / "questions.json"], images, tmp_path / "ds2", only)
     assert read_manifest(tmp_path / "ds2")["sample_id"].to_list() == ["img_0-red_triangles-count_open"]
+    assert report.dropped == {"question_kind_not_kept": 5}  # filtered out, counted
 
 
 def test_counting_qa_errors(
@@ -270,4 +272,89 @@ def test_counting_qa_errors(
     write_json(folder / "questions.json", {"../img_0": {"red_triangles": {"count_closed": "How many?"}}})
     with pytest.raises(ImporterError, match=r"\['../img_0'\]: image path '../img_0' escapes"):
         import_counting_qa([folder], images, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def _nested(questions: dict[str, Any]) -> dict[str, Any]:
+    """``{image: {entity: {kind: q}}}`` -> the study loader's ``{image: {kind: {entity: q}}}``."""
+    out: dict[str, Any] = {}
+    for image_id, entities in questions.items():
+        for entity, kinds in entities.items():
+            for kind, value in kinds.items():
+                out.setdefault(image_id, {}).setdefault(kind, {})[entity] = value
+    return out
+
+
+@pytest.mark.parametrize("answers_form", ["kind_first", "entity_only"])
+def test_counting_qa_kind_first_form_gives_identical_rows(
+    answers_form: str,
+    counting_source: tuple[Path, Path],
+    tmp_path: Path,
+    write_json: Callable[[Path, Any], Path],
+) -> None:
+    folder, images = counting_source
+    import_counting_qa([folder], images, tmp_path / "entity_first")
+    want = read_manifest(tmp_path / "entity_first")
+
+    questions = json.loads((folder / "questions.json").read_text())
+    counts = {"img_0": {"red_triangles": 3}, "img_1": {"blue_stars": 9, "green_squares": 1},
+              "img_2": {"cyan_circles": 4}, "img_3": {"red_stars": 2}}  # fmt: skip
+    nested = tmp_path / "kind_first"
+    for name in ("train_ids.json", "valid_ids.json"):
+        (nested / name).parent.mkdir(parents=True, exist_ok=True)
+        (nested / name).write_text((folder / name).read_text())
+    write_json(nested / "questions.json", _nested(questions))
+    if answers_form == "kind_first":
+        answers = _nested({i: {e: {k: counts[i][e] for k in ks} for e, ks in q.items()} for i, q in questions.items()})
+    else:
+        answers = counts
+    write_json(nested / "answers.json", answers)
+    assert "count_closed" in json.loads((nested / "questions.json").read_text())["img_1"]
+    report = import_counting_qa([nested], images, tmp_path / "ds")
+    got = read_manifest(tmp_path / "ds")
+    assert got.sort("sample_id").equals(want.sort("sample_id"))
+    assert report.n_rows == want.height and report.dropped == {"missing_image": 1}
+
+
+def test_counting_qa_entity_is_found_by_shape_or_by_not_being_a_kind(
+    tmp_path: Path, png: Callable[..., Path], write_json: Callable[[Path, Any], Path]
+) -> None:
+    png(tmp_path / "images" / "0.png")
+    folder = tmp_path / "set"
+    write_json(folder / "questions.json", {"0": {
+        "count_closed": {"small_red_crosses": "How many small red crosses?"},
+        "exists": {"blue_stars": "Are there blue stars?"},  # unknown kind: the shape plural names the entity
+        "count_open": {"purple_blobs": "How many purple blobs?"},  # not a shape: the one non-kind key
+    }})  # fmt: skip
+    write_json(folder / "answers.json", {"0": {"small_red_crosses": 2, "blue_stars": 1, "purple_blobs": 5}})
+    import_counting_qa([folder], tmp_path / "images", tmp_path / "ds")
+    df = read_manifest(tmp_path / "ds").sort("sample_id")
+    assert df.select("sample_id", "query_type", "entity_type", "shape", "answer").rows() == [
+        ("0-blue_stars-exists", "exists", "blue_star", "star", "1"),
+        ("0-purple_blobs-count_open", "count_open", "purple_blob", "blob", "5"),
+        ("0-small_red_crosses-count_closed", "count_closed", "small_red_cross", "cross", "2"),
+    ]
+
+
+def test_counting_qa_unidentifiable_entity_names_file_image_and_keys(
+    tmp_path: Path, png: Callable[..., Path], write_json: Callable[[Path, Any], Path]
+) -> None:
+    png(tmp_path / "images" / "0.png")
+    folder = tmp_path / "set"
+    write_json(folder / "questions.json", {"0": {"exists": {"purple_blobs": "Are there purple blobs?"}}})
+    write_json(folder / "answers.json", {"0": {"purple_blobs": 1}})
+    with pytest.raises(ImporterError) as e:
+        import_counting_qa([folder], tmp_path / "images", tmp_path / "ds")
+    msg = str(e.value)
+    assert msg.startswith(f"{folder / 'questions.json'}: ['0']: cannot tell which of the keys exists, purple_blobs")
+    write_json(folder / "questions.json", {"0": {"count_closed": {"red_stars": 7}}})
+    with pytest.raises(ImporterError, match=r"\['0'\]\['count_closed'\]\['red_stars'\]: a question must be a string"):
+        import_counting_qa([folder], tmp_path / "images", tmp_path / "ds")
+    write_json(folder / "questions.json", {"0": {"count_closed": {"red_stars": "How many?"}}})
+    write_json(folder / "answers.json", {"0": {"count_closed": {"blue_stars": 1}}})
+    with pytest.raises(ImporterError, match=r"answers.json: \['0'\]\['count_closed'\]\['red_stars'\]: missing answer"):
+        import_counting_qa([folder], tmp_path / "images", tmp_path / "ds")
+    write_json(folder / "answers.json", {"0": {"count_closed": {"red_stars": -1}}})
+    with pytest.raises(ImporterError, match=r"\['0'\]\['count_closed'\]\['red_stars'\]: answer must be a non-negative"):
+        import_counting_qa([folder], tmp_path / "images", tmp_path / "ds")
     assert not (tmp_path / "ds").exists()

@@ -101,4 +101,27 @@ def test_registry_runs_an_importer_from_params(vrd_source: tuple[Path, Path], tm
     spec = IMPORTERS.get("vrd")
     report = spec.run([ann], tmp_path / "o", VrdImportConfig(**{"relations": ["above", "below"]}), images=images)
     assert report.n_rows == 1
-    assert IMPORTERS.names() == ["countbench", "counting-qa", "llava", "pixmo-count", "vrd"]
+    assert IMPORTERS.names() == ["countbench", "counting-qa", "llava", "pixmo-count", "relations-queries", "vrd"]
+
+
+def test_import_relations_queries_command(
+    tmp_path: Path, png: Callable[..., Path], write_json: Callable[[Path, Any], Path]
+) -> None:
+    png(tmp_path / "images" / "0.png")
+    png(tmp_path / "masked" / "0.png", (0, 0, 0))
+    query = "How many shapes are in the image? Here are your options: a) 0 b) 1 Please only reply with the correct option."
+    src = write_json(tmp_path / "queries.json", [{"image_id": 0, "image_filename": "0.png", "questions": [
+        {"query_type": "count", "query": query, "ground_truth": "b)", "ground_truth_masked": "a)"}]}])  # fmt: skip
+    out = tmp_path / "rq"
+    res = runner.invoke(app, ["import", "relations-queries", str(src), "--images", str(tmp_path / "images"),
+                              "--masked-images", str(tmp_path / "masked"), "--out", str(out), "--split", "valid"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "relations-queries: 1 source records -> 2 rows, 2 images" in res.output
+    df = read_manifest(out).sort("variant", descending=True)
+    assert df["answer"].to_list() == ["B", "A"] and df["split"].to_list() == ["valid", "valid"]
+    assert df["source_id"].n_unique() == 1
+    params = json.loads((out / "dataset.json").read_text())["params"]
+    assert params["masked_images"] == str(tmp_path / "masked") and params["split"] == "valid"
+    res = runner.invoke(app, ["import", "relations-queries", str(src), "--images", str(tmp_path / "images"),
+                              "--out", str(tmp_path / "rq2")])  # fmt: skip
+    assert res.exit_code == 2 and "--masked-images" in res.output

@@ -59,7 +59,7 @@ def test_import_pixmo_count_options_reach_the_importer(
     assert res.exit_code == 0, res.output
     df = read_manifest(out)
     assert df.height == 2 and set(df["split"]) == {"train"}
-    assert (out / "images/pixmo/a.png").stat().st_ino == good.stat().st_ino
+    assert (out / "images/train/pixmo/a.png").stat().st_ino == good.stat().st_ino
 
 
 def _png_bytes(color: tuple[int, int, int]) -> bytes:

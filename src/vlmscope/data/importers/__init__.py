@@ -7,6 +7,8 @@ the DVC stages onto them, so a stage can do::
 
     spec = IMPORTERS.get(name)
     spec.run(sources, out, spec.config(**params), images=images)
+
+(``relations-queries`` also takes ``masked_images=DIR``, passed through.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from vlmscope.data.importers.countbench import CountBenchImportConfig, import_co
 from vlmscope.data.importers.counting_qa import CountingQaImportConfig, import_counting_qa
 from vlmscope.data.importers.llava import LlavaImportConfig, import_llava
 from vlmscope.data.importers.pixmo_count import PixmoCountImportConfig, import_pixmo_count
+from vlmscope.data.importers.relations_queries import RelationsQueriesImportConfig, import_relations_queries
 from vlmscope.data.importers.vrd import VrdImportConfig, import_vrd
 from vlmscope.errors import ConfigError
 from vlmscope.registry import Registry
@@ -33,11 +36,13 @@ __all__ = [
     "CountingQaImportConfig",
     "LlavaImportConfig",
     "PixmoCountImportConfig",
+    "RelationsQueriesImportConfig",
     "VrdImportConfig",
     "import_countbench",
     "import_counting_qa",
     "import_llava",
     "import_pixmo_count",
+    "import_relations_queries",
     "import_vrd",
 ]
 
@@ -78,5 +83,6 @@ for _spec in (
     ImporterSpec("pixmo-count", PixmoCountImportConfig, import_pixmo_count),
     ImporterSpec("countbench", CountBenchImportConfig, import_countbench, needs_images=False),
     ImporterSpec("counting-qa", CountingQaImportConfig, import_counting_qa),
+    ImporterSpec("relations-queries", RelationsQueriesImportConfig, import_relations_queries),
 ):
     IMPORTERS.register(_spec.name)(_spec)

@@ -340,7 +340,7 @@ class ImageSink:
         shutil.copyfile(src, dest)
 
 
-_INPUT_PARAMS = ("images", "image_root", "image_dir", "seen_classes")
+_INPUT_PARAMS = ("images", "masked_images", "image_root", "image_dir", "seen_classes")
 """``params`` that name an input folder the output must not replace or sit in."""
 
 

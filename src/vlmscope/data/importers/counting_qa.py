@@ -3,17 +3,29 @@
 Layout of one dataset folder (``balanced``, ``clustered``,
 ``distractors_1_small_red_stars``, ``unseen_combinations``, ...)::
 
-    questions.json  {image_id: {"<color>_<shape>s": {"count_closed": "How many ...? Choose from [...]."}}}
-    answers.json    {image_id: {"<color>_<shape>s": 3}}   (or {... : {"count_closed": 3}})
+    questions.json  {image_id: {"count_closed": {"<color>_<shape>s": "How many ...? Choose from [...]."}}}
+                 or {image_id: {"<color>_<shape>s": {"count_closed": "How many ...? Choose from [...]."}}}
+    answers.json    {image_id: {"count_closed": {"<color>_<shape>s": 3}}}
+                 or {image_id: {"<color>_<shape>s": 3}}   (or {... : {"count_closed": 3}})
     train_ids.json, valid_ids.json, test_ids.json   optional JSON lists of image ids
 
-Every (image, entity, question kind) becomes one row (``query_type`` = the
-kind, e.g. ``count_closed``; ``question_kinds`` keeps a subset). The entity
-key gives ``entity_type`` (``red_triangle``; a leading size word is kept,
-``small_red_triangle``), ``color``, ``shape`` and ``size`` (null when absent).
-Images are ``<image_id>`` or ``<image_id>.png|.jpg|.jpeg`` under the images
-directory; rows whose image is missing are dropped and counted. A split
-list file assigns those ids to its split; other ids get ``split``.
+The first form is the one the study's own loader reads; the second is how
+earlier exports nest it. Which key of a question's path names the entity is
+detected, not assumed by position: the key whose last word is a plural
+shape name (``red_triangles``, ``small_blue_crosses``), else the one key that
+is not a known question kind (``count_closed``, ``count_open``, ...); when
+neither picks exactly one key the error names the file, image id and keys.
+The other key(s), joined by ``_``, are the row's ``query_type``, so both
+forms give identical rows. The answer is found by the question's own path,
+then entity-first, kind-first or the entity alone.
+
+Every (image, entity, question kind) becomes one row (``question_kinds``
+keeps a subset; the others are counted as ``question_kind_not_kept``). The entity key gives ``entity_type`` (``red_triangle``; a
+leading size word is kept, ``small_red_triangle``), ``color``, ``shape`` and
+``size`` (null when absent). Images are ``<image_id>`` or
+``<image_id>.png|.jpg|.jpeg`` under the images directory; rows whose image is
+missing are dropped and counted. A split list file assigns those ids to its
+split; other ids get ``split``.
 """
 
 from __future__ import annotations
@@ -30,20 +42,25 @@ from vlmscope.data.importers.common import (
     ImportConfigBase,
     ImportReport,
     check_count,
-    field,
     find_image,
     load_json,
     safe_relative,
+    shown_names,
     usable_image,
     write_import,
 )
 from vlmscope.errors import ImporterError, NotFound
 
-__all__ = ["CountingQaImportConfig", "import_counting_qa", "parse_entity"]
+__all__ = ["CountingQaImportConfig", "import_counting_qa", "parse_entity", "entity_key", "QUESTION_KINDS"]
 
 _SPLIT_FILES = {"train": "train_ids.json", "valid": "valid_ids.json", "test": "test_ids.json"}
 _EXTS = ("", ".png", ".jpg", ".jpeg")
 _SIZES = {"small", "large", "big", "medium", "tiny"}
+_MAX_KEYS = 4
+QUESTION_KINDS = frozenset({"count_closed", "count_open", "count", "closed", "open"})
+"""Keys that name a question kind, never an entity."""
+_SHAPES = ("circle", "square", "rectangle", "triangle", "pentagon", "hexagon", "star", "cross", "diamond", "heart")
+_SHAPE_PLURALS = frozenset({f"{s}s" for s in _SHAPES} | {f"{s}es" for s in _SHAPES})
 
 
 class CountingQaImportConfig(ImportConfigBase):
@@ -61,13 +78,44 @@ def parse_entity(key: str) -> dict[str, str | None]:
     """``'small_red_circles' -> {entity_type: 'small_red_circle', size: 'small', color: 'red', shape: 'circle'}``."""
     parts = key.strip().split("_")
     shape = parts[-1]
-    if shape.endswith("s") and len(shape) > 1:
+    if shape.endswith("es") and shape[:-2] in _SHAPES:  # crosses -> cross
+        shape = shape[:-2]
+    elif shape.endswith("s") and len(shape) > 1:
         shape = shape[:-1]
     size = parts[0] if len(parts) >= 3 and parts[0] in _SIZES else None
     rest = parts[1 if size else 0 : -1]
     color = "_".join(rest) if rest else None
     entity = "_".join(p for p in (size, color, shape) if p)
     return {"entity_type": entity, "size": size, "color": color, "shape": shape}
+
+
+def entity_key(keys: Sequence[str]) -> str | None:
+    """The key of a question's path that names the entity, or ``None`` when not exactly one can be told.
+
+    A key whose last ``_`` word is a plural shape name wins; else the one key
+    that is not a known question kind.
+    """
+    shaped = [k for k in keys if k.strip().rsplit("_", 1)[-1].lower() in _SHAPE_PLURALS]
+    if len(shaped) == 1:
+        return shaped[0]
+    if shaped:
+        return None
+    others = [k for k in keys if k.strip() and k not in QUESTION_KINDS]
+    return others[0] if len(others) == 1 else None
+
+
+def _leaves(node: Any, keys: tuple[str, ...], where: str) -> list[tuple[tuple[str, ...], str]]:
+    """Every ``(key path, question)`` under one image's object; a question sits two to ``_MAX_KEYS`` keys deep."""
+    if len(keys) > _MAX_KEYS:
+        raise ImporterError(f"{where}{''.join(f'[{k!r}]' for k in keys)}: questions nested deeper than {_MAX_KEYS} keys")
+    if isinstance(node, dict) and node:
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*keys, k), where)]
+    if isinstance(node, str) and len(keys) >= 2:
+        return [(keys, node)]
+    at = where + "".join(f"[{k!r}]" for k in keys)
+    if len(keys) < 2:
+        raise ImporterError(f"{at}: expected an object of question kinds, got {node!r:.80}")
+    raise ImporterError(f"{at}: a question must be a string, got {node!r:.80}")
 
 
 def _split_lists(folder: Path) -> dict[str, str]:
@@ -88,19 +136,24 @@ def _split_lists(folder: Path) -> dict[str, str]:
     return assigned
 
 
-def _answer(answers: Any, image_id: str, entity: str, kind: str, path: Path) -> int:
-    where = f"{path}: [{image_id!r}][{entity!r}]"
+def _answer(answers: Any, image_id: str, path: tuple[str, ...], entity: str, apath: Path) -> int:
+    """The count for the question at ``path``: by that path, entity-first, kind-first or the entity alone."""
     per_image = answers.get(image_id)
     if not isinstance(per_image, dict):
-        raise ImporterError(f"{path}: no answers for image {image_id!r} (questions.json asks about it)")
-    value = per_image.get(entity)
-    if isinstance(value, dict):
-        value = field(value, kind, int, where)
-    if value is None:
-        raise ImporterError(f"{where}: missing answer for the question in questions.json")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ImporterError(f"{where}: answer must be a non-negative integer count, got {value!r:.80}")
-    return check_count(value, where, "answer")
+        raise ImporterError(f"{apath}: no answers for image {image_id!r} (questions.json asks about it)")
+    kinds = tuple(k for k in path if k != entity)
+    for keys in (path, (entity, *kinds), (*kinds, entity), (entity,)):
+        node: Any = per_image
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        if node is None or isinstance(node, dict):
+            continue
+        where = f"{apath}: [{image_id!r}]" + "".join(f"[{k!r}]" for k in keys)
+        if not isinstance(node, int) or isinstance(node, bool) or node < 0:
+            raise ImporterError(f"{where}: answer must be a non-negative integer count, got {node!r:.80}")
+        return check_count(node, where, "answer")
+    at = "".join(f"[{k!r}]" for k in path)
+    raise ImporterError(f"{apath}: [{image_id!r}]{at}: missing answer for the question in questions.json")
 
 
 def _folder(src: Path) -> Path:
@@ -136,11 +189,11 @@ def import_counting_qa(
             if not isinstance(obj, dict):
                 raise ImporterError(f"{name}: expected a JSON object keyed by image id, got {type(obj).__name__}")
         splits = _split_lists(folder)
-        for image_id, entities in questions.items():
+        for image_id, asked in questions.items():
             where = f"{qpath}: [{image_id!r}]"
             report.n_records += 1
-            if not isinstance(entities, dict):
-                raise ImporterError(f"{where}: expected an object keyed by '<color>_<shape>s', got {entities!r:.80}")
+            if not isinstance(asked, dict):
+                raise ImporterError(f"{where}: expected an object of questions (kind and entity keys), got {asked!r:.80}")
             rel = safe_relative(image_id, where)
             src_img = None
             for ext in _EXTS:
@@ -148,15 +201,18 @@ def import_counting_qa(
                 if src_img is not None:
                     break
             todo = []
-            for entity, kinds in entities.items():
-                ewhere = f"{where}[{entity!r}]"
-                if not isinstance(kinds, dict) or not kinds:
-                    raise ImporterError(f"{ewhere}: expected an object of question kinds, got {kinds!r:.80}")
-                for kind in kinds:
-                    question = field(kinds, kind, str, ewhere)
-                    if keep is not None and kind not in keep:
-                        continue
-                    todo.append((entity, kind, question, _answer(answers, image_id, entity, kind, apath)))
+            for keys, question in _leaves(asked, (), where):
+                entity = entity_key(keys)
+                if entity is None:
+                    raise ImporterError(
+                        f"{where}: cannot tell which of the keys {shown_names(keys)} names the entity "
+                        "(expected one '<color>_<shape>s' key beside question kinds such as count_closed)"
+                    )
+                kind = "_".join(k for k in keys if k != entity)
+                if keep is not None and kind not in keep:
+                    report.drop("question_kind_not_kept", kind)
+                    continue
+                todo.append((entity, kind, question, _answer(answers, image_id, keys, entity, apath)))
             if not todo:
                 continue
             if not usable_image(src_img, image_id, report, len(todo)):
@@ -164,7 +220,10 @@ def import_counting_qa(
             for entity, kind, question, count in todo:
                 sid = f"{image_id}-{entity}-{kind}"
                 if sid in found_ids:
-                    raise ImporterError(f"{where}: image id {image_id!r} appears in two source folders")
+                    raise ImporterError(
+                        f"{where}: the {kind} question about {entity!r} is asked twice "
+                        "(nested both ways, or the image id appears in two source folders)"
+                    )
                 found_ids.add(sid)
                 rows.append(
                     {

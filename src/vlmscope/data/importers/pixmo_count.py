@@ -3,12 +3,25 @@
 The counting study's balanced Pixmo-Count ships one ``samples.json`` per
 split folder (``train/``, ``valid/``, ``test/``; 2948 / 474 / 471 records),
 each a JSON list of ``{"image_url", "image_sha256", "count", "points",
-"label", "image_path"}``. Images are not redistributed: ``image_path`` is
-resolved under the images directory you downloaded them to.
+"label", "image_path"}``; ``points`` is ``{"x": [...], "y": [...]}`` (two
+equal-length lists; ``[[x, y], ...]`` and ``[{"x", "y"}, ...]`` are read
+too). Images are not redistributed: they are downloaded to
+``<root>/<split>/images/<image_path>``, and the file names restart at
+``0.jpg`` in every split.
 
 ``SRC`` may be the folder holding the split folders, one split folder, or a
 ``samples.json`` file; the split is the name of the folder holding
 ``samples.json`` (``val`` is read as ``valid``) unless ``split`` is set.
+``images`` may be that root (an image is looked up at
+``<images>/<split>/images/<image_path>`` first) or one folder holding the
+``image_path`` names (``<images>/<image_path>``).
+
+Because names repeat across splits, images are placed per split in the
+dataset (``images/<split>/<image_path>``), and two records that resolve to
+the same source file while carrying different ``image_sha256`` are an error
+naming both: that is one folder serving several splits' ``0.jpg``, which
+would silently give train, valid and test rows the same picture (records
+without ``image_sha256`` cannot be told apart and are not checked).
 
 Rows: ``answer`` = str(count), ``answer_type`` = ``count``, columns
 ``count``, ``label``, ``image_sha256``, ``image_url`` and ``points`` (list of
@@ -20,8 +33,9 @@ dropped and counted (a re-downloaded URL may serve another picture).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import polars as pl
@@ -76,11 +90,23 @@ def find_sample_files(src: Path) -> list[Path]:
     return found
 
 
+def _number(c: Any) -> bool:
+    return isinstance(c, (int, float)) and not isinstance(c, bool)
+
+
 def _points(value: Any, where: str) -> list[list[float]]:
+    """``[[x, y], ...]`` from ``{"x": [...], "y": [...]}``, ``[[x, y], ...]`` or ``[{"x", "y"}, ...]``."""
     if value is None:
         return []
+    if isinstance(value, dict):
+        xs, ys = field(value, "x", list, f"{where}: field 'points'"), field(value, "y", list, f"{where}: field 'points'")
+        if len(xs) != len(ys):
+            raise ImporterError(
+                f"{where}: field 'points' has {len(xs)} x but {len(ys)} y coordinates (the lists must be equally long)"
+            )
+        value = [[x, y] for x, y in zip(xs, ys)]
     if not isinstance(value, list):
-        raise ImporterError(f"{where}: field 'points' must be a list, got {value!r:.80}")
+        raise ImporterError(f"{where}: field 'points' must be {{'x': [...], 'y': [...]}} or a list, got {value!r:.80}")
     out = []
     for k, p in enumerate(value):
         if isinstance(p, dict) and "x" in p and "y" in p:
@@ -89,7 +115,7 @@ def _points(value: Any, where: str) -> list[list[float]]:
             x, y = p
         else:
             raise ImporterError(f"{where}: points[{k}] must be {{'x', 'y'}} or [x, y], got {p!r:.80}")
-        if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in (x, y)):
+        if not (_number(x) and _number(y)):
             raise ImporterError(f"{where}: points[{k}] coordinates must be numbers, got {p!r:.80}")
         try:
             out.append([float(x), float(y)])
@@ -106,8 +132,41 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _split_folders(path: Path, split: str) -> tuple[str, ...]:
+    """Folder names under ``images`` that may hold this file's ``images/`` (its own folder's name, then the split)."""
+    return tuple(dict.fromkeys(f"{name}/images" for name in (path.parent.name, split) if name))
+
+
+def _find(images: Path, rel: PurePosixPath, folders: tuple[str, ...]) -> Path | None:
+    """``<images>/<folder>/<rel>`` for the first folder that has it, else ``<images>/<rel>``, else ``None``."""
+    for folder in folders:
+        src = find_image(images / folder, rel)
+        if src is not None:
+            return src
+    return find_image(images, rel)
+
+
+class _SameFile:
+    """Refuses two records that resolve to one source file but carry different ``image_sha256``."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, str]] = {}
+
+    def check(self, src: Path, sha: str | None, where: str) -> None:
+        if sha is None:
+            return
+        key = os.path.realpath(src)
+        prev = self._seen.setdefault(key, (sha.lower(), where))
+        if prev[0] != sha.lower():
+            raise ImporterError(
+                f"{prev[1]} and {where} both resolve to image {src} but carry different image_sha256 "
+                f"({prev[0][:12]}... vs {sha.lower()[:12]}...): file names restart in every split, so give each "
+                "split its own image folder (--images the root holding <split>/images/)"
+            )
+
+
 def _read(
-    path: Path, images: Path, split: str, cfg: PixmoCountImportConfig, report: ImportReport
+    path: Path, images: Path, split: str, cfg: PixmoCountImportConfig, report: ImportReport, same: _SameFile
 ) -> list[dict[str, Any]]:
     data = load_json(path)
     if not isinstance(data, list):
@@ -125,20 +184,22 @@ def _read(
             if v is not None and not isinstance(v, str):
                 raise ImporterError(f"{where}: field {name!r} must be a string, got {v!r:.80}")
         points = _points(rec.get("points"), where)
-        src = find_image(images, rel)
-        if not usable_image(src, str(rel), report):
+        src = _find(images, rel, _split_folders(path, split))
+        if src is not None:
+            same.check(src, sha, where)
+        if not usable_image(src, f"{split}/{rel}", report):
             continue
         if cfg.verify_sha256:
             if sha is None:
                 raise ImporterError(f"{where}: missing field 'image_sha256' (needed by verify_sha256)")
             if _sha256(src).lower() != sha.lower():
-                report.drop("sha256_mismatch", str(rel))
+                report.drop("sha256_mismatch", f"{split}/{rel}")
                 continue
         rows.append(
             {
                 "sample_id": f"pixmo-{split}-{i:05d}",
                 "src": src,
-                "rel": rel,
+                "rel": PurePosixPath(split) / rel,
                 "split": split,
                 "count": count,
                 "label": label,
@@ -159,8 +220,9 @@ def import_pixmo_count(
         raise ImporterError("pixmo-count: give a samples.json file or a folder of split folders")
     report = ImportReport("pixmo-count")
     rows: list[dict[str, Any]] = []
+    same = _SameFile()
     for f in files:
-        rows.extend(_read(f, Path(images), infer_split(f, config.split), config, report))
+        rows.extend(_read(f, Path(images), infer_split(f, config.split), config, report, same))
     ids = [r["sample_id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise ImporterError("pixmo-count: two sources map to the same split; import each split folder once")
