@@ -3,10 +3,10 @@
 ``knee/``: the Mendeley knee X-ray layout, ``<split>/<KL grade>/<image>.png``
 with splits ``train``, ``val``, ``test`` and grade folders ``0`` .. ``4``
 (what the ``class-folders`` importer reads for the CLIP arm).
-``train.json`` / ``test.json``: LLaVA-Med style conversation records about
-the same images (``{"id", "image": "<split>/<grade>/<file>", "conversations":
+``train.json``: LLaVA-Med style conversation records about the training images (``{"id", "image": "<split>/<grade>/<file>", "conversations":
 [human "<image>\\n<question>", gpt "Grade N"]}``), what the ``llava``
-importer reads for the LoRA and tower-swap arms.
+importer reads to train the LoRA and tower-swap arms (every arm is scored
+on the grade folders' test split).
 
 The images are 48 px grey "X-rays": two bones whose joint gap narrows with
 the grade, so a tiny model has something to learn.
@@ -39,7 +39,7 @@ def xray(grade: int, rng: np.random.Generator) -> Image.Image:
 
 def main() -> None:
     rng = np.random.default_rng(1)
-    records: dict[str, list[dict]] = {"train": [], "test": []}
+    records: dict[str, list[dict]] = {"train": []}
     image_id = 9001
     for split, n in PER_SPLIT.items():
         for grade in GRADES:

@@ -2,7 +2,7 @@
 
 import (LLaVA conversation JSON) -> compose (tiny CLIP x tiny Llama) -> train
 projector -> merge -> evaluate (seen vs unseen MCQA) -> extract -> FFN
-analysis; then the class-exclusive subsample ablation through ``dvc exp run -S``.
+analysis -> report; then the class-exclusive subsample ablation through ``dvc exp run -S``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.pipeline.studies.harness import StudyRun, run_study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * COMMAND_TIMEOUT)]
 
-STAGES = ["import", "compose", "train_projector", "merge_projector", "evaluate", "extract", "lens_ffn"]
+STAGES = ["import", "compose", "train_projector", "merge_projector", "evaluate", "extract", "lens_ffn", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,13 @@ def test_ffn_analysis_names_tokens_per_layer(study: StudyRun) -> None:
     for layer in records[0]["layers"]:
         assert len(layer["top_neurons"]) == len(layer["random_neurons"]) == 3
         assert [len(t) for t in layer["top_tokens"]] == [3, 3, 3]
+
+
+def test_report_shows_the_study(study: StudyRun) -> None:
+    html = (study.dir / "artifacts/reports/index.html").read_text()
+    assert "Unseen-class alignment" in html
+    summary = json.loads((study.dir / "artifacts/reports/report.json").read_text())
+    assert summary["n_problems"] == 0 and summary["n_ffn"] == 1 and summary["n_evals"] == 1
 
 
 def test_class_exclusive_subsample_is_an_ablation(study: StudyRun) -> None:
