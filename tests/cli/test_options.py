@@ -47,7 +47,8 @@ def test_every_config_verb_is_bound() -> None:
     names = {" ".join(p) for p, _ in BOUND}
     for verb in ("extract", "evaluate", "probe", "report", "gradcam", "lens logit", "lens ffn", "train projector",
                  "train lora", "train output-layer", "train clip", "train default", "import vrd", "import llava",
-                 "import pixmo-count", "import countbench", "import counting-qa", "models composite"):  # fmt: skip
+                 "import pixmo-count", "import countbench", "import counting-qa", "import class-folders",
+                 "models composite"):  # fmt: skip
         assert verb in names
 
 

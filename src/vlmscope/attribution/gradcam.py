@@ -116,9 +116,11 @@ def _contrastive_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cf
     from vlmscope.training.trainers.clip import PrototypeClassifier, class_names, row_class
 
     proto_file = model_dir / "prototypes.json"
+    class_column = None
     if proto_file.is_file():
         meta = json.loads(proto_file.read_text())
         classes, texts = list(meta["classes"]), list(meta["texts"])
+        class_column = meta.get("class_column")  # trained with --class-column: the rows' class is that column
     else:
         classes = class_names(rows, None)
         texts = [cfg.prompt.format(c) for c in classes]
@@ -130,7 +132,7 @@ def _contrastive_cams(adapter: Any, model_dir: Path, rows: Sequence[Example], cf
         hook = _Hook(block)
         try:
             logits = clf(pv)[0]  # (K,)
-            truth = row_class(r, None)
+            truth = row_class(r, class_column)
             k = int(logits.argmax()) if cfg.target == "predicted" or truth not in classes else classes.index(truth)
             adapter.model.zero_grad(set_to_none=True)
             logits[k].backward()

@@ -48,7 +48,8 @@ def evaluate(
     metrics = run(model, dataset, out, cfg)
     head = ", ".join(
         f"{k} {metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
-        for k in ("accuracy", "macro_accuracy", "n", "n_unparsed", "count/mae", "paired/accuracy_drop")
+        for k in ("accuracy", "macro_accuracy", "n", "n_unparsed", "count/mae", "grade/mae", "grade/unparsed_rate",
+                  "paired/accuracy_drop")
         if k in metrics
     )
     typer.echo(head)

@@ -22,7 +22,7 @@ __all__ = ["app"]
 
 app = typer.Typer(
     help="Import real datasets (VRD, LLaVA JSON, Pixmo-Count, CountBenchQA, counting-study QA, "
-    "relational-study queries.json) "
+    "relational-study queries.json, class folders) "
     "into the standard dataset directory.",
     no_args_is_help=True,
 )
@@ -208,3 +208,31 @@ def relations_queries(
     from vlmscope.data.importers.relations_queries import import_relations_queries
 
     _run_import(relations_queries, partial(import_relations_queries, masked_images=masked_images), locals() | options)
+
+
+def _root_out(
+    sources: Annotated[list[Path], typer.Argument(metavar="ROOT", help="Root folder holding <split>/<class>/<image>.", show_default=False)],
+    out: Out,
+) -> None:
+    """Source root and output of the class-folders importer (its images live inside the root)."""
+
+
+@app.command("class-folders", cls=ConfigCommand)
+@bind(
+    "vlmscope.data.importers.class_folders:ClassFoldersImportConfig",
+    "prompt", "answer_template", copy="image_mode",
+)  # fmt: skip
+@with_options(_root_out, None, _placement, config_options)
+def class_folders(
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Question asked of every image.")] = None,
+    answer_template: Annotated[str | None, typer.Option("--answer-template")] = None,
+    **options: Any,
+) -> None:
+    """Image-class folders (ROOT/<split>/<class>/<image>, e.g. KL grades 0-4) -> grading or class rows.
+
+    Folders named by a grade (2, grade_2, KL 2) give ordinal rows scored by grade (accuracy, MAE); for folders named
+    otherwise, map them with --set 'grade_names={Normal: 0, Doubtful: 1}'.
+    """
+    from vlmscope.data.importers.class_folders import import_class_folders
+
+    _run_import(class_folders, import_class_folders, locals() | options)

@@ -1,7 +1,7 @@
 """Evaluation: exact answer parsing, metrics over predictions, and the evaluate runner.
 
 - :mod:`~vlmscope.evaluation.parsing`: ``parse_choice``, ``parse_count``,
-  ``parse_yes_no``, ``normalize_open`` (documented rules, no substring matches).
+  ``parse_yes_no``, ``parse_grade``, ``normalize_open`` (documented rules, no substring matches).
 - :mod:`~vlmscope.evaluation.metrics`: accuracy, macro accuracy, per-group
   tables, original/masked pair stats, counting MAE; pure polars functions.
 - :mod:`~vlmscope.evaluation.runner`: ``evaluate(model, dataset, out, config)``
@@ -21,6 +21,7 @@ __all__ = [
     "parse_choice",
     "parse_count",
     "parse_yes_no",
+    "parse_grade",
     "normalize_open",
     "letter",
     "accuracy",
@@ -47,7 +48,7 @@ _WHERE, __getattr__ = lazy_exports(
         "config": ("EvaluateConfig",),
         "metrics": ("CountStats", "PairedStats", "accuracy", "count_stats", "flatten_metrics", "group_table",
                     "macro_accuracy", "pair_rows", "paired_by_group", "paired_stats"),
-        "parsing": ("letter", "normalize_open", "parse_choice", "parse_count", "parse_yes_no"),
+        "parsing": ("letter", "normalize_open", "parse_choice", "parse_count", "parse_grade", "parse_yes_no"),
         "runner": ("evaluate", "option_nll"),
         "scoring": ("generate_and_score", "pick_group_columns", "prepare_rows", "score_index", "score_text",
                     "summarize"),

@@ -17,6 +17,13 @@ Definitions (N rows, ``c_i`` in {0, 1}):
   occurs is ``None`` (left out of the flat metrics) rather than a made-up 0.
 - counting MAE = mean |predicted - true| over the rows whose output parsed
   to a number (unparsed rows are counted separately, not scored as 0 or -1).
+- grade MAE (ordinal answers, ``answer_type`` ``grade``) = the same mean
+  absolute error in grade steps over the rows whose output parsed to a
+  grade; the unparsed rows are reported as ``unparsed_rate`` = unparsed /
+  all grade rows beside it, never scored as some made-up distance (which
+  would turn "no answer" into "a near miss" or "the worst miss" by an
+  arbitrary rule). Accuracy counts an unparsed row as wrong, so accuracy
+  and MAE + unparsed rate together describe the answers.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ __all__ = [
     "paired_by_group",
     "CountStats",
     "count_stats",
+    "count_stats_by_group",
     "flatten_metrics",
 ]
 
@@ -202,6 +210,12 @@ class CountStats:
     n_parsed: int
     n_unparsed: int
 
+    @property
+    def unparsed_rate(self) -> float | None:
+        """Share of the rows whose output parsed to nothing (``None`` without rows)."""
+        n = self.n_parsed + self.n_unparsed
+        return self.n_unparsed / n if n else None
+
 
 def count_stats(df: pl.DataFrame, *, predicted: str = "predicted_count", truth: str = "true_count") -> CountStats:
     """MAE of ``predicted`` vs ``truth`` where ``predicted >= 0`` (``-1`` = unparsed)."""
@@ -214,6 +228,36 @@ def count_stats(df: pl.DataFrame, *, predicted: str = "predicted_count", truth: 
     return CountStats(mae=mae, n_parsed=parsed.height, n_unparsed=df.height - parsed.height)
 
 
+def count_stats_by_group(
+    df: pl.DataFrame, by: str, *, predicted: str = "predicted_count", truth: str = "true_count"
+) -> dict[tuple[str, str], CountStats]:
+    """:func:`count_stats` per value of ``by`` (null as ``"null"``), keyed ``(by, value)`` and sorted."""
+    _require(df, [by], "per-group MAE")
+    out: dict[tuple[str, str], CountStats] = {}
+    for part in df.partition_by(by, maintain_order=True):
+        value = part[by][0]
+        out[(by, "null" if value is None else str(value))] = count_stats(part, predicted=predicted, truth=truth)
+    return dict(sorted(out.items()))
+
+
+def _flat_grades(
+    grades: CountStats | None, by_group: Mapping[tuple[str, str], CountStats] | None
+) -> dict[str, float | int]:
+    """``grade/<stat>`` and ``grade/<group>/<value>/<stat>`` (``mae`` left out when nothing parsed)."""
+    out: dict[str, float | int] = {}
+    parts = ([("grade", grades)] if grades is not None else []) + [
+        (f"grade/{g}/{v}", st) for (g, v), st in (by_group or {}).items()
+    ]
+    for prefix, st in parts:
+        if st.mae is not None:
+            out[f"{prefix}/mae"] = st.mae
+        out[f"{prefix}/n_parsed"] = st.n_parsed
+        out[f"{prefix}/n_unparsed"] = st.n_unparsed
+        if st.unparsed_rate is not None:
+            out[f"{prefix}/unparsed_rate"] = st.unparsed_rate
+    return out
+
+
 def flatten_metrics(
     *,
     overall: Mapping[str, float | int | None],
@@ -221,13 +265,17 @@ def flatten_metrics(
     paired: PairedStats | None = None,
     paired_by_group: Mapping[tuple[str, str], PairedStats] | None = None,
     counts: CountStats | None = None,
+    grades: CountStats | None = None,
+    grades_by_group: Mapping[tuple[str, str], CountStats] | None = None,
 ) -> dict[str, float | int]:
     """One flat ``{name: number}`` dict for ``metrics.json`` (``dvc metrics show``).
 
     Keys: the ``overall`` names as given; ``accuracy/<group>/<value>``,
     ``n/<group>/<value>`` and ``macro_accuracy/<group>/<value>`` per group row;
     ``paired/<stat>`` and ``paired/<group>/<value>/<stat>``; ``count/mae``,
-    ``count/n_unparsed``. ``None`` values are left out, never written as 0.
+    ``count/n_unparsed``; ``grade/mae``, ``grade/n_parsed``, ``grade/n_unparsed``,
+    ``grade/unparsed_rate`` and the same per group as ``grade/<group>/<value>/<stat>``.
+    ``None`` values are left out, never written as 0.
     """
     out: dict[str, float | int] = {k: v for k, v in overall.items() if v is not None}
     if groups is not None:
@@ -246,4 +294,5 @@ def flatten_metrics(
             out["count/mae"] = counts.mae
         out["count/n_parsed"] = counts.n_parsed
         out["count/n_unparsed"] = counts.n_unparsed
+    out.update(_flat_grades(grades, grades_by_group))
     return out

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 
 from vlmscope.errors import ConfigError
 
-__all__ = ["parse_choice", "parse_count", "parse_yes_no", "normalize_open", "letter"]
+__all__ = ["parse_choice", "parse_count", "parse_yes_no", "normalize_open", "letter", "parse_grade"]
 
 _EMPHASIS = re.compile(r"[*`]{1,3}")
 _WS = re.compile(r"\s+")
@@ -261,3 +261,64 @@ def parse_yes_no(text: str) -> bool | None:
     if has_yes != has_no:
         return has_yes
     return None
+
+
+# -- grades (ordinal answers: "Grade 2", "KL grade 3") ------------------------------------------------------------
+
+_GRADE_WORD = r"(?<![a-z0-9])(?:kl(?:[\s_\-]*grades?)?|kellgren[\s_\-]*(?:and[\s_\-]*|&[\s_\-]*)?lawrence(?:[\s_\-]*grades?)?|grades?)"
+_GRADE_NUM = r"(\d+(?:\.\d+)?)(?![a-z0-9]|\.\d)"
+_GRADE_SEP = r"\s*(?:,\s*(?:or|and)?|/|-|–|to|or|and/or|and)\s*"
+_GRADE_MENTION = re.compile(
+    _GRADE_WORD + r"[\s_\-]*(?:(?:is|of|=|:)[\s_\-]*)*" + _GRADE_NUM + rf"((?:{_GRADE_SEP}\d+(?:\.\d+)?(?![a-z0-9]|\.\d))*)"
+)
+_GRADE_LIST_NUM = re.compile(r"\d+(?:\.\d+)?")
+_BARE_GRADE = re.compile(r"^\d+$")
+
+
+def _grade_value(number: str) -> int | None:
+    """A whole number within the Int64 range; a decimal (``2.5``) or an overflow is no grade."""
+    if "." in number:
+        return None
+    digits = number.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 and int(digits) <= _MAX_COUNT else None
+
+
+def parse_grade(text: str) -> int | None:
+    """The ordinal grade ``text`` states, or ``None`` when it states none or several.
+
+    Rules (ordinal answers like the medical study's KL grades):
+
+    1. Normalise as :func:`parse_choice` does (case-fold, markdown emphasis
+       dropped, a leading ``answer:`` / ``the answer is`` phrase stripped).
+    2. A *grade mention* is a grade word (``grade``/``grades``, ``kl``, ``kl
+       grade``, ``kellgren-lawrence grade``; whole words, so ``upgrade 2`` is
+       none) followed by optional ``is``/``of``/``:``/``=``/``-``/``_`` and a
+       whole number, plus any further numbers joined to it by ``,``, ``/``,
+       ``-``, ``to``, ``or``, ``and`` (``grades 2 or 3`` names 2 and 3). The
+       number must end there: ``Grade 10`` is 10, never 1; ``grade 2nd`` is
+       no mention. Numbers elsewhere (``Grade 2 (out of 4)``) are ignored.
+    3. All mentions together must name exactly one grade: ``Grade 2 ... KL
+       grade 2`` is 2, ``grade 2 or grade 3`` and ``grade 2-3`` are ``None``.
+       A decimal (``grade 2.5``) or a number beyond 2**63 - 1 in a mention
+       makes the answer ``None``.
+    4. Without any mention, the whole answer must be one bare whole number
+       (``2``, ``"3."``); any other text is ``None`` (``there are 2 knees``
+       states no grade).
+
+    Negation is not understood (``not grade 3`` is 3), as in :func:`parse_choice`.
+    Never raises on model output.
+    """
+    t = _norm(text)
+    found: set[int] = set()
+    any_mention = False
+    for m in _GRADE_MENTION.finditer(t):
+        any_mention = True
+        for number in (m.group(1), *_GRADE_LIST_NUM.findall(m.group(2) or "")):
+            value = _grade_value(number)
+            if value is None:
+                return None
+            found.add(value)
+    if any_mention:
+        return found.pop() if len(found) == 1 else None
+    bare = t.strip(_QUOTES).rstrip(_TRAIL).strip().strip(_QUOTES).strip()
+    return _grade_value(bare) if _BARE_GRADE.match(bare) else None

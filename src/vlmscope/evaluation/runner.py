@@ -92,10 +92,10 @@ def _batches(n: int, size: int) -> Iterator[range]:
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The overall numbers of a flat ``metrics.json``: its keys without a group in them.
 
-    Kept: plain keys (``accuracy``, ``n`` ...), ``paired/<stat>`` and
-    ``count/<stat>``; left out: ``accuracy/<group>/<value>`` and the like.
+    Kept: plain keys (``accuracy``, ``n`` ...), ``paired/<stat>``,
+    ``count/<stat>`` and ``grade/<stat>``; left out: ``accuracy/<group>/<value>`` and the like.
     """
-    return {k: v for k, v in metrics.items() if k.count("/") == 0 or (k.count("/") == 1 and k.split("/")[0] in ("paired", "count"))}
+    return {k: v for k, v in metrics.items() if k.count("/") == 0 or (k.count("/") == 1 and k.split("/")[0] in ("paired", "count", "grade"))}
 
 
 def option_nll(
@@ -272,6 +272,11 @@ def evaluate(
         pl.Series(
             "parsed_count",
             [s.parsed if r["answer_type"] == "count" else None for r, s in zip(rows, scored, strict=True)],
+            dtype=pl.Int64,
+        ),
+        pl.Series(
+            "parsed_grade",
+            [s.parsed if r["answer_type"] == "grade" else None for r, s in zip(rows, scored, strict=True)],
             dtype=pl.Int64,
         ),
         pl.Series(

@@ -12,11 +12,16 @@ Scoring is chosen per row by the manifest's ``answer_type``:
   and wrongly by one that picks an option, a letter included; its class is
   ``none``.
 - ``count``: :func:`parse_count` vs ``int(answer)``.
-- ``open``: :func:`normalize_open` equality with the answer.
+- ``open`` and ``class`` (a class name, e.g. a class-folder import's label):
+  :func:`normalize_open` equality with the answer.
+- ``grade``: :func:`parse_grade` of the output vs :func:`parse_grade` of the
+  answer (``"Grade 2"``); ordinal rows also get MAE in grade steps and the
+  unparsed rate, overall and per group (see :mod:`~vlmscope.evaluation.metrics`).
 
 A manifest without ``answer_type`` gets one per row: ``choice`` when
 ``choices`` and ``answer_index`` are set, ``count`` when the answer is a
-whole number, else ``open``.
+whole number, else ``open`` (``grade`` is never inferred: an importer that
+knows its answers are grades says so).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from vlmscope.evaluation.config import EvaluateConfig
 from vlmscope.evaluation.metrics import (
     accuracy,
     count_stats,
+    count_stats_by_group,
     flatten_metrics,
     group_table,
     macro_accuracy,
@@ -39,13 +45,14 @@ from vlmscope.evaluation.metrics import (
     paired_by_group,
     paired_from_pairs,
 )
-from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, parse_count
+from vlmscope.evaluation.parsing import letter, normalize_open, parse_choice, parse_count, parse_grade
 
 __all__ = [
     "ANSWER_TYPES",
     "NONE_ANSWER",
     "Scored",
     "generate_and_score",
+    "grade_summary",
     "prepare_rows",
     "score_text",
     "score_index",
@@ -53,7 +60,7 @@ __all__ = [
     "summarize",
 ]
 
-ANSWER_TYPES = ("choice", "count", "open")
+ANSWER_TYPES = ("choice", "count", "open", "grade", "class")
 NONE_ANSWER = "none"
 """The class (and prediction text) of a choice row whose truth is that no option is right."""
 _NEVER_GROUP = {"sample_id", "image", "prompt", "answer", "answer_index", "answer_text", "choices", "gt_class"}
@@ -65,7 +72,7 @@ class Scored:
     """One row's verdict."""
 
     parsed: int | str | None
-    """Option index (choice, None = unparsed), count (-1 = unparsed) or normalised text (open)."""
+    """Option index (choice, None = unparsed), count (-1 = unparsed), normalised text (open) or grade (None = unparsed)."""
     prediction: str | None
     """The predicted answer as text (option text, count), None when nothing parsed."""
     correct: bool
@@ -119,6 +126,8 @@ def prepare_rows(df: pl.DataFrame, where: str) -> pl.DataFrame:
             if not r["answer"].strip().isdigit():
                 raise DatasetError(f"{where}: count sample {sid!r} has answer {r['answer']!r}; expected a whole number")
             gt.append(str(int(r["answer"])))
+        elif kind == "grade":
+            gt.append(str(_grade_truth(r["answer"], f"{where}: grade sample {sid!r}")))
         else:
             gt.append(normalize_open(r["answer"]))
     return df.with_columns(pl.Series("gt_class", gt, dtype=pl.String))
@@ -147,8 +156,44 @@ def score_text(row: dict[str, Any], text: str) -> Scored:
     if kind == "count":
         n = parse_count(text)
         return Scored(n, str(n) if n >= 0 else None, n == int(row["answer"]))
+    if kind == "grade":
+        return _score_grade(row, text)
     norm = normalize_open(text)
     return Scored(norm, norm or None, bool(norm) and norm == normalize_open(row["answer"]))
+
+
+def _grade_truth(answer: str, where: str) -> int:
+    """The grade a ``grade`` row's answer states; an answer stating none is a dataset error naming ``where``."""
+    truth = parse_grade(answer)
+    if truth is None:
+        raise DatasetError(f"{where} has answer {answer!r}, which states no single grade (expected e.g. 'Grade 2')")
+    return truth
+
+
+def _score_grade(row: dict[str, Any], text: str) -> Scored:
+    """A ``grade`` row: the output's grade (None = unparsed) against the answer's."""
+    g = parse_grade(text)
+    truth = _grade_truth(row["answer"], f"sample {row.get('sample_id')!r}")
+    return Scored(g, None if g is None else str(g), g == truth)
+
+
+def grade_summary(predictions: pl.DataFrame, groups: Sequence[str]) -> dict[str, Any]:
+    """``flatten_metrics`` keywords of the ``grade`` rows: MAE + unparsed rate overall and per group.
+
+    ``predictions`` holds ``parsed_grade`` (null = unparsed) and the prepared
+    ``gt_class`` (the true grade as text); ``{}`` without grade rows.
+    """
+    rows = predictions.filter(pl.col("answer_type") == "grade")
+    if rows.height == 0 or "parsed_grade" not in rows.columns:
+        return {}
+    rows = rows.with_columns(pl.col("gt_class").cast(pl.Int64).alias("true_grade"))
+    by_group: dict[tuple[str, str], Any] = {}
+    for g in groups:
+        by_group.update(count_stats_by_group(rows, g, predicted="parsed_grade", truth="true_grade"))
+    return {
+        "grades": count_stats(rows, predicted="parsed_grade", truth="true_grade"),
+        "grades_by_group": dict(sorted(by_group.items())),
+    }
 
 
 def generate_and_score(
@@ -224,7 +269,7 @@ def summarize(
     """``(flat metrics, per-group table)`` of a predictions frame.
 
     ``predictions`` holds the prepared manifest columns plus ``correct``,
-    ``parsed_count`` (count rows) and ``unparsed``.
+    ``parsed_count`` (count rows), ``parsed_grade`` (grade rows; optional) and ``unparsed``.
     """
     label = config.class_column or "gt_class"
     if label not in predictions.columns:
@@ -254,5 +299,8 @@ def summarize(
             predicted="parsed_count",
             truth="true_count",
         )
-    flat = flatten_metrics(overall=overall, groups=table, paired=paired, paired_by_group=by_group, counts=counts)
+    flat = flatten_metrics(
+        overall=overall, groups=table, paired=paired, paired_by_group=by_group, counts=counts,
+        **grade_summary(predictions, groups),
+    )
     return flat, table

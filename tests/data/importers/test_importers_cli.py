@@ -101,7 +101,7 @@ def test_registry_runs_an_importer_from_params(vrd_source: tuple[Path, Path], tm
     spec = IMPORTERS.get("vrd")
     report = spec.run([ann], tmp_path / "o", VrdImportConfig(**{"relations": ["above", "below"]}), images=images)
     assert report.n_rows == 1
-    assert IMPORTERS.names() == ["countbench", "counting-qa", "llava", "pixmo-count", "relations-queries", "vrd"]
+    assert IMPORTERS.names() == ["class-folders", "countbench", "counting-qa", "llava", "pixmo-count", "relations-queries", "vrd"]
 
 
 def test_import_relations_queries_command(

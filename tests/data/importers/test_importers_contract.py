@@ -134,6 +134,15 @@ def _relations_queries(root: Path) -> Source:
                   dropped={"missing_image": 2, "missing_masked_image": 1})  # fmt: skip
 
 
+def _class_folders(root: Path) -> Source:
+    _png(root / "knee" / "train" / "0" / "a.png")
+    _png(root / "knee" / "train" / "1" / "b.png", 200)
+    (root / "knee" / "test" / "1").mkdir(parents=True)
+    (root / "knee" / "test" / "1" / "broken.png").write_bytes(b"not an image")
+    _png(root / "knee" / "test" / "0" / "c.png", 50)
+    return Source([root / "knee"], root / "knee", None, n_rows=3, dropped={"unreadable_image": 1})
+
+
 SOURCES: dict[str, Callable[[Path], Source]] = {
     "vrd": _vrd,
     "llava": _llava,
@@ -141,6 +150,7 @@ SOURCES: dict[str, Callable[[Path], Source]] = {
     "countbench": _countbench,
     "counting-qa": _counting_qa,
     "relations-queries": _relations_queries,
+    "class-folders": _class_folders,
 }
 
 
@@ -181,7 +191,7 @@ def test_report_counts_match_the_dataset(name: str, tmp_path: Path) -> None:
     assert pl.read_csv(out / ANNOTATIONS, infer_schema=False)["sample_id"].to_list() == df["sample_id"].to_list()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in SOURCES if n not in ("countbench", "counting-qa")))
+@pytest.mark.parametrize("name", sorted(n for n in SOURCES if n not in ("countbench", "counting-qa", "class-folders")))
 def test_missing_field_is_one_line_naming_file_record_and_field(name: str, tmp_path: Path) -> None:
     src = SOURCES[name](tmp_path / "src")
     _write(src.file, _edit(src.data, src.required, delete=True))

@@ -44,9 +44,13 @@ def test_queries_import_as_original_and_masked_pairs(study: StudyRun) -> None:
 
 
 def test_masked_vs_original_metrics(study: StudyRun) -> None:
+    """The evaluation pairs every question's original and masked rows through the imported `source_id`."""
+    released = json.loads((study.dir / "samples" / "queries.json").read_text())
     metrics = json.loads((study.dir / "artifacts" / "evals" / MODEL / "queries" / "metrics.json").read_text())
-    text = json.dumps(metrics)
-    assert "retain" in text and "accuracy_drop" in text or "drop" in text
+    assert metrics["paired/n_pairs"] == sum(len(r["questions"]) for r in released)
+    assert metrics["paired/accuracy_drop"] == metrics["paired/accuracy_original"] - metrics["paired/accuracy_masked"]
+    for query_type in {q["query_type"] for r in released for q in r["questions"]}:
+        assert f"paired/query_type/{query_type}/accuracy_masked" in metrics
 
 
 def test_attention_probe_of_the_query_type(study: StudyRun) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmscope.data.importers.class_folders import ClassFoldersImportConfig, import_class_folders
 from vlmscope.data.importers.common import ImportConfigBase, ImportReport
 from vlmscope.data.importers.countbench import CountBenchImportConfig, import_countbench
 from vlmscope.data.importers.counting_qa import CountingQaImportConfig, import_counting_qa
@@ -38,12 +39,14 @@ __all__ = [
     "PixmoCountImportConfig",
     "RelationsQueriesImportConfig",
     "VrdImportConfig",
+    "ClassFoldersImportConfig",
     "import_countbench",
     "import_counting_qa",
     "import_llava",
     "import_pixmo_count",
     "import_relations_queries",
     "import_vrd",
+    "import_class_folders",
 ]
 
 
@@ -84,5 +87,6 @@ for _spec in (
     ImporterSpec("countbench", CountBenchImportConfig, import_countbench, needs_images=False),
     ImporterSpec("counting-qa", CountingQaImportConfig, import_counting_qa),
     ImporterSpec("relations-queries", RelationsQueriesImportConfig, import_relations_queries),
+    ImporterSpec("class-folders", ClassFoldersImportConfig, import_class_folders, needs_images=False),
 ):
     IMPORTERS.register(_spec.name)(_spec)

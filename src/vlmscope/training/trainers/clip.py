@@ -4,14 +4,20 @@ The medical study (STUDIES.md E): one text prototype per class (``prompt``
 filled with the class name, e.g. "a photo of moderate"), embedded once by
 the frozen text tower; the image tower (and its projection) trains with
 cross-entropy on ``logit_scale * cos(image, prototype)``. The best
-checkpoint is picked on validation by accuracy, or by MAE of the class index
-for ordinal grades (``--metric mae``; the class order is the manifest's
-``choices`` order).
+checkpoint is picked on validation by accuracy, or by MAE for ordinal
+classes (``--metric mae``).
 
 Classes come from the manifest: the ``choices`` list of choice rows (the
-option texts, in displayed order) or else the sorted distinct answers (or
-``class_column``). Each row's class is ``choices[answer_index]`` or its
-answer.
+option texts, in displayed order) or else the distinct answers (or
+``class_column`` values), sorted by grade when every class is a grade and
+by name otherwise. Each row's class is ``choices[answer_index]`` or its
+answer (or its ``class_column``).
+
+MAE: when every class has one grade (its rows' ``grade`` column, as a
+class-folders import writes, else :func:`~vlmscope.grades.grade_of_name` of
+the class name: ``2``, ``grade_2``, ``Grade 2``), the MAE is in grade
+steps (a KL grade 4 predicted for a 0 is 4, whatever grades are absent);
+otherwise it is the distance of the class indices in class order.
 
 Output: the full fine-tuned checkpoint (loads with ``load_model`` like the
 base), ``prototypes.json`` (classes + prompt), ``metrics.json`` (zero-shot
@@ -31,6 +37,7 @@ from torch import nn
 
 from vlmscope import __version__
 from vlmscope.errors import TrainingError
+from vlmscope.grades import grade_of_name
 from vlmscope.io.atomic import atomic_dir
 from vlmscope.io.jsonfile import write_json
 from vlmscope.models.adapter import ContrastiveAdapter
@@ -43,6 +50,7 @@ from vlmscope.training.trainers.invocation import TrainerCall, trainer_entry
 __all__ = [
     "ClipTrainConfig",
     "PrototypeClassifier",
+    "class_grades",
     "class_names",
     "classify_metrics",
     "load_contrastive",
@@ -101,14 +109,43 @@ def row_class(ex: Example, class_column: str | None) -> str:
 
 
 def class_names(rows: Sequence[Example], class_column: str | None) -> list[str]:
-    """The classes in order: a shared ``choices`` list, else the sorted distinct row classes."""
+    """The classes in order: a shared ``choices`` list, else the distinct row classes by grade or name.
+
+    By grade when :func:`class_grades` finds one grade per class (so ``Grade 10``
+    follows ``Grade 9``), else sorted by name.
+    """
     labels = sorted({row_class(r, class_column) for r in rows})
     choice_lists = {r.choices for r in rows if r.choices is not None}
     if class_column is None and len(choice_lists) == 1:
         (choices,) = choice_lists
         if set(labels) <= set(choices):
             return list(choices)
+    grades = class_grades(rows, labels, class_column)
+    if grades is not None:
+        return [c for _, c in sorted(zip(grades, labels, strict=True))]
     return labels
+
+
+def class_grades(rows: Sequence[Example], classes: Sequence[str], class_column: str | None) -> list[int] | None:
+    """The grade of each class, or ``None`` when the classes are no grade scale.
+
+    A class's grade is its rows' ``grade`` column when they carry one (all
+    rows of a class agreeing), else :func:`grade_of_name` of its name; ``None`` when
+    some class has no grade, two grades, or shares its grade with another class.
+    """
+    from_column: dict[str, set[Any]] = {}
+    for r in rows:
+        extra = dict(r.extra)
+        if extra.get("grade") is not None:
+            from_column.setdefault(row_class(r, class_column), set()).add(extra["grade"])
+    grades = []
+    for c in classes:
+        found = from_column.get(c)
+        g = next(iter(found)) if found and len(found) == 1 else (grade_of_name(c) if not found else None)
+        if not isinstance(g, int) or isinstance(g, bool):
+            return None
+        grades.append(g)
+    return grades if len(set(grades)) == len(grades) else None
 
 
 class PrototypeClassifier(nn.Module):
@@ -126,13 +163,16 @@ class PrototypeClassifier(nn.Module):
         return self.family.similarity_logits(self.model, cos)
 
 
-def classify_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """accuracy and MAE of the class index (ordinal distance) of argmax predictions."""
+def classify_metrics(
+    logits: torch.Tensor, target: torch.Tensor, values: Sequence[int] | None = None
+) -> dict[str, float]:
+    """accuracy and MAE of argmax predictions: in ``values[class]`` units (grades) when given, else class indices."""
     pred = logits.argmax(-1)
-    return {
-        "accuracy": float((pred == target).float().mean()),
-        "mae": float((pred - target).abs().float().mean()),
-    }
+    accuracy = float((pred == target).float().mean())
+    if values is not None:  # integer steps, then the same float32 mean: grades 0..K-1 give the index MAE's bits
+        v = torch.tensor(list(values), dtype=torch.int64)
+        pred, target = v[pred], v[target]
+    return {"accuracy": accuracy, "mae": float((pred - target).abs().float().mean())}
 
 
 class _Pixels:
@@ -187,6 +227,7 @@ def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
     classes = list(cfg.classes) if cfg.classes else class_names(train + valid + test, cfg.class_column)
     if len(classes) < 2:
         raise TrainingError(f"need at least 2 classes to classify, found {classes}")
+    grades = class_grades(train + valid + test, classes, cfg.class_column)
 
     def targets(rows: Sequence[Example]) -> torch.Tensor:
         idx = []
@@ -211,13 +252,13 @@ def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
     px_train = _Pixels(adapter.processor, train, cfg.cache_encodings)
     px_valid = _Pixels(adapter.processor, valid, cfg.cache_encodings)
     px_test = _Pixels(adapter.processor, test, cfg.cache_encodings)
-    zero_shot_test = classify_metrics(_logits(clf, px_test, len(test)), y_test) if test else {}
+    zero_shot_test = classify_metrics(_logits(clf, px_test, len(test)), y_test, grades) if test else {}
 
     def loss_fn(m: nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
         return nn.functional.cross_entropy(m(b["pixel_values"]), b["target"])
 
     def evaluate(m: nn.Module) -> dict[str, float]:
-        return classify_metrics(_logits(m, px_valid, len(valid)), y_valid)  # type: ignore[arg-type]
+        return classify_metrics(_logits(m, px_valid, len(valid)), y_valid, grades)  # type: ignore[arg-type]
 
     spec = LoopSpec(
         model=clf, n_examples=len(train),
@@ -233,7 +274,7 @@ def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
         metrics["best_step"] = result.best["step"]
         metrics.update({f"valid_{k}": v for k, v in result.best["metrics"].items()})
     if test:
-        tuned = classify_metrics(_logits(trained, px_test, len(test)), y_test)
+        tuned = classify_metrics(_logits(trained, px_test, len(test)), y_test, grades)
         metrics.update({f"test_{k}_zero_shot": v for k, v in zero_shot_test.items()})
         metrics.update({f"test_{k}": v for k, v in tuned.items()})
     is_main = call.accelerator.is_main_process if call.accelerator is not None else PartialState().is_main_process
@@ -241,8 +282,12 @@ def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
         args = call.training_args(classes=classes, valid_from=valid_from, vlmscope_version=__version__)
         with atomic_dir(call.out, kind="model", inputs=[call.model, *call.datasets]) as tmp:
             save_model_files(adapter, tmp, trained_from=str(call.model), trainer="clip")
-            write_json(tmp / "prototypes.json", {"classes": classes, "prompt": cfg.prompt, "texts": prompts},
-                       sort_keys=False)
+            protos = {"classes": classes, "prompt": cfg.prompt, "texts": prompts}
+            if grades is not None:  # the key only when the classes are grades (older files stay byte-identical)
+                protos["grades"] = grades
+            if cfg.class_column is not None:
+                protos["class_column"] = cfg.class_column
+            write_json(tmp / "prototypes.json", protos, sort_keys=False)
             write_json(tmp / "training_args.json", args)
             write_json(tmp / "train_state.json", result.summary())
             flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
