@@ -1,4 +1,4 @@
-"""DVC stage: output-layer fine-tuning on one store's cached last-layer states (params: output_layer); optionally scored on further stores."""
+"""DVC stage: output-layer fine-tuning on one store's cached last-layer states, scored on further stores (params: output_layer)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def main() -> None:
     # they are wiring, not training knobs
     config = load_config(OutputLayerTrainConfig, read_params(), "output_layer", drop=("datasets", "train", "test"))
     model = resolve_source(args.model_dir)
-    train_output_layer(args.store, model.source, args.out, config, eval_stores=args.eval_store)
+    train_output_layer(args.store, model.source, args.out, config, eval_stores=args.eval_store, revision=model.revision)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ def test_cli_passes_params_and_set_to_the_library(monkeypatch: pytest.MonkeyPatc
 
     seen: dict[str, Any] = {}
 
-    def fake(store: Any, model: Any, config: Any, out: Any, progress: bool = False) -> dict[str, Any]:
+    def fake(store: Any, model: Any, config: Any, out: Any, revision: str | None = None,
+             progress: bool = False) -> dict[str, Any]:
         seen["config"] = config
         return {"best_layer": 1, "best_layer_top1_accuracy": 0.5, "final_layer": 2, "final_layer_top1_accuracy": 0.25}
 

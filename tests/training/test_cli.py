@@ -51,7 +51,7 @@ def test_bad_parameter_is_one_line(composite: Path, color_ds: Path, tmp_path: Pa
 
 def test_merge_needs_exactly_one_source(composite: Path, tmp_path: Path) -> None:
     code, out = _run("merge", "--base", composite, "--out", tmp_path / "m")
-    assert code == 1 and "exactly one of --adapter, --projector or --tensors" in out
+    assert code == 1 and "exactly one of --adapter, --projector, --tensors or --vision-tower" in out
     code, out = _run("merge", "--base", composite, "--out", tmp_path / "m", "--projector", tmp_path / "nope")
     assert code == 1 and "no such file" in out
 

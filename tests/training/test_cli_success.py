@@ -103,6 +103,23 @@ def test_train_lora_then_merge_the_adapter(composite: Path, color_ds: Path, tmp_
         torch.testing.assert_close(a[n], b[n], rtol=1e-5, atol=1e-6, msg=n)
 
 
+def test_merge_an_original_llava_projector_bin(composite: Path, tmp_path: Path) -> None:
+    from vlmscope.models.weights import read_tensors, tensor_shapes
+
+    shapes = tensor_shapes(composite)
+    gen = torch.Generator().manual_seed(0)
+    layers = {0: "linear_1", 2: "linear_2"}
+    state = {f"model.mm_projector.{i}.{p}": torch.randn(shapes[f"multi_modal_projector.{layer}.{p}"], generator=gen)
+             for i, layer in layers.items() for p in ("weight", "bias")}  # fmt: skip
+    torch.save(state, tmp_path / "mm_projector.bin")
+    merged = tmp_path / "merged"
+    output = _ok("merge", "--base", composite, "--projector", tmp_path / "mm_projector.bin", "--out", merged)
+    assert '"projector_kind": "mlp2x_gelu"' in output and output.rstrip().endswith(f"wrote {merged}")
+    got = read_tensors(merged, [f"multi_modal_projector.{layer}.weight" for layer in layers.values()])
+    for i, layer in layers.items():
+        assert torch.equal(got[f"multi_modal_projector.{layer}.weight"], state[f"model.mm_projector.{i}.weight"])
+
+
 def test_train_clip_then_gradcam(tiny_checkpoint: Callable[[str], Path], color_ds: Path, tmp_path: Path) -> None:
     base, out = tiny_checkpoint("clip"), tmp_path / "clip"
     output = _ok("train", "clip", "--model", base, "--dataset", color_ds, "--out", out, "--max-steps", 2,

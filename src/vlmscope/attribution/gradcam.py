@@ -177,14 +177,19 @@ def gradcam(
     dataset: str | os.PathLike[str],
     out: str | os.PathLike[str],
     cfg: GradcamConfig = GradcamConfig(),
+    *,
+    revision: str | None = None,
 ) -> pl.DataFrame:
-    """Write ``out/<sample_id>.png`` overlays and ``out/gradcam.csv``; returns the table."""
+    """Write ``out/<sample_id>.png`` overlays and ``out/gradcam.csv``; returns the table.
+
+    ``revision``: hub revision (commit, tag, branch) of a hub id ``model``; ignored for a local directory.
+    """
     from vlmscope.models import LoadOptions, load_model
     from vlmscope.models.adapter import ContrastiveAdapter
 
     check_out(out, "gradcam", [model, dataset])  # before the model loads: refuse early
 
-    adapter = load_model(str(model), options=LoadOptions(dtype="float32", attn_implementation="eager"))
+    adapter = load_model(str(model), options=LoadOptions(dtype="float32", attn_implementation="eager", revision=revision))
     adapter.model.eval()
     for p in adapter.model.parameters():
         p.requires_grad_(True)  # gradients must flow back to the hooked block

@@ -37,6 +37,9 @@ def evaluate(
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32 | float16 | bfloat16 | auto.")] = None,
     device_map: Annotated[str | None, typer.Option("--device-map")] = None,
     family: Annotated[str | None, typer.Option("--family")] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Hub revision (commit, tag, branch) of a hub id.")
+    ] = None,
     **options: Any,
 ) -> None:
     """Score a model on a dataset split: predictions.jsonl, metrics.json, per_group.csv in --out."""
@@ -45,7 +48,7 @@ def evaluate(
     cfg = bound_config(
         evaluate, locals() | options, group_by=list(group_by) if group_by else None, template=template or None
     )
-    metrics = run(model, dataset, out, cfg)
+    metrics = run(model, dataset, out, cfg, revision=revision)
     head = ", ".join(
         f"{k} {metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
         for k in ("accuracy", "macro_accuracy", "n", "n_unparsed", "count/mae", "grade/mae", "grade/unparsed_rate",

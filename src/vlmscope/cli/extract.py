@@ -31,6 +31,7 @@ def extract(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset directory (manifest.parquet + images)."),
     out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Store directory (created, or resumed if unfinished)."),
     family: str | None = typer.Option(None, "--family", help="Force the model family; unset: detected."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision (commit, tag, branch) of a hub id."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made for another extraction."),
     **options: Any,
 ) -> None:
@@ -42,5 +43,7 @@ def extract(
     from vlmscope.activations.extract import extract as run_extract
 
     config = bound_config(extract, options)
-    path = run_extract(config, model, dataset, out, family=family, overwrite=overwrite, progress=sys.stderr.isatty())
+    path = run_extract(
+        config, model, dataset, out, family=family, revision=revision, overwrite=overwrite, progress=sys.stderr.isatty()
+    )
     typer.echo(str(path))

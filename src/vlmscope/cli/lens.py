@@ -25,6 +25,7 @@ app = typer.Typer(
 
 def _inputs(
     model: str = typer.Option(..., "--model", help="Checkpoint dir, vlmscope-ref.json pin dir, or cached hub id."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision (commit, tag, branch) of a cached hub id."),
     out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Output directory (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
 ) -> None:
     """The model whose head reads the store, and the output directory, of both lens verbs."""
@@ -51,7 +52,8 @@ def _verb(name: str, config: str, fields: Callable[..., None]) -> Callable[[F], 
 def _run(fn: Any, analysis: Any, store: Path, options: dict[str, Any], summary: str) -> None:
     """Run a lens ``analysis`` of ``store`` with the verb's config; print ``summary`` filled from its metrics."""
     out = options["out"]
-    metrics = analysis(store, options["model"], bound_config(fn, options), out, progress=sys.stderr.isatty())
+    config = bound_config(fn, options)
+    metrics = analysis(store, options["model"], config, out, revision=options["revision"], progress=sys.stderr.isatty())
     typer.echo(summary.format_map({**metrics, "out": out}))
 
 

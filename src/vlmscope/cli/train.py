@@ -38,6 +38,7 @@ app = typer.Typer(
 # ``--help`` shows its defaults (ConfigCommand), so none is written here.
 
 _MODEL = typer.Option(..., "--model", help="Base checkpoint: local directory or hub id.")
+_REVISION = typer.Option(None, "--revision", help="Hub revision (commit, tag, branch) of a hub id; ignored for a directory.")
 _OUT = typer.Option(..., "--out", callback=refuse_cwd_out, help="Output directory (written when training finishes; an existing one is replaced only if it is an earlier output of this kind).")
 _MAX_STEPS = typer.Option(None, "--max-steps", min=1, help="Optimizer steps (overrides --epochs).")
 _EPOCHS = typer.Option(None, "--epochs", min=0.0, help="Passes over the training rows.")
@@ -88,8 +89,9 @@ def _inputs(
     model: str = _MODEL,
     dataset: list[Path] = typer.Option(..., "--dataset", help="Dataset directory (repeat for several)."),
     out: Path = _OUT,
+    revision: str | None = _REVISION,
 ) -> None:
-    """Base checkpoint, datasets and output of the trainers that read datasets."""
+    """Base checkpoint (and its hub revision), datasets and output of the trainers that read datasets."""
 
 
 def _schedule(
@@ -133,7 +135,7 @@ def _lm_trainer(fn: Any, train: Any, values: dict[str, Any], **converted: Any) -
         fn, values, train_split=_splits(values["train_split"]), valid_split=_splits(values["valid_split"]), **converted
     )
     out = values["out"]
-    _report(out, train(values["model"], values["dataset"], out, cfg, run_dir=values["run_dir"]))
+    _report(out, train(values["model"], values["dataset"], out, cfg, revision=values["revision"], run_dir=values["run_dir"]))
 
 
 # -- train projector ----------------------------------------------------------------
@@ -189,6 +191,7 @@ def output_layer(
     store: Path = typer.Option(..., "--store", help="Activation store with the last layer's last-token states."),
     model: str = _MODEL,
     out: Path = _OUT,
+    revision: str | None = _REVISION,
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs."),
     max_steps: int | None = _MAX_STEPS,
     lr: float | None = typer.Option(None, "--lr", min=0.0, help="AdamW learning rate."),
@@ -215,7 +218,7 @@ def output_layer(
     args = locals() | options
     splits = {name: _splits(args[name]) for name in ("train_split", "valid_split", "test_split", "eval_split")}
     cfg = bound_config(output_layer, args, **splits)
-    _report(out, train_output_layer(store, model, out, cfg, eval_stores=eval_store, dataset=dataset))
+    _report(out, train_output_layer(store, model, out, cfg, eval_stores=eval_store, dataset=dataset, revision=revision))
 
 
 # -- train clip -----------------------------------------------------------------------
@@ -245,7 +248,8 @@ def clip(
 
     cfg = bound_config(clip, locals() | options, classes=_splits(classes))
     out = options["out"]
-    _report(out, train_clip(options["model"], options["dataset"], out, cfg, run_dir=options["run_dir"]))
+    run = train_clip(options["model"], options["dataset"], out, cfg, revision=options["revision"], run_dir=options["run_dir"])
+    _report(out, run)
 
 
 # -- train default ----------------------------------------------------------------------
@@ -289,30 +293,46 @@ def default(
         default, locals() | options | {"set_": sets}, pretrain_steps=None if skip_pretrain else pretrain_steps
     )
     out = options["out"]
-    _report(out, train_default(options["model"], options["dataset"], out, cfg, logs=logs, run_dir=run_dir))
+    revision = options["revision"]
+    _report(out, train_default(options["model"], options["dataset"], out, cfg, logs=logs, run_dir=run_dir, revision=revision))
 
 
 # -- top-level: merge, gradcam -------------------------------------------------------------
 
 
 def merge(
-    base: str = typer.Option(..., "--base", help="Base checkpoint directory."),
+    base: str = typer.Option(..., "--base", help="Base checkpoint: directory, vlmscope-ref.json pin or cached hub id."),
     out: Path = _OUT,
     adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter (a `train lora` output or its adapter/)."),
-    projector: Path | None = typer.Option(None, "--projector", help="projector.safetensors or a `train projector` output."),
+    projector: Path | None = typer.Option(
+        None, "--projector",
+        help="projector.safetensors, a `train projector` output, or an original mm_projector.bin.",
+    ),
     tensors: Path | None = typer.Option(None, "--tensors", help="Any safetensors of named tensors (e.g. head.safetensors)."),
+    vision_tower: Path | None = typer.Option(
+        None, "--vision-tower", help="A `train clip` output or CLIP checkpoint whose image tower replaces the base's."
+    ),
+    revision: str | None = _REVISION,
 ) -> None:
-    """Fold a LoRA adapter or separately trained tensors into a full checkpoint."""
+    """Fold a LoRA adapter, separately trained tensors, a LLaVA projector or a CLIP tower into a full checkpoint."""
     from vlmscope.errors import ConfigError
     from vlmscope.models.merge import merge_adapter, merge_tensors
 
-    given = [x for x in (adapter, projector, tensors) if x is not None]
+    given = [x for x in (adapter, projector, tensors, vision_tower) if x is not None]
     if len(given) != 1:
-        raise ConfigError("pass exactly one of --adapter, --projector or --tensors")
+        raise ConfigError("pass exactly one of --adapter, --projector, --tensors or --vision-tower")
     if adapter is not None:
-        info = merge_adapter(base, adapter, out)
+        info = merge_adapter(base, adapter, out, revision=revision)
+    elif vision_tower is not None:
+        from vlmscope.models.tower_swap import merge_vision_tower
+
+        info = merge_vision_tower(base, vision_tower, out, revision=revision)
+    elif projector is not None and projector.suffix == ".bin":
+        from vlmscope.models.projector_bin import merge_projector_bin
+
+        info = merge_projector_bin(base, projector, out, revision=revision)
     else:
-        info = merge_tensors(base, given[0], out)
+        info = merge_tensors(base, given[0], out, revision=revision)
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "vlmscope_version"}, indent=1))
     typer.echo(f"wrote {out}")
 
@@ -323,6 +343,7 @@ def gradcam(
     model: str = _MODEL,
     dataset: Path = typer.Option(..., "--dataset", help="Dataset directory."),
     out: Path = _OUT,
+    revision: str | None = _REVISION,
     samples: str | None = typer.Option(None, "--samples", help="Comma-separated sample ids; unset: the first rows."),
     split: str | None = typer.Option(None, "--split", help="Splits to take rows from."),
     max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="Rows when --samples is not given."),
@@ -336,7 +357,7 @@ def gradcam(
     from vlmscope.attribution.gradcam import gradcam as run
 
     cfg = bound_config(gradcam, locals() | options, samples=_splits(samples), split=_splits(split))
-    df = run(model, dataset, out, cfg)
+    df = run(model, dataset, out, cfg, revision=revision)
     typer.echo(f"wrote {len(df)} overlay(s) to {out}")
 
 

@@ -175,6 +175,7 @@ def compute_ffn(
     config: FfnConfig = FfnConfig(),
     *,
     model: LensModel | None = None,
+    revision: str | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
     """FFN top-neuron vs random-neuron tokens per decoder layer of ``store``, labelled; nothing is written.
@@ -195,7 +196,7 @@ def compute_ffn(
     store = Path(store)
     ds = open_store(store)
     mlp = require_variable(ds, "mlp", ("sample", "layer", "ffn"), path=store)
-    lm = model or open_lens_model(model_dir)
+    lm = model or open_lens_model(model_dir, revision=revision)
     check_model(ds, lm, path=store)
     sample_ids = [str(s) for s in ds["sample"].values.tolist()]
     labels = label_values(ds, config.label_column, path=store, option="--label-column")
@@ -363,6 +364,7 @@ def ffn_analysis(
     out: str | os.PathLike[str] = "lens-ffn",
     *,
     model: LensModel | None = None,
+    revision: str | None = None,
     progress: bool = False,
 ) -> dict[str, float | int]:
     """FFN top-neuron vs random-neuron tokens per layer of ``store``; write ``out`` (atomically); return metrics.
@@ -376,6 +378,8 @@ def ffn_analysis(
         config: see :class:`FfnConfig`.
         out: output directory (replaced when finished).
         model: an already opened :class:`LensModel`.
+        revision: hub revision of ``model_dir`` when it is a cached hub id
+            (a pin's own revision otherwise applies).
         progress: rich progress bar over layers (on a terminal).
 
     Raises:
@@ -384,4 +388,4 @@ def ffn_analysis(
         ModelError, DatasetError (empty label), ConfigError (``neurons`` > FFN width).
     """
     check_out(out, "ffn-lens", [store, model_dir])  # before the lens runs: refuse early
-    return write_ffn(compute_ffn(store, model_dir, config, model=model, progress=progress), out)
+    return write_ffn(compute_ffn(store, model_dir, config, model=model, revision=revision, progress=progress), out)

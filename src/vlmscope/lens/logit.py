@@ -138,6 +138,7 @@ def compute_logit_lens(
     config: LogitLensConfig = LogitLensConfig(),
     *,
     model: LensModel | None = None,
+    revision: str | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
     """The logit lens of every stored layer of ``store``, labelled; nothing is written.
@@ -156,7 +157,7 @@ def compute_logit_lens(
     store = Path(store)
     ds = open_store(store)
     da = require_variable(ds, config.variable, ("sample", "layer", "dim"), path=store)
-    lm = model or open_lens_model(model_dir)
+    lm = model or open_lens_model(model_dir, revision=revision)
     check_model(ds, lm, path=store, variable=config.variable)
     sample_ids = [str(s) for s in ds["sample"].values.tolist()]
     answers = label_values(ds, config.target_column, path=store, option="--target-column")
@@ -315,6 +316,7 @@ def logit_lens(
     out: str | os.PathLike[str] = "lens-logit",
     *,
     model: LensModel | None = None,
+    revision: str | None = None,
     progress: bool = False,
 ) -> dict[str, float | int]:
     """Run the logit lens over every stored layer of ``store``; write ``out`` (atomically); return the metrics.
@@ -329,6 +331,8 @@ def logit_lens(
         config: see :class:`LogitLensConfig`.
         out: output directory (replaced when finished).
         model: an already opened :class:`LensModel` for ``model_dir``.
+        revision: hub revision of ``model_dir`` when it is a cached hub id
+            (a pin's own revision otherwise applies).
         progress: rich progress bar over layers (on a terminal).
 
     Raises:
@@ -337,4 +341,4 @@ def logit_lens(
         ModelError, DatasetError (empty target answer).
     """
     check_out(out, "logit-lens", [store, model_dir])  # before the lens runs: refuse early
-    return write_logit_lens(compute_logit_lens(store, model_dir, config, model=model, progress=progress), out)
+    return write_logit_lens(compute_logit_lens(store, model_dir, config, model=model, revision=revision, progress=progress), out)

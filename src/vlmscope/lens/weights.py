@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlmscope.errors import ModelError, NotFound
 from vlmscope.models.adapter import TensorNames, text_config
+from vlmscope.models.ref import resolve_model_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -28,41 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["FinalNorm", "LensModel", "SafetensorsReader", "resolve_model_dir", "open_lens_model"]
 
 INDEX_FILE = "model.safetensors.index.json"
-
-
-def resolve_model_dir(model: str | os.PathLike[str]) -> tuple[Path, str | None]:
-    """``(local checkpoint directory, revision)`` for a checkpoint dir, a ``vlmscope-ref.json`` pin or a hub id.
-
-    Hub ids (given directly or through a pin) are looked up in the local
-    Hugging Face cache only: a CPU analysis never downloads weights.
-
-    Raises:
-        NotFound: a local path that does not exist.
-        ModelError: a hub id that is not in the local cache.
-    """
-    from vlmscope.models.ref import REF_FILE, resolve_source
-
-    p = Path(model)
-    if p.is_dir():
-        ref = resolve_source(p)
-        if Path(ref.source).is_dir():
-            return Path(ref.source), ref.revision
-        source, revision = ref.source, ref.revision
-    elif p.exists() or str(model).startswith(("/", "./", "../", "~")):
-        raise NotFound(f"{model}: no model directory (expected a checkpoint or a {REF_FILE} pin)")
-    else:
-        source, revision = str(model), None
-    from huggingface_hub import snapshot_download
-
-    try:
-        path = snapshot_download(source, revision=revision, local_files_only=True)
-    except Exception as e:  # not cached, bad repo id, ...
-        raise ModelError(
-            f"{source!r} (revision {revision or 'default'}): not a local checkpoint directory and not in the "
-            f"local Hugging Face cache ({type(e).__name__}); the lens never downloads weights: download the "
-            "checkpoint first (or pass its local directory)"
-        ) from e
-    return Path(path), revision
 
 
 class SafetensorsReader:
@@ -197,8 +163,12 @@ class LensModel:
         return self.reader.read(self.down_proj_name(block))
 
 
-def open_lens_model(model: str | os.PathLike[str], *, family: str | None = None) -> LensModel:
+def open_lens_model(
+    model: str | os.PathLike[str], *, family: str | None = None, revision: str | None = None
+) -> LensModel:
     """Open ``model`` (checkpoint dir, pin dir or cached hub id) for the lens without loading its weights.
+
+    ``revision`` picks the snapshot of a cached hub id (see :func:`resolve_model_dir`).
 
     Raises:
         NotFound: no such directory / no safetensors files.
@@ -208,7 +178,7 @@ def open_lens_model(model: str | os.PathLike[str], *, family: str | None = None)
 
     from vlmscope.models import ADAPTERS, detect_family
 
-    directory, revision = resolve_model_dir(model)
+    directory, revision = resolve_model_dir(model, revision=revision)
     fam = family or detect_family(directory)
     cls = ADAPTERS.get(fam)
     if not cls.is_generator:

@@ -6,6 +6,12 @@ A hub model cannot be a DVC dependency (it is not a file here), so the
 :func:`resolve_source`: a pin yields the hub id and revision, a checkpoint
 directory yields itself. Changing the pin's revision reruns that model's
 stages and nothing else.
+
+:func:`resolve_model_dir` is the same resolution for code that reads a
+checkpoint's files rather than loading it through transformers (the lens,
+checkpoint surgery): a hub id, given directly or through a pin, becomes its
+snapshot directory in the local Hugging Face cache at the pinned or given
+revision.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 from vlmscope.errors import ModelError, NotFound
 from vlmscope.io.jsonfile import write_json
 
-__all__ = ["REF_FILE", "ModelRef", "PipelineModel", "pipeline_model", "write_ref", "resolve_source"]
+__all__ = ["REF_FILE", "ModelRef", "PipelineModel", "pipeline_model", "resolve_model_dir", "resolve_source", "write_ref"]
 
 REF_FILE = "vlmscope-ref.json"
 
@@ -79,3 +85,48 @@ def pipeline_model(name: str, runtime: dict, model_dir: str | os.PathLike[str]) 
         dtype=str(runtime.get("dtype", "float32")),
         device=str(runtime.get("device", "cpu")),
     )
+
+
+def resolve_model_dir(
+    model: str | os.PathLike[str], *, revision: str | None = None
+) -> tuple[Path, str | None]:
+    """``(local checkpoint directory, revision)`` for a checkpoint dir, a ``vlmscope-ref.json`` pin or a hub id.
+
+    Hub ids (given directly or through a pin) are looked up in the local
+    Hugging Face cache only: reading a checkpoint's files never downloads
+    weights. ``revision`` (commit, tag or branch) picks the snapshot of a hub
+    id; a pin's own revision is used when ``revision`` is None, and a
+    ``revision`` that contradicts the pin is refused (the pin is what DVC
+    tracks). A local checkpoint directory has no revisions: ``revision`` is
+    ignored for it, as ``LoadOptions.revision`` is.
+
+    Raises:
+        NotFound: a local path that does not exist.
+        ModelError: a hub id (at that revision) not in the local cache; a revision contradicting a pin.
+    """
+    p = Path(model)
+    if p.is_dir():
+        ref = resolve_source(p)
+        if Path(ref.source).is_dir():
+            return Path(ref.source), ref.revision
+        if revision is not None and ref.revision is not None and revision != ref.revision:
+            raise ModelError(
+                f"{p / REF_FILE}: pins revision {ref.revision!r} vs {revision!r} given; "
+                "change the pin (params.yaml) or drop the revision argument"
+            )
+        source, revision = ref.source, revision or ref.revision
+    elif p.exists() or str(model).startswith(("/", "./", "../", "~")):
+        raise NotFound(f"{model}: no model directory (expected a checkpoint or a {REF_FILE} pin)")
+    else:
+        source = str(model)
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(source, revision=revision, local_files_only=True)
+    except Exception as e:  # not cached, bad repo id, unknown revision ...
+        raise ModelError(
+            f"{source!r} (revision {revision or 'default'}): not a local checkpoint directory and not in the "
+            f"local Hugging Face cache ({type(e).__name__}); checkpoint files are never downloaded here: "
+            "download the checkpoint first (or pass its local directory)"
+        ) from e
+    return Path(path), revision

@@ -18,11 +18,14 @@ from vlmscope.models.adapter import ModelAdapter
 __all__ = ["load_generative", "save_model_files"]
 
 
-def load_generative(model: str | os.PathLike[str]) -> ModelAdapter:
-    """Load a generative VLM in float32 (trainable weights must not be bf16 for AdamW)."""
+def load_generative(model: str | os.PathLike[str], *, revision: str | None = None) -> ModelAdapter:
+    """Load a generative VLM in float32 (trainable weights must not be bf16 for AdamW).
+
+    ``revision``: hub revision (commit, tag, branch) of a hub id; ignored for a local directory.
+    """
     from vlmscope.models import LoadOptions, load_model
 
-    adapter = load_model(str(model), options=LoadOptions(dtype="float32"))
+    adapter = load_model(str(model), options=LoadOptions(dtype="float32", revision=revision))
     if not isinstance(adapter, ModelAdapter):
         raise TrainingError(
             f"{model}: a {type(adapter).__name__} has no LM to train; use `vlmscope train clip` for contrastive models"
@@ -34,14 +37,20 @@ def save_model_files(adapter: Any, out: Path, **sidecar_extra: Any) -> None:
     """Weights + config + processor (``save_pretrained``) and the base's ``vlmscope.json`` sidecar.
 
     The sidecar carries the family (a composite and a LLaVA share
-    ``model_type``), so the trained checkpoint is detected as its base was.
+    ``model_type``), so the trained checkpoint is detected as its base was;
+    a base loaded from the hub gives the sidecar of the revision it was
+    loaded at (most hub checkpoints have none: detection then needs none).
     """
+    from vlmscope.models import read_config
     from vlmscope.models.tiny import read_sidecar, write_sidecar
 
     adapter.model.save_pretrained(str(out))
     adapter.processor.save_pretrained(str(out))
     base = Path(adapter.source)
-    sidecar = read_sidecar(base) if base.is_dir() else None
+    if base.is_dir():
+        sidecar = read_sidecar(base)
+    else:
+        sidecar = read_config(adapter.source, revision=getattr(adapter, "revision", None))[1]
     if sidecar is not None:
         fam = sidecar.pop("family")
         sidecar.pop("vlmscope_version", None)

@@ -28,6 +28,7 @@ __all__ = [
     "read_tensors",
     "replace_tensors",
     "tensor_names",
+    "tensor_shapes",
     "weight_map",
 ]
 
@@ -52,6 +53,20 @@ def weight_map(checkpoint: str | os.PathLike[str]) -> dict[str, str]:
 
 def tensor_names(checkpoint: str | os.PathLike[str]) -> list[str]:
     return sorted(weight_map(checkpoint))
+
+
+def tensor_shapes(checkpoint: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """name -> shape of every tensor, from the safetensors headers (no values read): checks before a merge."""
+    d = Path(checkpoint)
+    by_shard: dict[str, list[str]] = {}
+    for name, shard in weight_map(d).items():
+        by_shard.setdefault(shard, []).append(name)
+    out: dict[str, tuple[int, ...]] = {}
+    for shard, names in by_shard.items():
+        with safe_open(str(d / shard), framework="pt") as fh:
+            for n in names:
+                out[n] = tuple(int(s) for s in fh.get_slice(n).get_shape())
+    return out
 
 
 def read_tensors(checkpoint: str | os.PathLike[str], names: Iterable[str]) -> dict[str, torch.Tensor]:

@@ -35,11 +35,22 @@ def _dataset_id(path: str | os.PathLike[str]) -> str:
     return str(Path(path).resolve())
 
 
-def inputs_fingerprint(cfg: BaseModel, model: str | os.PathLike[str], datasets: Sequence[str | os.PathLike[str]]) -> str:
-    """Identity of (config minus resume-neutral knobs, model, dataset contents) for resume checks."""
-    parts = {
+def inputs_fingerprint(
+    cfg: BaseModel,
+    model: str | os.PathLike[str],
+    datasets: Sequence[str | os.PathLike[str]],
+    *,
+    revision: str | None = None,
+) -> str:
+    """Identity of (config minus resume-neutral knobs, model and its revision, dataset contents) for resume checks.
+
+    The revision joins only when given, so runs without one keep the fingerprints they had.
+    """
+    parts: dict[str, object] = {
         "config": config_fingerprint(cfg, ignore=RESUME_NEUTRAL_FIELDS),
         "model": str(Path(model).resolve()) if Path(model).exists() else str(model),
         "datasets": [_dataset_id(d) for d in datasets],
     }
+    if revision is not None:
+        parts["revision"] = revision
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

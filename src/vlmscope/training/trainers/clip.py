@@ -88,10 +88,11 @@ class ClipTrainConfig(BaseModel):
         return v
 
 
-def load_contrastive(model: str | os.PathLike[str]) -> ContrastiveAdapter:
+def load_contrastive(model: str | os.PathLike[str], *, revision: str | None = None) -> ContrastiveAdapter:
+    """Load a contrastive model in float32; ``revision`` as :func:`vlmscope.models.trained.load_generative`'s."""
     from vlmscope.models import LoadOptions, load_model
 
-    adapter = load_model(str(model), options=LoadOptions(dtype="float32"))
+    adapter = load_model(str(model), options=LoadOptions(dtype="float32", revision=revision))
     if not isinstance(adapter, ContrastiveAdapter):
         raise TrainingError(f"{model}: a {type(adapter).__name__} is not a contrastive image-text model, which `train clip` needs")
     return adapter
@@ -210,7 +211,7 @@ def train_clip(call: TrainerCall, cfg: ClipTrainConfig) -> dict[str, Any]:
     """Fine-tune ``model``'s image tower as a prototype classifier; writes ``out``, returns metrics."""
     from accelerate import PartialState
 
-    adapter = load_contrastive(call.model)
+    adapter = load_contrastive(call.model, revision=call.revision)
     train = load_rows(call.datasets, cfg.train_split)
     valid = load_rows(call.datasets, cfg.valid_split, allow_empty=True)
     valid_from = "split"

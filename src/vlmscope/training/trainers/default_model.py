@@ -314,7 +314,7 @@ def train_default(
         raise TrainingError("no datasets given; pass --dataset at least once")
     if logs is not None:
         check_out(logs, "training-logs", [call.model, *call.datasets, call.out])
-    adapter = load_generative(call.model)
+    adapter = load_generative(call.model, revision=call.revision)
     rows = load_rows(call.datasets, cfg.train_split)
     check_answers(adapter, rows)
     train, valid = _holdout(rows, cfg.valid_rows, cfg.loop.seed)

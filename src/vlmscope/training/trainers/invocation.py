@@ -42,6 +42,8 @@ class TrainerCall:
     """The trainer's validated config; it has a ``loop`` field (:class:`LoopConfig`)."""
     loop: LoopConfig
     model: str | os.PathLike[str]
+    revision: str | None
+    """Hub revision of ``model`` (commit, tag, branch); None: the default branch, or a local directory."""
     datasets: tuple[str | os.PathLike[str], ...]
     out: Path
     run_dir: Path
@@ -54,13 +56,15 @@ class TrainerCall:
     @property
     def fingerprint(self) -> str:
         """What a resumed run must match (config minus resume-neutral knobs, model, dataset contents)."""
-        return inputs_fingerprint(self.cfg, self.model, self.datasets)
+        return inputs_fingerprint(self.cfg, self.model, self.datasets, revision=self.revision)
 
     def training_args(self, **extra: Any) -> dict[str, Any]:
-        """``training_args.json``'s content: trainer, config, model and datasets, then the trainer's ``extra``."""
+        """``training_args.json``'s content: trainer, config, model (and its revision, when given) and
+        datasets, then the trainer's ``extra``."""
+        revision = {} if self.revision is None else {"revision": self.revision}
         return {
             "trainer": self.trainer, "config": self.cfg.model_dump(mode="json"), "model": str(self.model),
-            "datasets": [str(d) for d in self.datasets], **extra,
+            **revision, "datasets": [str(d) for d in self.datasets], **extra,
         }  # fmt: skip
 
 
@@ -72,8 +76,8 @@ def trainer_entry(name: str, default: C) -> Callable[[TrainerBody], Callable[...
     """Turn ``body(call, cfg, **options) -> metrics`` into the public trainer (see the module docstring).
 
     The public function, named and documented as ``body``, is
-    ``f(model, datasets, out, cfg=default, *, run_dir=None, callbacks=(),
-    accelerator=None, **options)``: it sets ``cfg.loop``'s threads and seed,
+    ``f(model, datasets, out, cfg=default, *, revision=None, run_dir=None,
+    callbacks=(), accelerator=None, **options)``: it sets ``cfg.loop``'s threads and seed,
     resolves the call into a :class:`TrainerCall` under ``name`` and returns
     ``body(call, cfg, **options)``; ``options`` are the trainer's own keywords
     (the default model's ``logs``), so an unknown keyword still fails.
@@ -86,6 +90,7 @@ def trainer_entry(name: str, default: C) -> Callable[[TrainerBody], Callable[...
             out: str | os.PathLike[str],
             cfg: C = default,
             *,
+            revision: str | None = None,
             run_dir: str | os.PathLike[str] | None = None,
             callbacks: Sequence[Callable[[StepInfo], None]] = (),
             accelerator: Any = None,
@@ -99,7 +104,7 @@ def trainer_entry(name: str, default: C) -> Callable[[TrainerBody], Callable[...
             out = Path(out)
             check_out(out, "model", [model, *datasets])  # before the model loads: refuse early
             call = TrainerCall(
-                trainer=name, cfg=cfg, loop=loop, model=model, datasets=tuple(datasets), out=out,
+                trainer=name, cfg=cfg, loop=loop, model=model, revision=revision, datasets=tuple(datasets), out=out,
                 run_dir=Path(run_dir) if run_dir is not None else default_run_dir(out),
                 callbacks=callbacks, accelerator=accelerator,
             )  # fmt: skip

@@ -85,7 +85,7 @@ def train_lora(call: TrainerCall, cfg: LoraTrainConfig) -> dict[str, Any]:
     """LoRA-train ``model`` on ``datasets``; writes the merged checkpoint + ``adapter/`` to ``out``."""
     from peft import LoraConfig, get_peft_model
 
-    adapter = load_generative(call.model)
+    adapter = load_generative(call.model, revision=call.revision)
     train, record, valid = answer_rows(adapter, call.datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
     targets = lora_targets(adapter, cfg.target_modules)
     for p in adapter.model.parameters():

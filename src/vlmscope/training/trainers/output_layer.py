@@ -96,14 +96,17 @@ class HeadTensors:
         return torch.from_numpy(np.asarray(ids, dtype=np.int64))
 
 
-def load_head(model: str | os.PathLike[str]) -> HeadTensors:
-    """Final norm + unembedding of a checkpoint, through :func:`vlmscope.lens.weights.open_lens_model`."""
+def load_head(model: str | os.PathLike[str], *, revision: str | None = None) -> HeadTensors:
+    """Final norm + unembedding of a checkpoint, through :func:`vlmscope.lens.weights.open_lens_model`.
+
+    ``revision`` picks the snapshot of a cached hub id (a pin's own revision otherwise applies).
+    """
     from vlmscope.errors import ModelError
     from vlmscope.lens.tokens import AnswerTokenizer
     from vlmscope.lens.weights import open_lens_model
 
     try:
-        lens = open_lens_model(model)
+        lens = open_lens_model(model, revision=revision)
     except ModelError as e:
         raise TrainingError(f"output-layer training needs a generative VLM: {e}") from e
     return HeadTensors(
@@ -176,10 +179,14 @@ def train_output_layer(
     *,
     eval_stores: Sequence[str | os.PathLike[str]] = (),
     dataset: str | os.PathLike[str] | None = None,
+    revision: str | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``model``'s head on ``store``'s last-layer states; returns the metrics written."""
+    """Fine-tune ``model``'s head on ``store``'s last-layer states; returns the metrics written.
+
+    ``revision``: hub revision of ``model`` when it is a cached hub id (recorded in ``training_args.json``).
+    """
     check_out(out, "output-layer", [store, model, *eval_stores, dataset])
-    head = load_head(model)
+    head = load_head(model, revision=revision)
     rows = _read_store(store, head, cfg.layer, dataset)
     z_tr, y_tr = _select(rows, cfg.train_split)
     if len(y_tr) == 0:
@@ -218,6 +225,8 @@ def train_output_layer(
         "eval_stores": [str(e) for e in eval_stores], "dataset": None if dataset is None else str(dataset),
         "valid_from": valid_from, "tensor": head.unembedding_name, "vlmscope_version": __version__,
     }
+    if head.lens.revision is not None:
+        args["revision"] = head.lens.revision
     from safetensors.torch import save_file
 
     with atomic_dir(out, kind="output-layer", inputs=[store, model, *eval_stores, dataset]) as tmp:

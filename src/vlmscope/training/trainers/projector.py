@@ -64,7 +64,7 @@ def checkpoint_names(model: Any, tensors: dict[str, torch.Tensor]) -> dict[str, 
 @trainer_entry("projector", ProjectorTrainConfig())
 def train_projector(call: TrainerCall, cfg: ProjectorTrainConfig) -> dict[str, Any]:
     """Train ``model``'s projector on ``datasets``; writes ``out`` and returns its metrics."""
-    adapter = load_generative(call.model)
+    adapter = load_generative(call.model, revision=call.revision)
     train, record, valid = answer_rows(adapter, call.datasets, cfg.train_split, cfg.valid_split, cfg.subsample)
     sizes = freeze_except(adapter, ["projector"])
     run = VlmRun.from_call(call, adapter, train, {"subsample": record, "trainable_parameters": sizes},
