@@ -17,9 +17,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     config = load_config(GradcamConfig, read_params(), args.section)
-    # TODO(ckpt): pass revision=model.revision once gradcam takes it
     model = resolve_source(args.model_dir)
-    gradcam(model.source, args.dataset, args.out, config)
+    gradcam(model.source, args.dataset, args.out, config, revision=model.revision)
 
 
 if __name__ == "__main__":

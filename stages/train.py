@@ -32,9 +32,8 @@ def main() -> None:
     args = ap.parse_args()
     config_class, trainer = TRAINERS[args.trainer]
     config = load_config(config_class, read_params(), args.section)
-    # TODO(ckpt): pass revision=model.revision once the trainers take it
     model = resolve_source(args.model_dir)
-    trainer(model.source, args.dataset, args.out, config)
+    trainer(model.source, args.dataset, args.out, config, revision=model.revision)
 
 
 if __name__ == "__main__":
