@@ -1,7 +1,7 @@
 """Write the unseen-class study's sample files (run once from this folder; the outputs are committed).
 
 Visual Genome style, in the released LLaVA conversation format: every record
-is ``{"id", "image", "conversations": [human "<image>", gpt "[box] classname"]}``
+is ``{"id", "image", "synset", "conversations": [human "<image>", gpt "[box] classname"]}``
 (train_seen.json for training; test_seen_mcqa.json / test_unseen_mcqa.json
 for evaluation, the unseen file holding classes train never shows). The
 images are 48 px JPEGs under ``VG_100K/``: a coloured box per class, where
@@ -31,7 +31,7 @@ def record(image_id: int, name: str, color: tuple[int, int, int], rng: np.random
     rel = f"VG_100K/{image_id}.jpg"
     img.save(Path("images") / rel, quality=85)
     box = f"[{x0:.2f}, {y0:.2f}, {x1:.2f}, {y1:.2f}]"
-    return {"id": f"{image_id}_0", "image": rel,
+    return {"id": f"{image_id}_0", "image": rel, "synset": f"{name}.n.01",
             "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": f"{box} {name}"}]}  # fmt: skip
 
 

@@ -38,6 +38,7 @@ def test_import_marks_seen_and_unseen_mcqa_rows(study: StudyRun) -> None:
     assert test["seen"].to_list().count(False) == 6 and test["seen"].to_list().count(True) == 6
     assert set(test.filter(~pl.col("seen"))["class_name"]).isdisjoint(manifest.filter(pl.col("split") == "train")["class_name"])
     assert all(len(c) == 4 for c in test["choices"].to_list())
+    assert (manifest["synset"] == manifest["class_name"] + ".n.01").all()  # Visual Genome's WordNet ids kept
 
 
 def test_only_the_projector_changed_and_was_merged(study: StudyRun) -> None:
