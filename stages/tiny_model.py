@@ -1,4 +1,4 @@
-"""DVC stage: build the tiny random checkpoint the embedded default model starts from."""
+"""DVC stage: build a tiny random checkpoint of one family (params: --section, default tiny_model)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from vlmscope.params import read_params, run_stage, section
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--section", default="tiny_model", help="dotted params.yaml key holding {family, seed}")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    p = section(read_params(), "tiny_model")
+    p = section(read_params(), args.section)
     build_tiny(p["family"], args.out, seed=int(p["seed"]))
 
 

@@ -77,3 +77,24 @@ def composite(
         **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
     typer.echo(f"wrote composite checkpoint to {path}")
+
+
+@app.command("compose", cls=ConfigCommand)
+@bind("vlmscope.models.compose:ComposeConfig", "tower", "lm", "projector", "feature_layer", "dtype", "seed", "revision")
+def compose(
+    tower: str = typer.Option(..., "--tower", help=f"Tiny tower kind ({', '.join(TOWERS)}) or hub id / local dir."),
+    lm: str = typer.Option(..., "--lm", help=f"Tiny LM kind ({', '.join(LMS)}) or hub id / local dir."),
+    out: Path = typer.Option(..., "--out", callback=refuse_cwd_out, help="Checkpoint directory to write (written atomically; an existing one is replaced only if it is an earlier output of this kind)."),
+    projector: str | None = typer.Option(None, "--projector", help="linear or mlp2x_gelu."),
+    feature_layer: int | None = typer.Option(None, "--feature-layer", help="Tower hidden-state index fed to the projector."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32, float16 or bfloat16."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Projector and tiny-part initialisation seed."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision of the real parts."),
+) -> None:
+    """Join a tower and an LM, each a tiny random stand-in (by kind) or a real checkpoint, into a LLaVA checkpoint."""
+    from vlmscope.models.compose import ComposeConfig
+    from vlmscope.models.compose import compose as run_compose
+
+    given = {"projector": projector, "feature_layer": feature_layer, "dtype": dtype, "seed": seed, "revision": revision}
+    cfg = ComposeConfig(tower=tower, lm=lm, **{k: v for k, v in given.items() if v is not None})
+    typer.echo(f"wrote composite checkpoint to {run_compose(cfg, out)}")

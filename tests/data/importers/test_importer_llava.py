@@ -145,3 +145,27 @@ def test_bad_records_name_the_record(
 def test_num_options_one_is_refused() -> None:
     with pytest.raises(ValueError, match="0 .* or at least 2"):
         LlavaImportConfig(num_options=1)
+
+
+def test_data_wrapped_files_and_synsets(
+    tmp_path: Path, write_json: Callable[[Path, Any], Path], png: Callable[..., Path]
+) -> None:
+    """The unseen-class study's prompt files: ``{"data": [...]}`` records carrying the class's ``synset``."""
+    src = tmp_path / "src"
+    png(src / "VG_100K" / "1.jpg")
+    records = [_record(i, c, "VG_100K/1.jpg") | {"synset": f"{c}.n.01"} for i, c in enumerate(TEST_CLASSES)]
+    wrapped = write_json(src / "test_unseen.json", {"data": records})
+    import_llava([wrapped], src, tmp_path / "ds", LlavaImportConfig(num_options=0))
+    df = read_manifest(tmp_path / "ds")
+    assert df["synset"].to_list() == [f"{c}.n.01" for c in TEST_CLASSES]
+    assert df["class_name"].to_list() == TEST_CLASSES
+    # without synsets the manifest has no such column (files of other studies import as before)
+    plain = write_json(src / "test.json", [_record(0, "cat", "VG_100K/1.jpg")])
+    import_llava([plain], src, tmp_path / "ds2", LlavaImportConfig(num_options=0))
+    assert "synset" not in read_manifest(tmp_path / "ds2").columns
+    bad = write_json(src / "test.json", [_record(0, "cat", "VG_100K/1.jpg") | {"synset": 3}])
+    with pytest.raises(ImporterError, match=r"test.json: record 0: field 'synset' must be a string, got 3"):
+        import_llava([bad], src, tmp_path / "ds3")
+    other = write_json(src / "test.json", {"rows": records})
+    with pytest.raises(ImporterError, match=r"expected a JSON list of conversation records \(or \{\"data\""):
+        import_llava([other], src, tmp_path / "ds4")

@@ -26,7 +26,11 @@ files). Every human -> gpt turn pair becomes one row.
   and the report says so.
 
 Records without an image (text-only LLaVA turns) are dropped and counted,
-as are records whose image file does not exist.
+as are records whose image file does not exist. A file may also hold the
+list under a top-level ``"data"`` key (the unseen-class study's released
+prompt files; its own reader accepts both). A record's ``synset`` (Visual
+Genome's WordNet id of the class, e.g. ``zebra.n.01``) becomes the
+``synset`` column when any record has one.
 """
 
 from __future__ import annotations
@@ -135,8 +139,12 @@ def read_class_list(path: Path) -> set[str]:
 
 def _read(path: Path, images: Path, split: str, cfg: LlavaImportConfig, report: ImportReport) -> list[dict[str, Any]]:
     data = load_json(path)
+    if isinstance(data, dict) and "data" in data:
+        data = data["data"]  # the unseen-class study's prompt files wrap the list: {"data": [...]}
     if not isinstance(data, list):
-        raise ImporterError(f"{path}: expected a JSON list of conversation records, got {type(data).__name__}")
+        raise ImporterError(
+            f"{path}: expected a JSON list of conversation records (or {{\"data\": [...]}}), got {type(data).__name__}"
+        )
     rows = []
     for i, rec in enumerate(data):
         where = f"{path}: record {i}"
@@ -148,6 +156,9 @@ def _read(path: Path, images: Path, split: str, cfg: LlavaImportConfig, report: 
         if "image" not in rec or rec["image"] is None:
             report.drop("no_image", str(rid), len(pairs))
             continue
+        synset = rec.get("synset")
+        if synset is not None and not isinstance(synset, str):
+            raise ImporterError(f"{where}: field 'synset' must be a string, got {synset!r:.80}")
         rel = safe_relative(field(rec, "image", str, where), where)
         src = find_image(images, rel)
         if not usable_image(src, str(rel), report, len(pairs)):
@@ -170,6 +181,7 @@ def _read(path: Path, images: Path, split: str, cfg: LlavaImportConfig, report: 
                     "class_name": cls,
                     "box": box,
                     "split": split,
+                    "synset": synset,
                     "where": where,
                 }
             )
@@ -258,6 +270,9 @@ def import_llava(
             box=[r["box"] for r in rows],
             conversation_id=[r["conversation_id"] for r in rows],
         )
+        if any(r["synset"] is not None for r in rows):  # Visual Genome records name the class's WordNet synset
+            cols["synset"] = [r["synset"] for r in rows]
+            schema["synset"] = pl.String
         return pl.DataFrame(cols, schema_overrides=schema)
 
     return write_import(

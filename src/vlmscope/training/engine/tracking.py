@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,5 +67,9 @@ class Tracker:
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.end()
+            with warnings.catch_warnings():
+                # inside `dvc exp run`, dvclive's end() builds a pathspec with a pattern name pathspec
+                # deprecated; a third-party warning that must not fail a run under warnings-as-errors
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*GitWildMatchPattern")
+                self._live.end()
             self._live = None
