@@ -71,3 +71,13 @@ def test_code_hash_follows_capture_and_ignores_unrelated_modules(src_copy: Path)
     finally:
         capture.write_text(original)
     assert code_hash("vlmscope.activations.extract", root=src_copy) == before
+
+
+def test_a_modules_json_sidecar_is_one_of_its_files() -> None:
+    """``published.py`` reads ``published.json``: stages and store identities depend on both."""
+    from pathlib import Path
+
+    from vlmscope.io.import_graph import module_files
+
+    files = module_files(["vlmscope.report.published", "vlmscope.report.studies"])
+    assert files == [Path("vlmscope/report") / f for f in ("published.json", "published.py", "studies.py")]

@@ -182,11 +182,22 @@ def closure(names: Iterable[str], root: Path | None = None) -> set[str]:
     return seen
 
 
+DATA_SUFFIXES = (".json",)
+"""A module's data sidecar (``published.py`` reads ``published.json``) counts as part of the module."""
+
+
 def module_files(names: Iterable[str], root: Path | None = None) -> list[Path]:
-    """Source files of ``names``, sorted, relative to ``root``."""
+    """Source files of ``names`` and their data sidecars (``x.py`` -> ``x.json``), sorted, relative to ``root``.
+
+    A sidecar is what the module reads instead of holding its data in code,
+    so a change to it must rerun the stages and rebuild the stores that
+    depend on the module, exactly as a change to the code would.
+    """
     root = root or package_root()
     files = {module_file(n, root) for n in names}
-    return sorted(f.relative_to(root) for f in files if f is not None)
+    sidecars = {f.with_suffix(s) for f in files if f is not None for s in DATA_SUFFIXES}
+    found = {f for f in files if f is not None} | {f for f in sidecars if f.is_file()}
+    return sorted(f.relative_to(root) for f in found)
 
 
 def package_graph(root: Path | None = None, depth: int = 2) -> dict[str, set[str]]:
