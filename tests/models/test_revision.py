@@ -237,21 +237,31 @@ STAGES = {
     "output_layer": ["--model-dir", "{pin}", "--store", "{store}", "--out", "{out}"],
     "lens_logit": ["--model-dir", "{pin}", "--store", "{store}", "--out", "{out}"],
     "lens_ffn": ["--model-dir", "{pin}", "--store", "{store}", "--out", "{out}"],
-}
+    # the study pipelines' stages (studies/<study>/dvc.yaml)
+    "train": ["--trainer", "projector", "--section", "train.projector", "--model-dir", "{pin}", "--dataset", "{ds}",
+              "--out", "{out}"],
+    "gradcam": ["--model-dir", "{pin}", "--dataset", "{ds}", "--out", "{out}"],
+    "merge": ["--base", "{pin}", "--adapter", "{adapter}", "--out", "{out}"],
+}  # fmt: skip
 """The stages that load a pipeline model from its directory: argv, with the pin, dataset, store and output."""
+
+STUDY_PARAMS = {"train": {"projector": {"loop": {"max_steps": 1, "batch_size": 2}}}, "gradcam": {"max_samples": 1}}
+"""Sections the study stages read, added to the root params.yaml for the test."""
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_stage_loads_the_pinned_revision(stage: str, spy: Hub, store: Path, tiny_dataset: Callable[..., Path],
                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import importlib.util
-    import shutil
     import sys
 
     from vlmscope.models.ref import ModelRef, write_ref
 
     root = Path(__file__).resolve().parents[2]
-    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")  # stages read params.yaml from the working dir
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text()) | STUDY_PARAMS
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))  # stages read params.yaml from the working dir
     monkeypatch.chdir(tmp_path)
     spec = importlib.util.spec_from_file_location(f"stage_{stage}", root / "stages" / f"{stage}.py")
     assert spec is not None and spec.loader is not None
@@ -260,7 +270,7 @@ def test_stage_loads_the_pinned_revision(stage: str, spy: Hub, store: Path, tiny
     for i, sha in enumerate(SHAS):
         pin = write_ref(tmp_path / sha / "model", ModelRef(source=REPO, revision=sha)).parent
         values = {"{pin}": str(pin), "{ds}": str(tiny_dataset("color", 8)), "{store}": str(store),
-                  "{out}": str(tmp_path / sha / "out")}  # fmt: skip
+                  "{out}": str(tmp_path / sha / "out"), "{adapter}": str(_adapter_dir(tmp_path / sha))}  # fmt: skip
         monkeypatch.setattr(sys, "argv", [stage, *(values.get(a, a) for a in STAGES[stage])])
         with pytest.raises(Loaded) as got:
             module.main()
