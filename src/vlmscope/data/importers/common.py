@@ -251,17 +251,18 @@ def image_readable(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> bool:
         return False
 
 
-def usable_image(src: Path | None, example: str, report: ImportReport, n: int = 1) -> bool:
+def usable_image(src: Path | None, example: str, report: ImportReport, n: int = 1, *, what: str = "image") -> bool:
     """Whether ``src`` was found and opens as an image; if not, its ``n`` rows are dropped as such.
 
     The reasons (``missing_image``, ``unreadable_image``) are the same in every
-    importer, so the report reads alike whatever the source.
+    importer, so the report reads alike whatever the source; ``what`` names a
+    second kind of image a source has (``masked_image``: ``missing_masked_image``).
     """
     if src is None:
-        report.drop("missing_image", example, n)
+        report.drop(f"missing_{what}", example, n)
         return False
     if not image_readable(src):
-        report.drop("unreadable_image", example, n)
+        report.drop(f"unreadable_{what}", example, n)
         return False
     return True
 

@@ -45,7 +45,6 @@ from vlmscope.data.importers.common import (
     ImportReport,
     field,
     find_image,
-    image_readable,
     load_json,
     safe_relative,
     usable_image,
@@ -166,16 +165,6 @@ def _row(
     }
 
 
-def _masked_usable(src: Path | None, example: str, report: ImportReport, n: int) -> bool:
-    if src is None:
-        report.drop("missing_masked_image", example, n)
-        return False
-    if not image_readable(src):
-        report.drop("unreadable_masked_image", example, n)
-        return False
-    return True
-
-
 def import_relations_queries(
     sources: Sequence[Path],
     images: Path,
@@ -221,7 +210,7 @@ def import_relations_queries(
             if not usable_image(src, str(rel), report, n * (1 if masked_images is None else 2)):
                 continue
             rows.extend(_row(rid, j, q, "original", src, rel, config.split) for j, q in enumerate(questions))
-            if masked_images is not None and _masked_usable(masked, str(rel), report, n):
+            if masked_images is not None and usable_image(masked, str(rel), report, n, what="masked_image"):
                 rows.extend(_row(rid, j, q, "masked", masked, rel, config.split) for j, q in enumerate(questions))
     if not rows:
         raise ImporterError(f"relations-queries: no rows to write; {report.summary()}")
