@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from vlmscope.models.merge import merge_adapter, merge_tensors
+from vlmscope.models.merge_checkpoint import merge_checkpoint
 from vlmscope.models.ref import resolve_source
-from vlmscope.models.tower_swap import merge_vision_tower
 from vlmscope.params import run_stage
 
 
@@ -20,17 +19,13 @@ def main() -> None:
     ap.add_argument("--base", required=True, help="the checkpoint to merge into: pinned or built directory")
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--adapter", help="a `train lora` output (or its adapter/ folder)")
-    what.add_argument("--projector", help="a `train projector` output or its projector.safetensors")
+    what.add_argument("--projector", help="a `train projector` output, its projector.safetensors, or an mm_projector.bin")
     what.add_argument("--vision-tower", help="a `train clip` output or a CLIP checkpoint directory")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     base = resolve_source(args.base)
-    if args.adapter is not None:
-        merge_adapter(base.source, args.adapter, args.out, revision=base.revision)
-    elif args.projector is not None:
-        merge_tensors(base.source, args.projector, args.out, revision=base.revision)
-    else:
-        merge_vision_tower(base.source, args.vision_tower, args.out, revision=base.revision)
+    merge_checkpoint(base.source, args.out, adapter=args.adapter, projector=args.projector,
+                     vision_tower=args.vision_tower, revision=base.revision)  # fmt: skip
 
 
 if __name__ == "__main__":

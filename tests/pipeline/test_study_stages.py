@@ -77,6 +77,23 @@ def test_merge_resolves_a_pin(project: Path) -> None:
     assert "one of the arguments --adapter --projector --vision-tower is required" in res.stderr
 
 
+def test_merge_stage_takes_a_released_mm_projector_bin(project: Path, tiny_checkpoint: Callable[[str], Path]) -> None:
+    """A study pointed at the LLaVA codebase's released projector merges it as `vlmscope merge` does."""
+    from vlmscope.models.weights import tensor_shapes
+
+    base = tiny_checkpoint("composite")
+    prefix = next(k for k in tensor_shapes(base) if "multi_modal_projector.linear_1.weight" in k).rsplit("linear_1", 1)[0]
+    shapes = tensor_shapes(base)
+    state = {f"model.mm_projector.{i}.{p}": torch.randn(shapes[f"{prefix}{layer}.{p}"])
+             for i, layer in ((0, "linear_1"), (2, "linear_2")) for p in ("weight", "bias")}  # fmt: skip
+    torch.save(state, project / "mm_projector.bin")
+    _stage(project, "merge.py", "--base", str(base), "--projector", "mm_projector.bin", "--out", "merged-bin")
+    info = json.loads((project / "merged-bin" / "merge_info.json").read_text())
+    assert info["projector_kind"] == "mlp2x_gelu"
+    merged = load_file(str(project / "merged-bin" / "model.safetensors"))
+    assert torch.equal(merged[f"{prefix}linear_2.bias"], state["model.mm_projector.2.bias"])
+
+
 def test_train_refuses_an_unknown_key_in_one_line(project: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     (project / "params.yaml").write_text(yaml.safe_dump({**params, "train": {"lora": {"rank": 8}}}))

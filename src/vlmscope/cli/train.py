@@ -315,24 +315,10 @@ def merge(
     revision: str | None = _REVISION,
 ) -> None:
     """Fold a LoRA adapter, separately trained tensors, a LLaVA projector or a CLIP tower into a full checkpoint."""
-    from vlmscope.errors import ConfigError
-    from vlmscope.models.merge import merge_adapter, merge_tensors
+    from vlmscope.models.merge_checkpoint import merge_checkpoint
 
-    given = [x for x in (adapter, projector, tensors, vision_tower) if x is not None]
-    if len(given) != 1:
-        raise ConfigError("pass exactly one of --adapter, --projector, --tensors or --vision-tower")
-    if adapter is not None:
-        info = merge_adapter(base, adapter, out, revision=revision)
-    elif vision_tower is not None:
-        from vlmscope.models.tower_swap import merge_vision_tower
-
-        info = merge_vision_tower(base, vision_tower, out, revision=revision)
-    elif projector is not None and projector.suffix == ".bin":
-        from vlmscope.models.projector_bin import merge_projector_bin
-
-        info = merge_projector_bin(base, projector, out, revision=revision)
-    else:
-        info = merge_tensors(base, given[0], out, revision=revision)
+    info = merge_checkpoint(base, out, adapter=adapter, projector=projector, tensors=tensors,
+                            vision_tower=vision_tower, revision=revision)  # fmt: skip
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "vlmscope_version"}, indent=1))
     typer.echo(f"wrote {out}")
 
