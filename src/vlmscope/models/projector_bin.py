@@ -37,7 +37,7 @@ from vlmscope.io.jsonfile import read_json_object
 from vlmscope.io.outguard import check_out
 from vlmscope.models.merge import merged_revision, write_merged
 from vlmscope.models.ref import resolve_model_dir
-from vlmscope.models.weights import replace_tensors, tensor_shapes
+from vlmscope.models.weights import module_prefix, replace_tensors, tensor_shapes
 
 __all__ = ["map_projector", "merge_projector_bin", "read_projector_bin"]
 
@@ -77,18 +77,6 @@ def read_projector_bin(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _projector_prefix(names: list[str], where: Path) -> str:
-    """The base's projector prefix: ``multi_modal_projector.`` or ``model.multi_modal_projector.``."""
-    prefixes = sorted({n[: n.index(_TARGET) + len(_TARGET)] for n in names if _TARGET in n})
-    if len(prefixes) != 1:
-        found = prefixes or "none"
-        raise ModelError(
-            f"{where}: expected one LLaVA multi_modal_projector in the checkpoint, found prefixes {found}; "
-            "an mm_projector.bin merges only into a transformers LLaVA checkpoint"
-        )
-    return prefixes[0]
-
-
 def map_projector(
     state: dict[str, torch.Tensor], base: dict[str, tuple[int, ...]], hidden_act: str, *, where: str = "mm_projector.bin"
 ) -> tuple[dict[str, torch.Tensor], str]:
@@ -111,7 +99,8 @@ def map_projector(
         target lacks, a target tensor the file does not cover, a shape mismatch
         (naming the tensor and both shapes).
     """
-    prefix = _projector_prefix(sorted(base), Path(where))
+    prefix = module_prefix(base, _TARGET, where=where, what="LLaVA multi_modal_projector",
+                           hint="an mm_projector.bin merges only into a transformers LLaVA checkpoint")  # fmt: skip
     parsed: dict[tuple[str | None, str], torch.Tensor] = {}
     unknown = []
     for key, value in state.items():

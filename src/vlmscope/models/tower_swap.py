@@ -32,7 +32,7 @@ from vlmscope.io.jsonfile import read_json_object
 from vlmscope.io.outguard import check_out
 from vlmscope.models.merge import merged_revision, write_merged
 from vlmscope.models.ref import resolve_model_dir
-from vlmscope.models.weights import read_tensors, replace_tensors, tensor_shapes
+from vlmscope.models.weights import module_prefix, read_tensors, replace_tensors, tensor_shapes
 
 __all__ = ["TOWER_SOURCE_PREFIX", "check_tower_config", "map_tower", "merge_vision_tower"]
 
@@ -48,13 +48,8 @@ _SAME_FUNCTION = ("hidden_act", "layer_norm_eps", "image_size", "patch_size")
 def _base_tower(names: list[str], where: Path) -> dict[str, str]:
     """relative name -> full name of the base's vision-tower tensors (see the module docstring)."""
     tower = [n for n in names if _BASE_TOWER in n]
-    prefixes = sorted({n[: n.index(_BASE_TOWER) + len(_BASE_TOWER)] for n in tower})
-    if len(prefixes) != 1:
-        raise ModelError(
-            f"{where}: expected one LLaVA-style vision_tower in the checkpoint, found prefixes {prefixes or 'none'}; "
-            "--vision-tower swaps the tower of a LLaVA-style (llava, composite) checkpoint"
-        )
-    prefix = prefixes[0]
+    prefix = module_prefix(tower, _BASE_TOWER, where=where, what="LLaVA-style vision_tower",
+                           hint="--vision-tower swaps the tower of a LLaVA-style (llava, composite) checkpoint")  # fmt: skip
     inner = [n[len(prefix):] for n in tower if n.startswith(prefix)]
     if inner and all(r.startswith(TOWER_SOURCE_PREFIX) for r in inner):
         prefix += TOWER_SOURCE_PREFIX

@@ -25,6 +25,7 @@ from vlmscope.io.tensorfile import check_safetensors_dir
 __all__ = [
     "INDEX",
     "SINGLE",
+    "module_prefix",
     "read_tensors",
     "replace_tensors",
     "tensor_names",
@@ -53,6 +54,23 @@ def weight_map(checkpoint: str | os.PathLike[str]) -> dict[str, str]:
 
 def tensor_names(checkpoint: str | os.PathLike[str]) -> list[str]:
     return sorted(weight_map(checkpoint))
+
+
+def module_prefix(names: Iterable[str], module: str, *, where: object, what: str, hint: str) -> str:
+    """The one tensor-name prefix that ends in ``module`` (``vision_tower.``) among ``names``.
+
+    Checkpoints saved by different transformers versions nest the same module
+    at different depths (``multi_modal_projector.`` vs
+    ``model.multi_modal_projector.``); a merge must find where this one keeps
+    it, and refuse a checkpoint with none or several: the error names the
+    checkpoint (``where``) and the module (``what``), and ends with ``hint``
+    (what kind of checkpoint the merge expects).
+    """
+    prefixes = sorted({n[: n.index(module) + len(module)] for n in names if module in n})
+    if len(prefixes) != 1:
+        found = prefixes or "none"
+        raise ModelError(f"{where}: expected one {what} in the checkpoint, found prefixes {found}; {hint}")
+    return prefixes[0]
 
 
 def tensor_shapes(checkpoint: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
