@@ -50,6 +50,7 @@ from pydantic import AfterValidator, Field
 
 from vlmscope.data.importers.common import (
     MAX_COUNT,
+    SPLIT_NAMES,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -63,7 +64,7 @@ from vlmscope.templates import check_template
 
 __all__ = ["ClassFoldersImportConfig", "import_class_folders", "folder_grades"]
 
-SPLIT_FOLDERS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
+SPLIT_FOLDERS = SPLIT_NAMES
 """Split folder name -> manifest split."""
 
 

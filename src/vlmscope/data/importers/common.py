@@ -52,6 +52,7 @@ __all__ = [
     "check_count",
     "shown_names",
     "REPORT",
+    "SPLIT_NAMES",
     "field",
     "find_image",
     "image_readable",
@@ -267,7 +268,8 @@ def usable_image(src: Path | None, example: str, report: ImportReport, n: int = 
     return True
 
 
-_SPLIT_WORDS = (("train", "train"), ("valid", "valid"), ("val", "valid"), ("test", "test"))
+SPLIT_NAMES = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
+"""A split's name in a source's file or folder names -> the manifest's split (``val`` is read as ``valid``)."""
 
 
 def infer_split(path: Path, given: str | None) -> str:
@@ -275,10 +277,10 @@ def infer_split(path: Path, given: str | None) -> str:
     if given is not None:
         return given
     tokens = re.split(r"[^a-z]+", path.stem.lower())
-    for word, split in _SPLIT_WORDS:
+    for word, split in SPLIT_NAMES.items():
         if word in tokens:
             return split
-    for word, split in _SPLIT_WORDS:
+    for word, split in SPLIT_NAMES.items():
         if path.parent.name.lower() == word:
             return split
     raise ImporterError(f"{path}: cannot tell the split from the file or folder name; pass --split train|valid|test")

@@ -41,6 +41,7 @@ from typing import Annotated, Any, Literal
 import polars as pl
 
 from vlmscope.data.importers.common import (
+    SPLIT_NAMES,
     ImageSink,
     ImportConfigBase,
     ImportReport,
@@ -59,7 +60,7 @@ from vlmscope.templates import template_check
 __all__ = ["PixmoCountImportConfig", "import_pixmo_count", "find_sample_files"]
 
 SAMPLES = "samples.json"
-_SPLIT_DIRS = ("train", "valid", "val", "test")
+_SPLIT_DIRS = tuple(SPLIT_NAMES)
 
 
 class PixmoCountImportConfig(ImportConfigBase):
