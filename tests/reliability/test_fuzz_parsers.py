@@ -108,6 +108,7 @@ YAMLISH = st.one_of(
 @given(items=st.lists(st.one_of(st.tuples(KEY, YAMLISH).map("=".join), st.text(ANY_CHAR, max_size=20)), max_size=4))
 @example(items=["counts=2020-13-01"])  # before the fix: ValueError (month must be in 1..12)
 @example(items=["counts=" + "[" * 3000])  # before the fix: RecursionError
+@example(items=["0\n0=", "0\n0="])  # found by this test: a key with a line break made a two-line error
 def test_parse_sets_gives_a_mapping_or_a_config_error(items: list[str]) -> None:
     try:
         got = parse_sets(items)

@@ -240,14 +240,19 @@ def parse_set_value(key: str, raw: str) -> Any:
     except ValueError:  # a date-like value that is no date (2020-13-01): the user meant text
         return raw
     except RecursionError:
-        raise ConfigError(f"--set {key}: value nested too deeply") from None
+        raise ConfigError(f"--set {_shown(key)}: value nested too deeply") from None
     except yaml.YAMLError as e:
         if raw.lstrip().startswith(_STRUCTURED):
             problem = " ".join(str(getattr(e, "problem", None) or "invalid YAML").split())
             raise ConfigError(
-                f"--set {key}: {raw!r} is not a valid YAML value ({problem}); close its bracket or quote"
+                f"--set {_shown(key)}: {raw!r} is not a valid YAML value ({problem}); close its bracket or quote"
             ) from None
         return raw
+
+
+def _shown(key: str) -> str:
+    """``key`` as an error names it: quoted when it holds a line break or another unprintable character."""
+    return key if key.isprintable() else repr(key)
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
@@ -265,7 +270,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key or any(not p for p in key.split(".")):
             raise ConfigError(f"--set expects key=value, got {item!r}")
         if key in seen:
-            raise ConfigError(f"--set {key} given twice")
+            raise ConfigError(f"--set {_shown(key)} given twice")
         seen.add(key)
         value: Any = parse_set_value(key, raw)
         if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
